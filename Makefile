@@ -1,0 +1,36 @@
+# Set-up and the two main jobs. `make demo` and `make test` work on a fresh clone.
+VENV   ?= .venv
+PYTHON ?= python3
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test lint bench tools clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+# Icarus Verilog is the one tool pip cannot install.
+tools:
+	@command -v iverilog >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq iverilog; \
+	  else echo "Icarus Verilog is missing: sudo apt-get install -y iverilog (its tests skip without it)"; fi; }
+
+demo: $(STAMP)
+	$(VENV)/bin/spikefab run synfire --steps 200 -o out/synfire.npz
+	$(VENV)/bin/spikefab plot out/synfire.npz -o out/synfire.png
+
+test: $(STAMP) tools
+	$(PY) -m pytest -n 2 -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(STAMP)
+	$(PY) bench/golden.py
+
+clean:
+	rm -rf $(VENV) out sim_build build *.egg-info

@@ -1,0 +1,208 @@
+"""The ``spikefab`` command line."""
+
+from __future__ import annotations
+
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+import click
+import numpy as np
+
+from spikefab.mapping.network import Network, NetworkError
+
+DEFAULT_NETWORK = "synfire"
+
+
+def _examples() -> dict[str, Path]:
+    root = resources.files("spikefab.examples")
+    return {
+        Path(str(p)).stem: Path(str(p)) for p in root.iterdir() if str(p).endswith(".yaml")
+    }
+
+
+def _resolve_path(net: str | None) -> Path:
+    if net is None:
+        net = DEFAULT_NETWORK
+    path = Path(net)
+    if path.exists():
+        return path
+    examples = _examples()
+    if net in examples:
+        return examples[net]
+    raise click.BadParameter(
+        f"{net!r} is neither a file nor a bundled example; bundled examples: "
+        f"{', '.join(sorted(examples))}",
+        param_hint="NET",
+    )
+
+
+def _load(net: str | None) -> tuple[Path, Network]:
+    from spikefab.mapping.loader import load
+
+    path = _resolve_path(net)
+    try:
+        return path, load(path)
+    except NetworkError as e:
+        click.echo(str(e), err=True)
+        sys.exit(1)
+
+
+def _describe(net: Network) -> str:
+    kinds = sum(1 for p in net.populations.values() if p.is_source)
+    return (
+        f"{net.name}: {len(net.populations)} populations ({kinds} spike sources), "
+        f"{net.n_neurons} neurons, {len(net.projections)} projections, "
+        f"{net.n_synapses} synapses, longest delay {net.max_delay}"
+    )
+
+
+net_argument = click.argument("net", required=False, metavar="[NET]")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="spikefab")
+def main() -> None:
+    """Spiking networks on open neuromorphic hardware.
+
+    NET is a network file (YAML) or the name of a bundled example (see `spikefab
+    examples`); without it, the bundled `synfire` example is used.
+    """
+
+
+@main.command()
+def examples() -> None:
+    """List the bundled example networks."""
+    from spikefab.mapping.loader import load
+
+    for name, path in sorted(_examples().items()):
+        net = load(path)
+        click.echo(f"{name:12s} {_describe(net)}")
+
+
+@main.command()
+@net_argument
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing when the network is valid.")
+def check(net: str | None, quiet: bool) -> None:
+    """Validate a network and print what quantization chose."""
+    path, network = _load(net)
+    if quiet:
+        return
+    click.echo(f"{path}: ok: {_describe(network)}")
+    if network.quantization:
+        click.echo("quantization:")
+        for r in network.quantization:
+            click.echo(f"  {r}")
+
+
+@main.command()
+@net_argument
+@click.option("--steps", default=200, show_default=True,
+              help="Golden-model steps run to measure the firing of LIF populations.")  # fmt: skip
+def info(net: str | None, steps: int) -> None:
+    """Print sizes, synapse counts and expected events per step."""
+    from spikefab.sim.golden import GoldenModel
+
+    _, network = _load(net)
+    click.echo(_describe(network))
+    result = GoldenModel(network).run(steps) if steps > 0 else None
+    counts = result.counts() if result else {}
+    out_degree: dict[str, np.ndarray] = {
+        name: np.zeros(p.size, dtype=np.int64) for name, p in network.populations.items()
+    }
+    in_degree = dict(out_degree)
+    in_degree = {k: v.copy() for k, v in in_degree.items()}
+    for pr in network.projections:
+        out_degree[pr.pre] += np.bincount(pr.pre_idx, minlength=network.populations[pr.pre].size)
+        in_degree[pr.post] += np.bincount(pr.post_idx, minlength=network.populations[pr.post].size)
+    click.echo(f"\n{'population':16s} {'kind':12s} {'size':>7s} {'fan-out':>9s} {'fan-in':>9s} "
+               f"{'spikes/step':>12s} {'events/step':>12s}")  # fmt: skip
+    total_spk = total_ev = 0.0
+    for name, p in network.populations.items():
+        if p.source is not None and p.source.kind == "poisson":
+            rate = np.full(p.size, p.source.rate_hz * network.dt_ms / 1000.0)
+        elif name in counts and steps > 0:
+            rate = counts[name] / steps
+        else:
+            rate = np.zeros(p.size)
+        spk = float(rate.sum())
+        ev = float((rate * out_degree[name]).sum())
+        total_spk += spk
+        total_ev += ev
+        kind = "spike_source" if p.is_source else "lif"
+        click.echo(f"{name:16s} {kind:12s} {p.size:7d} {out_degree[name].mean():9.1f} "
+                   f"{in_degree[name].mean():9.1f} {spk:12.2f} {ev:12.1f}")  # fmt: skip
+    click.echo(f"{'total':16s} {'':12s} {'':7s} {'':9s} {'':9s} {total_spk:12.2f} {total_ev:12.1f}")
+    if steps > 0:
+        click.echo(f"(LIF rates measured over {steps} golden steps; Poisson sources at their rate)")
+    click.echo(f"\n{'projection':28s} {'synapses':>9s} {'weight_exp':>10s} {'delays':>8s} plastic")
+    for pr in network.projections:
+        d = f"{pr.delay.min()}..{pr.delay.max()}" if pr.n_synapses else "-"
+        click.echo(f"{pr.name:28s} {pr.n_synapses:9d} {pr.weight_exp:10d} {d:>8s} "
+                   f"{'yes' if pr.stdp else 'no'}")  # fmt: skip
+
+
+@main.command()
+@net_argument
+@click.option("--steps", "-n", default=1000, show_default=True, help="Steps to run.")
+@click.option("--backend", "-b", type=click.Choice(["golden", "float"]), default="golden",
+              show_default=True,
+              help="golden: the bit-exact model; float: the unquantized float64 reference.")  # fmt: skip
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("spikes.npz"), show_default=True, help="Spike file to write.")  # fmt: skip
+@click.option("--progress/--no-progress", default=None,
+              help="Show a progress bar (default: when writing to a terminal).")  # fmt: skip
+def run(net: str | None, steps: int, backend: str, output: Path, progress: bool | None) -> None:
+    """Run a network and write its spikes (and probes) to a spike file."""
+    from tqdm import tqdm
+
+    if steps < 1:
+        raise click.BadParameter(f"must be >= 1, not {steps}", param_hint="--steps")
+    _, network = _load(net)
+    model = _model(network, backend)
+    show = sys.stderr.isatty() if progress is None else progress
+    t0 = time.perf_counter()
+    with tqdm(total=steps, unit="step", disable=not show, desc=f"{backend}") as bar:
+        result = model.run(steps, progress=bar.update)
+    wall = time.perf_counter() - t0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    result.save(output)
+    sim_s = steps * network.dt_ms / 1000.0
+    click.echo(f"{network.name}: {steps} steps ({sim_s:g} s of model time) on {backend} in "
+               f"{wall:.2f} s; {result.n_spikes} spikes -> {output}")  # fmt: skip
+    for name, c in result.counts().items():
+        rate = c.sum() / max(sim_s, 1e-12) / len(c)
+        click.echo(f"  {name:16s} {int(c.sum()):8d} spikes  {rate:8.2f} Hz mean")
+
+
+def _model(network: Network, backend: str):  # type: ignore[no-untyped-def]
+    if backend == "golden":
+        from spikefab.sim.golden import GoldenModel
+
+        return GoldenModel(network)
+    from spikefab.sim.reference import FloatReference
+
+    return FloatReference(network)
+
+
+@main.command()
+@click.argument("spikes", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="PNG to write (default: beside the spike file).")  # fmt: skip
+def plot(spikes: Path, output: Path | None) -> None:
+    """Plot a spike file as a raster (and its probes) to PNG."""
+    from spikefab.sim.plot import plot_result
+    from spikefab.sim.results import load_result
+
+    try:
+        result = load_result(spikes)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    out = output or spikes.with_suffix(".png")
+    plot_result(result, out)
+    click.echo(f"{spikes} -> {out}")
+
+
+if __name__ == "__main__":
+    main()
