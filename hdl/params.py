@@ -12,7 +12,8 @@ UV_BITS = 24
 DECAY_BITS = 12
 #: ``decay(x, d) = sign(x) * ((|x| * (2**DECAY_SHIFT - d)) >> DECAY_SHIFT)``.
 DECAY_SHIFT = 12
-#: Added to ``du`` before use, so that ``du = 4095`` clears ``u`` every step (Loihi's ``ds_offset``).
+#: Added to ``du`` before use, so that ``du = 4095`` clears ``u`` every step
+#: (Loihi's ``ds_offset``).
 DU_OFFSET = 1
 #: Added to ``dv`` before use (Loihi's ``dm_offset``).
 DV_OFFSET = 0

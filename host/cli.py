@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 import numpy as np
-
 from spikefab.mapping.network import Network, NetworkError
 
 DEFAULT_NETWORK = "synfire"
@@ -17,9 +16,7 @@ DEFAULT_NETWORK = "synfire"
 
 def _examples() -> dict[str, Path]:
     root = resources.files("spikefab.examples")
-    return {
-        Path(str(p)).stem: Path(str(p)) for p in root.iterdir() if str(p).endswith(".yaml")
-    }
+    return {Path(str(p)).stem: Path(str(p)) for p in root.iterdir() if str(p).endswith(".yaml")}
 
 
 def _resolve_path(net: str | None) -> Path:
@@ -98,8 +95,12 @@ def check(net: str | None, quiet: bool) -> None:
 
 @main.command()
 @net_argument
-@click.option("--steps", default=200, show_default=True,
-              help="Golden-model steps run to measure the firing of LIF populations.")  # fmt: skip
+@click.option(
+    "--steps",
+    default=200,
+    show_default=True,
+    help="Golden-model steps run to measure the firing of LIF populations.",
+)
 def info(net: str | None, steps: int) -> None:
     """Print sizes, synapse counts and expected events per step."""
     from spikefab.sim.golden import GoldenModel
@@ -116,8 +117,10 @@ def info(net: str | None, steps: int) -> None:
     for pr in network.projections:
         out_degree[pr.pre] += np.bincount(pr.pre_idx, minlength=network.populations[pr.pre].size)
         in_degree[pr.post] += np.bincount(pr.post_idx, minlength=network.populations[pr.post].size)
-    click.echo(f"\n{'population':16s} {'kind':12s} {'size':>7s} {'fan-out':>9s} {'fan-in':>9s} "
-               f"{'spikes/step':>12s} {'events/step':>12s}")  # fmt: skip
+    click.echo(
+        f"\n{'population':16s} {'kind':12s} {'size':>7s} {'fan-out':>9s} {'fan-in':>9s} "
+        f"{'spikes/step':>12s} {'events/step':>12s}"
+    )
     total_spk = total_ev = 0.0
     for name, p in network.populations.items():
         if p.source is not None and p.source.kind == "poisson":
@@ -131,28 +134,46 @@ def info(net: str | None, steps: int) -> None:
         total_spk += spk
         total_ev += ev
         kind = "spike_source" if p.is_source else "lif"
-        click.echo(f"{name:16s} {kind:12s} {p.size:7d} {out_degree[name].mean():9.1f} "
-                   f"{in_degree[name].mean():9.1f} {spk:12.2f} {ev:12.1f}")  # fmt: skip
+        click.echo(
+            f"{name:16s} {kind:12s} {p.size:7d} {out_degree[name].mean():9.1f} "
+            f"{in_degree[name].mean():9.1f} {spk:12.2f} {ev:12.1f}"
+        )
     click.echo(f"{'total':16s} {'':12s} {'':7s} {'':9s} {'':9s} {total_spk:12.2f} {total_ev:12.1f}")
     if steps > 0:
         click.echo(f"(LIF rates measured over {steps} golden steps; Poisson sources at their rate)")
     click.echo(f"\n{'projection':28s} {'synapses':>9s} {'weight_exp':>10s} {'delays':>8s} plastic")
     for pr in network.projections:
         d = f"{pr.delay.min()}..{pr.delay.max()}" if pr.n_synapses else "-"
-        click.echo(f"{pr.name:28s} {pr.n_synapses:9d} {pr.weight_exp:10d} {d:>8s} "
-                   f"{'yes' if pr.stdp else 'no'}")  # fmt: skip
+        click.echo(
+            f"{pr.name:28s} {pr.n_synapses:9d} {pr.weight_exp:10d} {d:>8s} "
+            f"{'yes' if pr.stdp else 'no'}"
+        )
 
 
 @main.command()
 @net_argument
 @click.option("--steps", "-n", default=1000, show_default=True, help="Steps to run.")
-@click.option("--backend", "-b", type=click.Choice(["golden", "float"]), default="golden",
-              show_default=True,
-              help="golden: the bit-exact model; float: the unquantized float64 reference.")  # fmt: skip
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("spikes.npz"), show_default=True, help="Spike file to write.")  # fmt: skip
-@click.option("--progress/--no-progress", default=None,
-              help="Show a progress bar (default: when writing to a terminal).")  # fmt: skip
+@click.option(
+    "--backend",
+    "-b",
+    type=click.Choice(["golden", "float"]),
+    default="golden",
+    show_default=True,
+    help="golden: the bit-exact model; float: the unquantized float64 reference.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("spikes.npz"),
+    show_default=True,
+    help="Spike file to write.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar (default: when writing to a terminal).",
+)
 def run(net: str | None, steps: int, backend: str, output: Path, progress: bool | None) -> None:
     """Run a network and write its spikes (and probes) to a spike file."""
     from tqdm import tqdm
@@ -169,8 +190,10 @@ def run(net: str | None, steps: int, backend: str, output: Path, progress: bool 
     output.parent.mkdir(parents=True, exist_ok=True)
     result.save(output)
     sim_s = steps * network.dt_ms / 1000.0
-    click.echo(f"{network.name}: {steps} steps ({sim_s:g} s of model time) on {backend} in "
-               f"{wall:.2f} s; {result.n_spikes} spikes -> {output}")  # fmt: skip
+    click.echo(
+        f"{network.name}: {steps} steps ({sim_s:g} s of model time) on {backend} in "
+        f"{wall:.2f} s; {result.n_spikes} spikes -> {output}"
+    )
     for name, c in result.counts().items():
         rate = c.sum() / max(sim_s, 1e-12) / len(c)
         click.echo(f"  {name:16s} {int(c.sum()):8d} spikes  {rate:8.2f} Hz mean")
@@ -188,8 +211,13 @@ def _model(network: Network, backend: str):  # type: ignore[no-untyped-def]
 
 @main.command()
 @click.argument("spikes", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="PNG to write (default: beside the spike file).")  # fmt: skip
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PNG to write (default: beside the spike file).",
+)
 def plot(spikes: Path, output: Path | None) -> None:
     """Plot a spike file as a raster (and its probes) to PNG."""
     from spikefab.sim.plot import plot_result

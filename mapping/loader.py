@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import pydantic
 import yaml
-
 from spikefab.mapping import spec as S
 from spikefab.mapping.network import Network, NetworkError, Problem, pydantic_problems, resolve
 
@@ -48,7 +48,13 @@ def load_text(text: str, source: str = "<string>", base: Path | None = None) -> 
     lines = _line_map(node) if node is not None else {}
     if not isinstance(data, dict):
         raise NetworkError(
-            [Problem((), f"must be a mapping with keys spikefab, name, populations, ...; found {type(data).__name__}")],
+            [
+                Problem(
+                    (),
+                    f"must be a mapping with keys spikefab, name, populations, ...; "
+                    f"found {type(data).__name__}",
+                )
+            ],
             source,
             lines,
         )
@@ -94,13 +100,18 @@ def from_dict(
     if pops_raw is None:
         problems.append(Problem(("populations",), "is required but missing"))
     elif not isinstance(pops_raw, dict):
-        problems.append(Problem(("populations",), f"must be a mapping of name -> population, not {type(pops_raw).__name__}"))
+        problems.append(
+            Problem(
+                ("populations",),
+                f"must be a mapping of name -> population, not {type(pops_raw).__name__}",
+            )
+        )
     else:
         for name, p in pops_raw.items():
-            try:
-                pops[str(name)] = S.PopulationSpec.model_validate(p)
-            except pydantic.ValidationError as e:
-                problems += pydantic_problems(e, ("populations", name))
+            spec, found = _validate(S.PopulationSpec, p, ("populations", name))
+            problems += found
+            if spec is not None:
+                pops[str(name)] = spec
     for key, model in (("projections", S.ProjectionSpec), ("probes", S.ProbeSpec)):
         raw = data.get(key, [])
         items = []
@@ -108,11 +119,9 @@ def from_dict(
             problems.append(Problem((key,), f"must be a list, not {type(raw).__name__}"))
             raw = []
         for i, item in enumerate(raw):
-            try:
-                items.append(model.model_validate(item))
-            except pydantic.ValidationError as e:
-                problems += pydantic_problems(e, (key, i))
-                items.append(None)
+            spec, found = _validate(model, item, (key, i))
+            problems += found
+            items.append(spec)
         parts[key] = items
     # Resolve what is structurally sound, so that range and reference problems are reported
     # together with the structural ones; broken parts still count as existing by name.
@@ -143,6 +152,33 @@ def from_dict(
         raise NetworkError(problems, source, lines)
     assert net is not None
     return net
+
+
+def _validate(
+    model: type[pydantic.BaseModel], data: Any, prefix: tuple
+) -> tuple[Any, list[Problem]]:
+    """Validate one part; on unknown keys only, also check the rest of the part.
+
+    A misspelt key is reported, and the part is validated again without it, so that its
+    other values (ranges, references) are still checked in the same run.
+    """
+    try:
+        return model.model_validate(data), []
+    except pydantic.ValidationError as e:
+        problems = pydantic_problems(e, prefix)
+        unknown = [x["loc"] for x in e.errors() if x["type"] == "extra_forbidden"]
+        if len(unknown) < len(e.errors()):
+            return None, problems
+        data = copy.deepcopy(data)
+        for loc in unknown:
+            parent = data
+            for part in loc[:-1]:
+                parent = parent[part]
+            parent.pop(loc[-1], None)
+        try:
+            return model.model_validate(data), problems
+        except pydantic.ValidationError:
+            return None, problems
 
 
 def _renumber(p: Problem, index: list[int], pindex: list[int]) -> Problem:

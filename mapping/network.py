@@ -8,6 +8,7 @@ through the same checks and give the same object.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pydantic
-
 from spikefab.hdl import params as P
 from spikefab.mapping import quantize as Q
 from spikefab.mapping import spec as S
@@ -382,9 +382,14 @@ def _resolve_neuron(
         if not ok:
             return None, None, None, 1.0
         lif = LIFParams(
-            du=n.du, dv=n.dv, vth=n.vth, bias_mant=n.bias_mant or 0, bias_exp=n.bias_exp or 0,
-            refractory=n.refractory or 0, reset=n.reset,
-        )  # fmt: skip
+            du=n.du,
+            dv=n.dv,
+            vth=n.vth,
+            bias_mant=n.bias_mant or 0,
+            bias_exp=n.bias_exp or 0,
+            refractory=n.refractory or 0,
+            reset=n.reset,
+        )
         one = 1 << P.DECAY_SHIFT
         real = RealLIF(
             alpha=1 - (lif.du + P.DU_OFFSET) / one,
@@ -404,9 +409,13 @@ def _resolve_neuron(
         )
         return None, None, None, 1.0
     ph = PhysicalLIF(
-        tau_syn_ms=n.tau_syn_ms, tau_mem_ms=n.tau_mem_ms, v_threshold=n.v_threshold,
-        bias=n.bias or 0.0, refractory_ms=n.refractory_ms or 0.0, reset=n.reset,
-    )  # fmt: skip
+        tau_syn_ms=n.tau_syn_ms,
+        tau_mem_ms=n.tau_mem_ms,
+        v_threshold=n.v_threshold,
+        bias=n.bias or 0.0,
+        refractory_ms=n.refractory_ms or 0.0,
+        reset=n.reset,
+    )
     if not ph.v_threshold > 0:
         probs.add((*path, "v_threshold"), f"{ph.v_threshold!r} must be > 0 in physical units")
         return None, None, None, 1.0
@@ -414,22 +423,22 @@ def _resolve_neuron(
     local: list[Q.Rounding] = []
     ok = True
     try:
-        du, r = Q.decay_from_tau(ph.tau_syn_ms, dt_ms, P.DU_OFFSET, f"{name}.tau_syn_ms")
+        du, r = Q.decay_from_tau(ph.tau_syn_ms, dt_ms, P.DU_OFFSET, f"{name}.tau_syn_ms", "du")
         local.append(r)
     except Q.QuantizationError as e:
         probs.add((*path, "tau_syn_ms"), str(e))
         ok = False
     try:
-        dv, r = Q.decay_from_tau(ph.tau_mem_ms, dt_ms, P.DV_OFFSET, f"{name}.tau_mem_ms")
+        dv, r = Q.decay_from_tau(ph.tau_mem_ms, dt_ms, P.DV_OFFSET, f"{name}.tau_mem_ms", "dv")
         local.append(r)
     except Q.QuantizationError as e:
         probs.add((*path, "tau_mem_ms"), str(e))
         ok = False
     try:
         bm, be, r = Q.mantissa_exponent(
-            ph.bias * scale, P.BIAS_MANT_BITS, P.BIAS_EXP_MAX, f"{name}.bias {ph.bias}"
+            ph.bias * scale, P.BIAS_MANT_BITS, P.BIAS_EXP_MAX, f"{name}.bias"
         )
-        local.append(r)
+        local.append(dataclasses.replace(r, given=f"{ph.bias} ({r.given} in fixed point)"))
     except Q.QuantizationError as e:
         probs.add((*path, "bias"), str(e))
         ok = False
@@ -444,19 +453,30 @@ def _resolve_neuron(
         ok = False
     elif ref != ref_steps:
         local.append(
-            Q.Rounding(f"{name}.refractory_ms", f"{ph.refractory_ms}", f"refractory {ref}",
-                       f"{ref * dt_ms:g} ms", ref / ref_steps - 1)
-        )  # fmt: skip
+            Q.Rounding(
+                f"{name}.refractory_ms",
+                f"{ph.refractory_ms}",
+                f"refractory {ref}",
+                f"{ref * dt_ms:g} ms",
+                ref / ref_steps - 1,
+            )
+        )
     if not ok:
         return None, None, None, 1.0
     local.insert(
         0,
-        Q.Rounding(f"{name}.v_threshold", f"{ph.v_threshold}", f"vth {Q.PHYSICAL_VTH}",
-                   f"scale {scale:.6g} per unit", 0.0),
-    )  # fmt: skip
+        Q.Rounding(
+            f"{name}.v_threshold",
+            f"{ph.v_threshold}",
+            f"vth {Q.PHYSICAL_VTH}",
+            f"scale {scale:.6g} per unit",
+            0.0,
+        ),
+    )
     notes.extend(local)
-    lif = LIFParams(du=du, dv=dv, vth=Q.PHYSICAL_VTH, bias_mant=bm, bias_exp=be,
-                    refractory=ref, reset=ph.reset)  # fmt: skip
+    lif = LIFParams(
+        du=du, dv=dv, vth=Q.PHYSICAL_VTH, bias_mant=bm, bias_exp=be, refractory=ref, reset=ph.reset
+    )
     real = RealLIF(
         alpha=0.0 if ph.tau_syn_ms == 0 else math.exp(-dt_ms / ph.tau_syn_ms),
         beta=1.0 if ph.tau_mem_ms is None else math.exp(-dt_ms / ph.tau_mem_ms),
@@ -493,17 +513,23 @@ def _resolve_source(
         for i, ts in enumerate(p.times):
             arr = np.asarray(ts, dtype=np.int64)
             if arr.size and arr.min() < 0:
-                probs.add((*path, "times", i), f"step {int(arr.min())} is negative; steps start at 0")
+                probs.add(
+                    (*path, "times", i), f"step {int(arr.min())} is negative; steps start at 0"
+                )
                 ok = False
             if np.unique(arr).size != arr.size:
-                probs.add((*path, "times", i), "lists a step twice; a neuron spikes at most once a step")
+                probs.add(
+                    (*path, "times", i), "lists a step twice; a neuron spikes at most once a step"
+                )
                 ok = False
             steps.append(arr)
             neurons.append(np.full(arr.size, i, dtype=np.int64))
         if not ok:
             return None
-        return _explicit(np.concatenate(steps or [np.zeros(0, np.int64)]),
-                         np.concatenate(neurons or [np.zeros(0, np.int64)]))  # fmt: skip
+        return _explicit(
+            np.concatenate(steps or [np.zeros(0, np.int64)]),
+            np.concatenate(neurons or [np.zeros(0, np.int64)]),
+        )
     if p.poisson is not None:
         prob = p.poisson.rate_hz * dt_ms / 1000.0
         if not 0 <= prob <= 1:
@@ -530,7 +556,9 @@ def _resolve_source(
         )
         return None
     if steps.shape != neurons.shape or steps.ndim != 1:
-        probs.add((*path, "file"), f"{str(fpath)!r}: 'step' and 'neuron' must be 1-d arrays of one length")
+        probs.add(
+            (*path, "file"), f"{str(fpath)!r}: 'step' and 'neuron' must be 1-d arrays of one length"
+        )
         return None
     bad = (neurons < 0) | (neurons >= p.size) | (steps < 0)
     if bad.any():
@@ -592,7 +620,11 @@ def _connect(
         if not need("pairs"):
             return None
         assert c.pairs is not None
-        arr = np.asarray(c.pairs, dtype=np.int64).reshape(-1, 2) if c.pairs else np.zeros((0, 2), np.int64)
+        arr = (
+            np.asarray(c.pairs, dtype=np.int64).reshape(-1, 2)
+            if c.pairs
+            else np.zeros((0, 2), np.int64)
+        )
         if any(len(pair) != 2 for pair in c.pairs):
             k = next(i for i, pair in enumerate(c.pairs) if len(pair) != 2)
             probs.add((*path, "pairs", k), f"{c.pairs[k]!r} is not a [pre, post] pair")
@@ -647,7 +679,11 @@ def _values(
         "uniform": ("low", "high", "seed"),
         "normal": ("mean", "std", "seed"),
     }[v.kind]
-    given = {k for k in ("value", "values", "low", "high", "mean", "std", "seed") if getattr(v, k) is not None}
+    given = {
+        k
+        for k in ("value", "values", "low", "high", "mean", "std", "seed")
+        if getattr(v, k) is not None
+    }
     missing = [k for k in allowed if k not in given]
     extra = sorted(given - set(allowed))
     if missing or extra:
@@ -694,14 +730,21 @@ def _values(
             k = int(np.argmax(frac))
             probs.add(
                 (*path, k) if v.kind == "list" else path,
-                f"{out[k]!r} is not an integer; fixed-point values here are integers",
+                f"{float(out[k]):g} is not an integer; fixed-point values here are integers",
             )
             return None
     return out
 
 
 def _check_int_range(
-    probs: _Problems, path: Path_, vals: np.ndarray, lo: int, hi: int, what: str, clip: bool, listed: bool
+    probs: _Problems,
+    path: Path_,
+    vals: np.ndarray,
+    lo: int,
+    hi: int,
+    what: str,
+    clip: bool,
+    listed: bool,
 ) -> np.ndarray | None:
     bad = (vals < lo) | (vals > hi)
     if not bad.any():
@@ -709,8 +752,11 @@ def _check_int_range(
     if clip:
         return np.clip(vals, lo, hi)
     k = int(np.argmax(bad))
+    if np.all(vals == vals[0]):
+        probs.add(path, f"{vals[0]:g} is out of range; accepted: {lo}..{hi} ({what})")
+        return None
     probs.add(
-        (*path, "values", k) if listed else path,
+        (*path, k) if listed else path,
         f"{int(np.count_nonzero(bad))} value(s) out of range, first {vals[k]:g} (synapse {k}); "
         f"accepted: {lo}..{hi} ({what})" + ("" if listed else "; `clip: true` clips them"),
     )
@@ -744,7 +790,10 @@ def resolve(
     notes: list[Q.Rounding] = []
     all_pops = set(spec.populations) | (known_populations or set())
     if spec.spikefab != S.FORMAT_VERSION:
-        probs.add(("spikefab",), f"format version {spec.spikefab!r} is not supported; accepted: {S.FORMAT_VERSION}")
+        probs.add(
+            ("spikefab",),
+            f"format version {spec.spikefab!r} is not supported; accepted: {S.FORMAT_VERSION}",
+        )
     if not spec.dt_ms > 0:
         probs.add(("dt_ms",), f"{spec.dt_ms!r} must be > 0")
     if not all_pops:
@@ -752,68 +801,127 @@ def resolve(
     dt = spec.dt_ms if spec.dt_ms > 0 else 1.0
 
     pops: dict[str, Population] = {}
+    broken: set[str] = set()
     for idx, (name, p) in enumerate(spec.populations.items()):
         path: Path_ = ("populations", name)
         if p.size < 1:
             probs.add((*path, "size"), f"{p.size!r} must be >= 1")
             continue
         pop = Population(name=name, index=idx, size=p.size)
+        # A population with a problem is kept (and marked broken) so that the projections and
+        # probes that use it are still checked; nothing broken leaves this function.
+        pops[name] = pop
         if p.kind == "spike_source":
             pop.source = _resolve_source(probs, path, p, dt, base)
             if pop.source is None:
-                continue
+                pop.source = SpikeSource("explicit", np.zeros(0, np.int64), np.zeros(0, np.int64))
+                broken.add(name)
         else:
             extra = [k for k in ("times", "poisson", "file") if getattr(p, k) is not None]
             if extra:
-                probs.add(path, f"{', '.join(extra)} belong to kind: spike_source, not to a lif population")
+                probs.add(
+                    path,
+                    f"{', '.join(extra)} belong to kind: spike_source, not to a lif population",
+                )
             if p.neuron is None:
-                probs.add(path, "a lif population needs `neuron:` parameters (or `kind: spike_source`)")
+                probs.add(
+                    path, "a lif population needs `neuron:` parameters (or `kind: spike_source`)"
+                )
+                broken.add(name)
                 continue
-            lif, ph, real, scale = _resolve_neuron(probs, (*path, "neuron"), p.neuron, dt, notes, name)
+            lif, ph, real, scale = _resolve_neuron(
+                probs, (*path, "neuron"), p.neuron, dt, notes, name
+            )
             if lif is None:
+                broken.add(name)
                 continue
             pop.neuron, pop.physical, pop.real, pop.scale = lif, ph, real, scale
-        pops[name] = pop
 
     projs: list[Projection] = []
     names: set[str] = set()
     for k, pr in enumerate(spec.projections):
         path = ("projections", k)
         pname = pr.name or f"{pr.pre}->{pr.post}"
+        if pr.name is None and pname in names:
+            pname += f"#{sum(1 for x in names if x.split('#')[0] == pname) + 1}"
         if pname in names:
-            probs.add((*path, "name"), f"{pname!r} is already the name of another projection; name them apart")
+            probs.add(
+                (*path, "name"),
+                f"{pname!r} is already the name of another projection; name them apart",
+            )
         names.add(pname)
         ok = True
         for key in ("pre", "post"):
             ref = getattr(pr, key)
             if ref not in all_pops:
-                probs.add((*path, key), f"names population {ref!r}, which does not exist; "
-                          f"populations: {', '.join(sorted(all_pops)) or '(none)'}")  # fmt: skip
+                probs.add(
+                    (*path, key),
+                    f"names population {ref!r}, which does not exist; "
+                    f"populations: {', '.join(sorted(all_pops)) or '(none)'}",
+                )
                 ok = False
         if not ok or pr.pre not in pops or pr.post not in pops:
             continue
         pre, post = pops[pr.pre], pops[pr.post]
         if post.is_source:
-            probs.add((*path, "post"), f"{pr.post!r} is a spike_source; projections end on lif populations")
+            probs.add(
+                (*path, "post"),
+                f"{pr.post!r} is a spike_source; projections end on lif populations",
+            )
             continue
-        assert post.neuron is not None and post.real is not None
-        conn = _connect(probs, (*path, "connect"), pr.connect, pre.size, post.size, pr.pre == pr.post)
+        conn = _connect(
+            probs, (*path, "connect"), pr.connect, pre.size, post.size, pr.pre == pr.post
+        )
         if conn is None:
             continue
         pre_idx, post_idx = conn
         n = pre_idx.size
-        physical = post.physical is not None
+        post_spec = spec.populations[pr.post].neuron
+        physical = post_spec is not None and any(
+            k in post_spec.model_fields_set for k in S.PHYSICAL_NEURON_KEYS
+        )
         delay = _values(probs, (*path, "delay"), pr.delay, n, integer=True)
         if delay is not None:
-            delay = _check_int_range(probs, (*path, "delay"), delay, 1, P.MAX_DELAY, "steps",
-                                     pr.delay.clip, pr.delay.kind == "list")  # fmt: skip
+            delay = _check_int_range(
+                probs,
+                (*path, "delay"),
+                delay,
+                1,
+                P.MAX_DELAY,
+                "steps",
+                pr.delay.clip,
+                pr.delay.kind == "list",
+            )
         wvals = _values(probs, (*path, "weight"), pr.weight, n, integer=not physical)
         if delay is None or wvals is None:
+            continue
+        stdp = None
+        if pr.stdp is not None:
+            stdp = _resolve_stdp(probs, (*path, "stdp"), pr.stdp, dt, notes, pname)
+            if stdp is None:
+                continue
+        if pr.pre in broken or pr.post in broken:
+            if not physical:
+                _check_int_range(
+                    probs,
+                    (*path, "weight"),
+                    wvals,
+                    P.WEIGHT_MIN,
+                    P.WEIGHT_MAX,
+                    f"{P.WEIGHT_BITS}-bit signed mantissa",
+                    pr.weight.clip,
+                    pr.weight.kind == "list",
+                )
             continue
         weight_real = None
         if physical:
             if pr.weight_exp is not None and not _range(
-                probs, (*path, "weight_exp"), pr.weight_exp, 0, P.WEIGHT_EXP_MAX, f"{P.WEIGHT_EXP_BITS}-bit unsigned"
+                probs,
+                (*path, "weight_exp"),
+                pr.weight_exp,
+                0,
+                P.WEIGHT_EXP_MAX,
+                f"{P.WEIGHT_EXP_BITS}-bit unsigned",
             ):
                 continue
             unit = post.scale / (1 << P.ACT_SHIFT)
@@ -827,32 +935,55 @@ def resolve(
             weight_unit = (1 << wexp) / unit
         else:
             wexp = 0 if pr.weight_exp is None else pr.weight_exp
-            if not _range(probs, (*path, "weight_exp"), wexp, 0, P.WEIGHT_EXP_MAX, f"{P.WEIGHT_EXP_BITS}-bit unsigned"):
+            if not _range(
+                probs,
+                (*path, "weight_exp"),
+                wexp,
+                0,
+                P.WEIGHT_EXP_MAX,
+                f"{P.WEIGHT_EXP_BITS}-bit unsigned",
+            ):
                 continue
-            w = _check_int_range(probs, (*path, "weight"), wvals, P.WEIGHT_MIN, P.WEIGHT_MAX,
-                                 f"{P.WEIGHT_BITS}-bit signed mantissa", pr.weight.clip,
-                                 pr.weight.kind == "list")  # fmt: skip
+            w = _check_int_range(
+                probs,
+                (*path, "weight"),
+                wvals,
+                P.WEIGHT_MIN,
+                P.WEIGHT_MAX,
+                f"{P.WEIGHT_BITS}-bit signed mantissa",
+                pr.weight.clip,
+                pr.weight.kind == "list",
+            )
             if w is None:
                 continue
             w = w.astype(np.int64)
             weight_unit = float((1 << wexp) << P.ACT_SHIFT)
             weight_real = w * weight_unit
-        stdp = None
-        if pr.stdp is not None:
-            stdp = _resolve_stdp(probs, (*path, "stdp"), pr.stdp, dt, notes, pname)
-            if stdp is None:
-                continue
+        if stdp is not None:
             outside = (w < stdp.w_min) | (w > stdp.w_max)
             if outside.any():
                 s = int(np.argmax(outside))
-                probs.add((*path, "weight"), f"initial weight mantissa {int(w[s])} (synapse {s}) is outside "
-                          f"stdp w_min..w_max = {stdp.w_min}..{stdp.w_max}")  # fmt: skip
+                probs.add(
+                    (*path, "weight"),
+                    f"initial weight mantissa {int(w[s])} (synapse {s}) is outside "
+                    f"stdp w_min..w_max = {stdp.w_min}..{stdp.w_max}",
+                )
                 continue
-        projs.append(Projection(
-            name=pname, pre=pr.pre, post=pr.post, pre_idx=pre_idx, post_idx=post_idx,
-            weight=np.asarray(w, dtype=np.int64), weight_exp=wexp, delay=delay.astype(np.int64),
-            stdp=stdp, weight_real=np.asarray(weight_real, dtype=np.float64), weight_unit=weight_unit,
-        ))  # fmt: skip
+        projs.append(
+            Projection(
+                name=pname,
+                pre=pr.pre,
+                post=pr.post,
+                pre_idx=pre_idx,
+                post_idx=post_idx,
+                weight=np.asarray(w, dtype=np.int64),
+                weight_exp=wexp,
+                delay=delay.astype(np.int64),
+                stdp=stdp,
+                weight_real=np.asarray(weight_real, dtype=np.float64),
+                weight_unit=weight_unit,
+            )
+        )
 
     probes: list[Probe] = []
     for k, pb in enumerate(spec.probes):
@@ -864,8 +995,11 @@ def resolve(
                 probs.add(path, "a weights probe names a `projection:` (and no population)")
                 continue
             if pb.projection not in names | (known_projections or set()):
-                probs.add((*path, "projection"), f"names projection {pb.projection!r}, which does not "
-                          f"exist; projections: {', '.join(sorted(names)) or '(none)'}")  # fmt: skip
+                probs.add(
+                    (*path, "projection"),
+                    f"names projection {pb.projection!r}, which does not "
+                    f"exist; projections: {', '.join(sorted(names)) or '(none)'}",
+                )
                 continue
             proj = next((p for p in projs if p.name == pb.projection), None)
             if proj is None:
@@ -876,14 +1010,20 @@ def resolve(
                 probs.add(path, f"a {pb.variable} probe names a `population:` (and no projection)")
                 continue
             if pb.population not in all_pops:
-                probs.add((*path, "population"), f"names population {pb.population!r}, which does not "
-                          f"exist; populations: {', '.join(sorted(all_pops))}")  # fmt: skip
+                probs.add(
+                    (*path, "population"),
+                    f"names population {pb.population!r}, which does not "
+                    f"exist; populations: {', '.join(sorted(all_pops))}",
+                )
                 continue
             pop = pops.get(pb.population)
             if pop is None:
                 continue
             if pop.is_source and pb.variable in ("u", "v"):
-                probs.add((*path, "variable"), f"{pb.population!r} is a spike_source and has no {pb.variable}")
+                probs.add(
+                    (*path, "variable"),
+                    f"{pb.population!r} is a spike_source and has no {pb.variable}",
+                )
                 continue
             size, target = pop.size, pb.population
         neurons = None
@@ -892,15 +1032,25 @@ def resolve(
             bad = (neurons < 0) | (neurons >= size)
             if bad.any():
                 what = "synapses" if pb.variable == "weights" else "neurons"
-                probs.add((*path, "neurons", int(np.argmax(bad))),
-                          f"{int(neurons[bad][0])} is out of range; {target} has {what} 0..{size - 1}")  # fmt: skip
+                probs.add(
+                    (*path, "neurons", int(np.argmax(bad))),
+                    f"{int(neurons[bad][0])} is out of range; {target} has {what} 0..{size - 1}",
+                )
                 continue
-        probes.append(Probe(target=target, variable=pb.variable, neurons=neurons, every=max(pb.every, 1)))
+        probes.append(
+            Probe(target=target, variable=pb.variable, neurons=neurons, every=max(pb.every, 1))
+        )
 
     if probs.items:
         raise NetworkError(probs.items)
-    return Network(name=spec.name, dt_ms=spec.dt_ms, populations=pops, projections=projs,
-                   probes=probes, quantization=notes)  # fmt: skip
+    return Network(
+        name=spec.name,
+        dt_ms=spec.dt_ms,
+        populations=pops,
+        projections=projs,
+        probes=probes,
+        quantization=notes,
+    )
 
 
 def _resolve_stdp(
@@ -931,18 +1081,29 @@ def _resolve_stdp(
             decays[side] = d
         else:
             try:
-                decays[side], r = Q.decay_from_tau(tau, dt_ms, 0, f"{pname}.stdp.tau_{side}_ms")
+                decays[side], r = Q.decay_from_tau(
+                    tau, dt_ms, 0, f"{pname}.stdp.tau_{side}_ms", f"d_{side}"
+                )
                 notes.append(r)
             except Q.QuantizationError as e:
                 probs.add((*path, f"tau_{side}_ms"), str(e))
     if len(probs.items) > n0:
         return None
     return STDPParams(
-        a_plus=s.a_plus, a_minus=s.a_minus, d_pre=decays["pre"], d_post=decays["post"],
-        bump_pre=s.bump_pre, bump_post=s.bump_post, shift=s.shift, w_min=s.w_min, w_max=s.w_max,
-        stochastic_rounding=s.stochastic_rounding, seed=s.seed,
-        tau_pre_ms=s.tau_pre_ms, tau_post_ms=s.tau_post_ms,
-    )  # fmt: skip
+        a_plus=s.a_plus,
+        a_minus=s.a_minus,
+        d_pre=decays["pre"],
+        d_post=decays["post"],
+        bump_pre=s.bump_pre,
+        bump_post=s.bump_post,
+        shift=s.shift,
+        w_min=s.w_min,
+        w_max=s.w_max,
+        stochastic_rounding=s.stochastic_rounding,
+        seed=s.seed,
+        tau_pre_ms=s.tau_pre_ms,
+        tau_post_ms=s.tau_post_ms,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -961,21 +1122,38 @@ def pydantic_problems(err: pydantic.ValidationError, prefix: Path_ = ()) -> list
         value = e.get("input")
         if kind == "extra_forbidden":
             key = str(loc[-1])
-            fields = _fields_at(loc[:-1])
-            close = difflib.get_close_matches(key, fields, n=1, cutoff=0.5)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            msg = f"unknown key {key!r}{hint} Accepted: {', '.join(fields)}"
+            fields = _fields_at(path[:-1])
+            close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6) or [
+                f for f in fields if len(key) > 1 and (f.startswith(key) or key.startswith(f))
+            ]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            msg = f"unknown key {key!r}{hint}; accepted: {', '.join(fields)}"
         elif kind == "missing":
             msg = "is required but missing"
         elif kind == "literal_error":
             msg = f"{value!r} is not accepted; {e['msg'][0].lower()}{e['msg'][1:]}"
-        elif kind in ("int_type", "float_type", "bool_type", "string_type", "list_type",
-                      "dict_type", "model_type", "int_from_float", "int_parsing"):  # fmt: skip
+        elif kind in (
+            "int_type",
+            "float_type",
+            "bool_type",
+            "string_type",
+            "list_type",
+            "dict_type",
+            "model_type",
+            "int_from_float",
+            "int_parsing",
+        ):
             want = {
-                "int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
-                "string_type": "a string", "list_type": "a list", "dict_type": "a mapping",
-                "model_type": "a mapping", "int_from_float": "an integer", "int_parsing": "an integer",
-            }[kind]  # fmt: skip
+                "int_type": "an integer",
+                "float_type": "a number",
+                "bool_type": "true or false",
+                "string_type": "a string",
+                "list_type": "a list",
+                "dict_type": "a mapping",
+                "model_type": "a mapping",
+                "int_from_float": "an integer",
+                "int_parsing": "an integer",
+            }[kind]
             msg = f"{value!r} ({type(value).__name__}) is not accepted; expected {want}"
         else:
             msg = f"{e['msg']} (found {value!r})"
@@ -1028,15 +1206,19 @@ class NetworkBuilder:
 
     def __init__(self, name: str, dt_ms: float = 1.0):
         self._doc: dict[str, Any] = {
-            "spikefab": S.FORMAT_VERSION, "name": name, "dt_ms": dt_ms,
-            "populations": {}, "projections": [], "probes": [],
-        }  # fmt: skip
+            "spikefab": S.FORMAT_VERSION,
+            "name": name,
+            "dt_ms": dt_ms,
+            "populations": {},
+            "projections": [],
+            "probes": [],
+        }
 
     def population(self, name: str, size: int, neuron: Any = None, **neuron_keys: Any) -> str:
-        """Add a LIF population, in fixed point (``du=...``) or physical units (``tau_mem_ms=...``)."""
+        """Add a LIF population, in fixed point (``du=...``) or physical units."""
         if neuron is not None:
             if isinstance(neuron, LIFParams | PhysicalLIF):
-                neuron = {k: v for k, v in neuron.__dict__.items()}
+                neuron = dict(neuron.__dict__)
             neuron_keys = {**dict(neuron), **neuron_keys}
         self._doc["populations"][name] = {"size": size, "neuron": neuron_keys}
         return name
@@ -1074,8 +1256,13 @@ class NetworkBuilder:
         name: str | None = None,
     ) -> str:
         """Add a projection; ``weight`` and ``delay`` are scalars, arrays or distribution dicts."""
-        proj: dict[str, Any] = {"pre": pre, "post": post, "connect": _plain(connect),
-                                "weight": _plain(weight), "delay": _plain(delay)}  # fmt: skip
+        proj: dict[str, Any] = {
+            "pre": pre,
+            "post": post,
+            "connect": _plain(connect),
+            "weight": _plain(weight),
+            "delay": _plain(delay),
+        }
         if weight_exp is not None:
             proj["weight_exp"] = weight_exp
         if stdp is not None:
@@ -1085,8 +1272,10 @@ class NetworkBuilder:
         self._doc["projections"].append(proj)
         return name or f"{pre}->{post}"
 
-    def probe(self, target: str, variable: str, neurons: Iterable[int] | None = None, every: int = 1) -> None:
-        """Record ``variable`` (``v``, ``u``, ``spikes`` or ``weights``) of a population or projection."""
+    def probe(
+        self, target: str, variable: str, neurons: Iterable[int] | None = None, every: int = 1
+    ) -> None:
+        """Record ``v``, ``u`` or ``spikes`` of a population, or ``weights`` of a projection."""
         key = "projection" if variable == "weights" else "population"
         pb: dict[str, Any] = {key: target, "variable": variable}
         if neurons is not None:

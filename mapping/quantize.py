@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
 from spikefab.hdl import params as P
 
 #: The fixed-point threshold a physical ``v_threshold`` maps to.
@@ -45,7 +44,9 @@ def _g(x: float) -> str:
     return f"{x:.6g}"
 
 
-def decay_from_tau(tau_ms: float | None, dt_ms: float, offset: int, where: str) -> tuple[int, Rounding]:
+def decay_from_tau(
+    tau_ms: float | None, dt_ms: float, offset: int, where: str, field: str = "d"
+) -> tuple[int, Rounding]:
     """Return the decay constant whose per-step factor best matches ``exp(-dt/tau)``.
 
     ``tau_ms`` of ``None`` (or infinity) means no decay; ``0`` means the value does not
@@ -75,7 +76,6 @@ def decay_from_tau(tau_ms: float | None, dt_ms: float, offset: int, where: str) 
             )
         d = P.DECAY_MAX
     factor = 1 - (d + offset) / (1 << P.DECAY_SHIFT)
-    name = "du" if offset else "d"
     if tau_ms is None or math.isinf(tau_ms):
         eff, rel = "no decay", 0.0
     elif factor >= 1:
@@ -86,7 +86,7 @@ def decay_from_tau(tau_ms: float | None, dt_ms: float, offset: int, where: str) 
         tau_eff = -dt_ms / math.log(factor)
         eff = f"{_g(tau_eff)} ms"
         rel = 0.0 if tau_ms == 0 else tau_eff / tau_ms - 1
-    return d, Rounding(where, f"{tau_ms} at dt_ms {dt_ms}", f"{name} {d}", eff, rel)
+    return d, Rounding(where, f"{tau_ms} at dt_ms {dt_ms}", f"{field} {d}", eff, rel)
 
 
 def mantissa_exponent(
@@ -141,4 +141,8 @@ def quantize_weights(
     eff = f"step {_g((1 << weight_exp) / unit)}"
     if zeroed:
         eff += f", {zeroed} nonzero weights round to 0"
-    return m, weight_exp, Rounding(where, f"max |w| {_g(biggest / unit)}", f"weight_exp {weight_exp}", eff, rel)
+    return (
+        m,
+        weight_exp,
+        Rounding(where, f"max |w| {_g(biggest / unit)}", f"weight_exp {weight_exp}", eff, rel),
+    )

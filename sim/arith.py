@@ -8,7 +8,6 @@ Section numbers refer to ``docs/contract.md``.
 from __future__ import annotations
 
 import numpy as np
-
 from spikefab.hdl import params as P
 
 __all__ = [

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-
 from spikefab.hdl import params as P
 from spikefab.mapping.network import Network, Projection, SourceStream
 from spikefab.sim import arith
@@ -37,10 +36,22 @@ def expand_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return shift + np.arange(total, dtype=np.int64)
 
 
+def _cat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
 class _Plastic:
     """Learning state of one plastic projection."""
 
-    def __init__(self, proj: Projection, gsyn: np.ndarray, pre_off: int, post_off: int, n_pre: int, n_post: int):
+    def __init__(
+        self,
+        proj: Projection,
+        gsyn: np.ndarray,
+        pre_off: int,
+        post_off: int,
+        n_pre: int,
+        n_post: int,
+    ):
         assert proj.stdp is not None
         self.proj = proj
         self.stdp = proj.stdp
@@ -65,8 +76,10 @@ class StepModel:
             off += p.size
         self.n = off
         self.D = max(net.max_delay, 1) if ring is None else ring
-        if self.D < net.max_delay:
-            raise ValueError(f"ring of {self.D} slots is shorter than the longest delay {net.max_delay}")
+        if net.max_delay > self.D:
+            raise ValueError(
+                f"ring of {self.D} slots is shorter than the longest delay {net.max_delay}"
+            )
         self.is_lif = np.zeros(self.n, dtype=bool)
         for p in pops:
             if not p.is_source:
@@ -80,8 +93,7 @@ class StepModel:
         pre = [self.offset[pr.pre] + pr.pre_idx for pr in net.projections]
         post = [self.offset[pr.post] + pr.post_idx for pr in net.projections]
         delay = [pr.delay for pr in net.projections]
-        cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
-        g_pre, g_post, g_delay = cat(pre, np.int64), cat(post, np.int64), cat(delay, np.int64)
+        g_pre, g_post, g_delay = _cat(pre), _cat(post), _cat(delay)
         self.order = np.argsort(g_pre, kind="stable")
         self.inverse = np.empty_like(self.order)
         self.inverse[self.order] = np.arange(self.order.size)
@@ -95,8 +107,16 @@ class StepModel:
         for pr in net.projections:
             if pr.stdp is not None:
                 gsyn = self.inverse[base : base + pr.n_synapses]
-                self.plastic.append(_Plastic(pr, gsyn, self.offset[pr.pre], self.offset[pr.post],
-                                             net.populations[pr.pre].size, net.populations[pr.post].size))  # fmt: skip
+                self.plastic.append(
+                    _Plastic(
+                        pr,
+                        gsyn,
+                        self.offset[pr.pre],
+                        self.offset[pr.post],
+                        net.populations[pr.pre].size,
+                        net.populations[pr.post].size,
+                    )
+                )
             base += pr.n_synapses
         self.ring = np.zeros((self.D, self.n), dtype=self.dtype)
         self.t = 0
@@ -170,7 +190,9 @@ class StepModel:
             recorded[:] = False
             for pb in spike_probes:
                 off = self.offset[pb.target]
-                idx = np.arange(net.populations[pb.target].size) if pb.neurons is None else pb.neurons
+                idx = (
+                    np.arange(net.populations[pb.target].size) if pb.neurons is None else pb.neurons
+                )
                 recorded[off + idx] = True
         samples: dict[str, tuple[list[int], list[np.ndarray]]] = {}
         state_probes = [pb for pb in net.probes if pb.variable != "spikes"]
@@ -190,7 +212,10 @@ class StepModel:
                 if pb.variable == "weights":
                     vals = self.weights(pb.target)
                 else:
-                    vals = self.state(pb.variable)[self.offset[pb.target] : self.offset[pb.target] + net.populations[pb.target].size]
+                    vals = self.state(pb.variable)[
+                        self.offset[pb.target] : self.offset[pb.target]
+                        + net.populations[pb.target].size
+                    ]
                 if pb.neurons is not None:
                     vals = vals[pb.neurons]
                 ts, vs = samples.setdefault(pb.key, ([], []))
@@ -208,8 +233,11 @@ class StepModel:
         probes = {}
         for pb in state_probes:
             ts, vs = samples.get(pb.key, ([], []))
-            size = (net.projection(pb.target).n_synapses if pb.variable == "weights"
-                    else net.populations[pb.target].size)  # fmt: skip
+            size = (
+                net.projection(pb.target).n_synapses
+                if pb.variable == "weights"
+                else net.populations[pb.target].size
+            )
             index = np.arange(size) if pb.neurons is None else pb.neurons
             values = np.stack(vs) if vs else np.zeros((0, index.size), dtype=self.dtype)
             tr = ProbeTrace(pb.target, pb.variable, np.asarray(ts, dtype=np.int64), index, values)
@@ -217,10 +245,18 @@ class StepModel:
         weights = {pl.proj.name: self.weights(pl.proj.name) for pl in self.plastic}
         del t0
         return RunResult(
-            network=net.name, backend=self.backend, dt_ms=net.dt_ms, steps=self.t,
-            populations=[p.name for p in pops], population_sizes=[p.size for p in pops],
-            step=step_arr, population=pop, neuron=neuron, probes=probes, weights=weights,
-        )  # fmt: skip
+            network=net.name,
+            backend=self.backend,
+            dt_ms=net.dt_ms,
+            steps=self.t,
+            populations=[p.name for p in pops],
+            population_sizes=[p.size for p in pops],
+            step=step_arr,
+            population=pop,
+            neuron=neuron,
+            probes=probes,
+            weights=weights,
+        )
 
 
 class GoldenModel(StepModel):
@@ -244,7 +280,10 @@ class GoldenModel(StepModel):
         self.u = np.zeros(n, dtype=np.int64)
         self.v = np.zeros(n, dtype=np.int64)
         self.ref = np.zeros(n, dtype=np.int64)
-        cols = {k: np.zeros(n, dtype=np.int64) for k in ("du", "dv", "vth", "bias_mant", "bias_exp", "refractory")}
+        cols = {
+            k: np.zeros(n, dtype=np.int64)
+            for k in ("du", "dv", "vth", "bias_mant", "bias_exp", "refractory")
+        }
         cols["vth"][:] = P.VTH_MAX
         self.subtract = np.zeros(n, dtype=bool)
         for p in self.net.populations.values():
@@ -259,9 +298,18 @@ class GoldenModel(StepModel):
     def _update(self, acc: np.ndarray) -> np.ndarray:
         c = self.params
         u, v, ref, spiked = arith.lif_update(
-            self.u, self.v, self.ref, acc, c["du"], c["dv"], c["vth"], c["bias_mant"],
-            c["bias_exp"], c["refractory"], self.subtract,
-        )  # fmt: skip
+            self.u,
+            self.v,
+            self.ref,
+            acc,
+            c["du"],
+            c["dv"],
+            c["vth"],
+            c["bias_mant"],
+            c["bias_exp"],
+            c["refractory"],
+            self.subtract,
+        )
         lif = self.is_lif
         self.u = np.where(lif, u, 0)
         self.v = np.where(lif, v, 0)
@@ -294,8 +342,16 @@ class GoldenModel(StepModel):
                     rnd = pl.lfsr[qi[act]] & ((1 << s.shift) - 1)
                 else:
                     rnd = (1 << s.shift) >> 1
-                dw = arith.stdp_dw(pl.x[pi[act]], pl.y[qi[act]], pre_sp[pi[act]], post_sp[qi[act]],
-                                   s.a_plus, s.a_minus, s.shift, rnd)  # fmt: skip
+                dw = arith.stdp_dw(
+                    pl.x[pi[act]],
+                    pl.y[qi[act]],
+                    pre_sp[pi[act]],
+                    post_sp[qi[act]],
+                    s.a_plus,
+                    s.a_minus,
+                    s.shift,
+                    rnd,
+                )
                 w = np.clip(pl.w[act] + dw, s.w_min, s.w_max)
                 pl.w[act] = w
                 self.syn_val[pl.gsyn[act]] = w << pl.proj.weight_exp

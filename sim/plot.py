@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from spikefab.sim.results import RunResult
 
 __all__ = ["plot_result"]
@@ -18,9 +17,7 @@ def _pyplot():  # type: ignore[no-untyped-def]
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise RuntimeError(
-            "plotting needs matplotlib: pip install 'spikefab[plot]'"
-        ) from None
+        raise RuntimeError("plotting needs matplotlib: pip install 'spikefab[plot]'") from None
     return plt
 
 
@@ -34,9 +31,13 @@ def plot_result(result: RunResult, path: str | Path) -> None:
     traces = [t for t in result.probes.values() if t.values.size]
     rows = 1 + len(traces)
     fig, axes = plt.subplots(
-        rows, 1, figsize=(10, 4 + 1.8 * len(traces)), sharex=True, squeeze=False,
+        rows,
+        1,
+        figsize=(10, 4 + 1.8 * len(traces)),
+        sharex=True,
+        squeeze=False,
         gridspec_kw={"height_ratios": [3] + [1] * len(traces)},
-    )  # fmt: skip
+    )
     ax = axes[0, 0]
     offsets = np.concatenate([[0], np.cumsum(result.population_sizes)])
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -44,15 +45,23 @@ def plot_result(result: RunResult, path: str | Path) -> None:
     marker = max(0.5, min(4.0, 2000.0 / max(1, total)))
     for k, name in enumerate(result.populations):
         steps, neurons = result.spikes_of(name)
-        ax.scatter(steps, neurons + offsets[k], s=marker, marker="|" if total < 400 else ".",
-                   color=colors[k % len(colors)], linewidths=0.8)  # fmt: skip
+        ax.scatter(
+            steps,
+            neurons + offsets[k],
+            s=marker,
+            marker="|" if total < 400 else ".",
+            color=colors[k % len(colors)],
+            linewidths=0.8,
+        )
         if k:
             ax.axhline(offsets[k] - 0.5, color="0.85", lw=0.5)
     ax.set_yticks((offsets[:-1] + offsets[1:]) / 2, result.populations)
     ax.set_ylim(-0.5, total - 0.5)
     ax.set_xlim(-0.5, result.steps - 0.5)
-    ax.set_title(f"{result.network}: {result.n_spikes} spikes in {result.steps} steps "
-                 f"({result.backend}, dt {result.dt_ms:g} ms)")  # fmt: skip
+    ax.set_title(
+        f"{result.network}: {result.n_spikes} spikes in {result.steps} steps "
+        f"({result.backend}, dt {result.dt_ms:g} ms)"
+    )
     for i, tr in enumerate(traces, start=1):
         a = axes[i, 0]
         vals = tr.values.reshape(tr.values.shape[0], -1)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from spikefab.hdl import params as P
 from spikefab.sim.golden import StepModel
 
