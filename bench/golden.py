@@ -1,0 +1,520 @@
+"""Speed of the golden model against Brian2 on the balanced E/I network.
+
+The benchmark loads ``examples/balanced.yaml`` and measures, for each backend, the wall time of
+a run of ``--steps`` steps, the simulated seconds per wall second (``steps * dt / wall``) and
+the synaptic events per second (an event is one synapse traversed by a spike: the sum over
+all spikes, Poisson sources included, of the out-degree of the neuron that spiked). The
+``spikes`` column counts the sources' spikes too; the rates are those of the LIF populations.
+
+Backends:
+
+``golden``
+    :class:`spikefab.sim.golden.GoldenModel`, timed over ``run(steps)``; building the model
+    (the CSR synapse tables) is timed apart as setup. Best of ``--repeat`` runs.
+``brian2 runtime``
+    Brian2 in runtime mode with the numpy code generation target. Code generation and the
+    other preparation of the first ``run`` are done by a run of 0 ms and timed apart. Best of
+    ``--repeat`` fresh networks.
+``brian2 cpp_standalone``
+    Brian2's C++ standalone device, built in a temporary directory with the machine's g++,
+    single-threaded, compiled once and run ``--repeat`` times. The figure is the best time of
+    the simulation loop as the binary itself reports it (``device._last_run_time``); the row
+    ``(binary)`` is the best time of the whole binary (loading the arrays, the loop, writing
+    the results), and the compile time is printed below the table.
+
+Both Brian2 networks are the same graph as the golden model's: the synapse arrays ``pre_idx``,
+``post_idx``, ``weight_real`` and ``delay`` of the loaded network's projections, the per-neuron
+constants of its ``RealLIF`` parameters, and the Poisson spikes of its sources
+(``SpikeSource.spikes``) played back by a ``SpikeGeneratorGroup``. All LIF populations form one
+``NeuronGroup`` and all projections between them one ``Synapses`` (likewise for the sources),
+as in Brian2's own CUBA example, so that Brian2 runs as few code objects per step as it can.
+The neurons follow the model's discrete equations in real arithmetic (those of
+:class:`spikefab.sim.reference.FloatReference`)::
+
+    u = alpha*u + (sum of the weights arriving this step)
+    v = beta*v + u + bias              (held while refractory)
+    spike when v > theta; v = 0 (or v -= theta); refractory for `refractory` steps
+
+Brian2 processes a spike's ``on_pre`` in the ``synapses`` slot, after the ``groups`` slot of
+the same step, so a golden delay of ``d`` steps is a Brian2 delay of ``(d - 1) * dt`` adding
+to ``acc``, which the next step's update moves into ``u``. The Brian2 spikes are then compared
+with those of the float reference: with the same equations they agree step for step, unless a
+difference in float rounding (another order of the additions, say) flips one threshold
+crossing, after which the chaotic network diverges and only the rates should still agree. On
+``balanced.yaml`` they agree over 10000 steps. The golden model's own spikes differ from the
+float reference's by its quantization, so they are compared by rate only.
+
+Brian2 2.9 does not import with numpy 2.4 (it uses ``ndarray.ptp``, which numpy 2.4 removed),
+while the project's ``.venv`` has numpy 2.4; the benchmark therefore has its own venv. Set it
+up once, from the repository root::
+
+    python3 -m venv .venv-bench
+    .venv-bench/bin/pip install "numpy<2.4" -e ".[bench]"
+
+and run it, also from the repository root::
+
+    .venv-bench/bin/python bench/golden.py --steps 1000
+
+Options: ``--steps N`` (default 1000), ``--repeat N`` (runs per backend, the best kept;
+default 3), ``--network FILE`` (default ``examples/balanced.yaml``), ``--golden-only`` (the
+golden model alone: that needs no Brian2 and runs in ``.venv`` too) and ``--no-standalone``
+(skip the C++ build, which takes g++ about half a minute). Without Brian2 (and without
+``--golden-only``) the script says what to install and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from spikefab.mapping.loader import load
+from spikefab.mapping.network import Network
+from spikefab.sim.golden import GoldenModel
+from spikefab.sim.reference import FloatReference
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_NETWORK = ROOT / "examples" / "balanced.yaml"
+SETUP = (
+    "python3 -m venv .venv-bench\n"
+    '    .venv-bench/bin/pip install "numpy<2.4" -e ".[bench]"\n'
+    "    .venv-bench/bin/python bench/golden.py"
+)
+
+
+@dataclass
+class Graph:
+    """The network flattened for Brian2: one group of LIF neurons, one of sources.
+
+    Attributes
+    ----------
+    lif_offset, src_offset
+        First index of each population in the LIF group or in the source group.
+    params
+        Per-neuron constants of the LIF group: ``alpha``, ``beta``, ``theta``, ``bias``,
+        ``ref_steps`` and ``sub`` (1 for reset by subtraction).
+    rec, inp
+        ``(pre, post, weight, delay)`` of the synapses from LIF neurons and from sources.
+    src_step, src_neuron
+        Every spike of the sources over the run, ``neuron`` indexed in the source group.
+    outdeg_lif, outdeg_src
+        Number of outgoing synapses of each neuron of the two groups.
+    """
+
+    lif_offset: dict[str, int]
+    src_offset: dict[str, int]
+    n_lif: int
+    n_src: int
+    params: dict[str, np.ndarray]
+    rec: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    inp: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    src_step: np.ndarray
+    src_neuron: np.ndarray
+    outdeg_lif: np.ndarray
+    outdeg_src: np.ndarray
+
+
+@dataclass
+class Measure:
+    """What one backend did in one run."""
+
+    backend: str
+    wall_s: float
+    spikes: int
+    events: int
+    rates_hz: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+
+def flatten(net: Network, steps: int) -> Graph:
+    """Flatten ``net`` into one LIF group and one source group, with ``steps`` of input.
+
+    Parameters
+    ----------
+    net
+        A loaded network whose LIF populations all have ``real`` parameters.
+    steps
+        Number of steps of Poisson (or explicit) source spikes to draw.
+    """
+    lif_offset: dict[str, int] = {}
+    src_offset: dict[str, int] = {}
+    n_lif = n_src = 0
+    for p in net.populations.values():
+        if p.is_source:
+            src_offset[p.name], n_src = n_src, n_src + p.size
+        else:
+            lif_offset[p.name], n_lif = n_lif, n_lif + p.size
+    params = {k: np.zeros(n_lif) for k in ("alpha", "beta", "theta", "bias", "ref_steps", "sub")}
+    steps_l: list[np.ndarray] = []
+    neurons_l: list[np.ndarray] = []
+    for p in net.populations.values():
+        if p.source is not None:
+            st, nr = p.source.spikes(p.size, steps, net.dt_ms)
+            steps_l.append(st)
+            neurons_l.append(nr + src_offset[p.name])
+            continue
+        r = p.real
+        if r is None:
+            raise ValueError(f"population {p.name!r} has no real-arithmetic parameters")
+        sl = slice(lif_offset[p.name], lif_offset[p.name] + p.size)
+        params["alpha"][sl], params["beta"][sl], params["theta"][sl] = r.alpha, r.beta, r.theta
+        params["bias"][sl], params["ref_steps"][sl] = r.bias, r.refractory
+        params["sub"][sl] = float(r.subtract)
+    parts: dict[bool, list[tuple[np.ndarray, ...]]] = {True: [], False: []}
+    for pr in net.projections:
+        if pr.stdp is not None:
+            raise ValueError(f"projection {pr.name!r} is plastic; the benchmark runs fixed weights")
+        assert pr.weight_real is not None
+        from_src = net.populations[pr.pre].is_source
+        pre = pr.pre_idx + (src_offset if from_src else lif_offset)[pr.pre]
+        post = pr.post_idx + lif_offset[pr.post]
+        parts[from_src].append((pre, post, pr.weight_real, pr.delay))
+
+    def cat(items: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+        if not items:
+            z = np.zeros(0, dtype=np.int64)
+            return z, z, np.zeros(0), z
+        return tuple(np.concatenate(col) for col in zip(*items, strict=True))
+
+    rec, inp = cat(parts[False]), cat(parts[True])
+    src_step = np.concatenate(steps_l) if steps_l else np.zeros(0, dtype=np.int64)
+    src_neuron = np.concatenate(neurons_l) if neurons_l else np.zeros(0, dtype=np.int64)
+    return Graph(
+        lif_offset=lif_offset,
+        src_offset=src_offset,
+        n_lif=n_lif,
+        n_src=n_src,
+        params=params,
+        rec=(rec[0], rec[1], rec[2], rec[3]),
+        inp=(inp[0], inp[1], inp[2], inp[3]),
+        src_step=src_step,
+        src_neuron=src_neuron,
+        outdeg_lif=np.bincount(rec[0], minlength=n_lif),
+        outdeg_src=np.bincount(inp[0], minlength=n_src),
+    )
+
+
+def _rates(net: Network, steps: int, counts: dict[str, int]) -> dict[str, float]:
+    seconds = steps * net.dt_ms / 1000.0
+    return {name: counts[name] / net.populations[name].size / seconds for name in counts}
+
+
+def run_golden(net: Network, steps: int, repeat: int) -> Measure:
+    """Time ``GoldenModel(net).run(steps)``, best of ``repeat`` fresh models."""
+    best = float("inf")
+    setup = 0.0
+    result = None
+    model = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        model = GoldenModel(net)
+        t1 = time.perf_counter()
+        result = model.run(steps)
+        t2 = time.perf_counter()
+        if t2 - t1 < best:
+            best, setup = t2 - t1, t1 - t0
+    assert result is not None and model is not None
+    if any(pb.variable == "spikes" for pb in net.probes):
+        raise ValueError("the network has spike probes, so a run does not record every spike")
+    offsets = np.array([model.offset[name] for name in result.populations])
+    gid = offsets[result.population] + result.neuron
+    events = int(model.syn_count[gid].sum())
+    counts = {
+        name: int(np.count_nonzero(result.population == k))
+        for k, name in enumerate(result.populations)
+        if not net.populations[name].is_source
+    }
+    return Measure(
+        "golden",
+        best,
+        result.n_spikes,
+        events,
+        _rates(net, steps, counts),
+        [f"setup (GoldenModel(net)) {setup:.3f} s; best of {repeat} runs"],
+    )
+
+
+def reference_spikes(net: Network, steps: int, g: Graph) -> tuple[np.ndarray, np.ndarray]:
+    """Return the LIF spikes ``(step, index in the LIF group)`` of the float reference."""
+    res = FloatReference(net).run(steps)
+    names = res.populations
+    lif = np.array([not net.populations[n].is_source for n in names])
+    offs = np.array([g.lif_offset.get(n, 0) for n in names])
+    keep = lif[res.population]
+    return res.step[keep], offs[res.population[keep]] + res.neuron[keep]
+
+
+def first_difference(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> int:
+    """Return the first step at which two ``(step, neuron)`` spike lists differ, or -1."""
+    ka = np.sort(a[0] * (1 << 32) + a[1])
+    kb = np.sort(b[0] * (1 << 32) + b[1])
+    n = min(ka.size, kb.size)
+    diff = np.flatnonzero(ka[:n] != kb[:n])
+    if diff.size:
+        return int(min(ka[diff[0]], kb[diff[0]]) >> 32)
+    if ka.size != kb.size:
+        longer = ka if ka.size > kb.size else kb
+        return int(longer[n] >> 32)
+    return -1
+
+
+def import_brian2() -> ModuleType:
+    """Import Brian2, or exit with status 2 saying how to install it."""
+    try:
+        import brian2
+    except Exception as e:  # numpy 2.4 makes the import fail with AttributeError
+        sys.stderr.write(
+            f"error: Brian2 cannot be imported with {sys.executable} "
+            f"({type(e).__name__}: {e}).\n"
+            "Brian2 2.9 needs numpy < 2.4; set up the benchmark venv from the repository "
+            f"root and run the benchmark with it:\n    {SETUP}\n"
+            "(or pass --golden-only to measure the golden model alone)\n"
+        )
+        raise SystemExit(2) from None
+    return brian2
+
+
+def build_brian2(b2: ModuleType, net: Network, g: Graph, steps: int) -> dict[str, Any]:
+    """Create the Brian2 objects of the flattened network on the current device.
+
+    Returns
+    -------
+    dict
+        ``network`` (a ``brian2.Network``), ``spikes`` (the LIF ``SpikeMonitor``),
+        ``duration`` (a Brian2 quantity).
+    """
+    dt = net.dt_ms * b2.ms
+    b2.defaultclock.dt = dt
+    model = """
+    u : 1
+    v : 1
+    acc : 1
+    ref : 1
+    active : 1
+    alpha : 1 (constant)
+    beta : 1 (constant)
+    theta : 1 (constant)
+    bias : 1 (constant)
+    ref_steps : 1 (constant)
+    sub : 1 (constant)
+    """
+    update = """
+    u = alpha*u + acc
+    acc = 0
+    active = int(ref < 0.5)
+    v = active*(beta*v + u + bias) + (1 - active)*v
+    ref = ref - (1 - active)
+    """
+    lif = b2.NeuronGroup(
+        g.n_lif,
+        model,
+        threshold="v > theta and active > 0.5",
+        reset="v = (v - theta)*sub\nref = ref_steps",
+        method="exact",
+        name="lif",
+    )
+    for k, vals in g.params.items():
+        setattr(lif, k, vals)
+    lif.run_regularly(update, when="groups", name="lif_update")
+    objects: list[Any] = [lif]
+    if g.n_src:
+        src = b2.SpikeGeneratorGroup(g.n_src, g.src_neuron, g.src_step * dt, name="sources")
+        objects.append(src)
+    for label, (pre, post, w, d), source in (("rec", g.rec, lif), ("inp", g.inp, None)):
+        if not pre.size:
+            continue
+        src_group = objects[1] if source is None else source
+        homogeneous = bool(np.all(d == d[0]))
+        kw: dict[str, Any] = {"delay": (int(d[0]) - 1) * dt} if homogeneous else {}
+        syn = b2.Synapses(
+            src_group, lif, "w : 1 (constant)", on_pre="acc_post += w", name=f"syn_{label}", **kw
+        )
+        syn.connect(i=pre, j=post)
+        syn.w = w
+        if not homogeneous:
+            syn.delay = (d - 1) * dt
+        objects.append(syn)
+    spikes = b2.SpikeMonitor(lif, name="lif_spikes")
+    objects.append(spikes)
+    rec: list[int] = []
+    for pb in net.probes:
+        if pb.variable in ("u", "v") and pb.target in g.lif_offset:
+            idx = np.arange(net.populations[pb.target].size) if pb.neurons is None else pb.neurons
+            rec.extend(int(i) + g.lif_offset[pb.target] for i in idx)
+    if rec:
+        objects.append(b2.StateMonitor(lif, "v", record=sorted(set(rec)), name="lif_probes"))
+    return {"network": b2.Network(*objects), "spikes": spikes, "duration": steps * dt}
+
+
+def _b2_measure(
+    backend: str, net: Network, g: Graph, steps: int, mon: Any, wall: float, notes: list[str]
+) -> tuple[Measure, tuple[np.ndarray, np.ndarray]]:
+    i = np.asarray(mon.i[:], dtype=np.int64)
+    t_steps = np.rint(np.asarray(mon.t[:]) / (net.dt_ms / 1000.0)).astype(np.int64)
+    events = int(g.outdeg_lif[i].sum() + g.outdeg_src[g.src_neuron].sum())
+    counts = {}
+    for name, off in g.lif_offset.items():
+        size = net.populations[name].size
+        counts[name] = int(np.count_nonzero((i >= off) & (i < off + size)))
+    spikes = int(i.size + g.src_neuron.size)
+    return Measure(backend, wall, spikes, events, _rates(net, steps, counts), notes), (t_steps, i)
+
+
+def run_brian2_runtime(
+    b2: ModuleType, net: Network, g: Graph, steps: int, repeat: int
+) -> tuple[Measure, tuple[np.ndarray, np.ndarray]]:
+    """Run in Brian2's runtime mode with the numpy target, best of ``repeat`` fresh networks.
+
+    The preparation of each network (code generation) is done by a run of 0 ms, timed apart.
+    """
+    b2.set_device("runtime")
+    b2.prefs.codegen.target = "numpy"
+    best = None
+    for _ in range(repeat):
+        objs = build_brian2(b2, net, g, steps)
+        bnet = objs["network"]
+        t0 = time.perf_counter()
+        bnet.run(0 * b2.ms)
+        t1 = time.perf_counter()
+        bnet.run(objs["duration"])
+        t2 = time.perf_counter()
+        if best is None or t2 - t1 < best[0]:
+            best = (t2 - t1, t1 - t0, objs["spikes"])
+        del bnet, objs
+    assert best is not None
+    notes = [f"preparation (run of 0 ms: code generation) {best[1]:.3f} s; best of {repeat} runs"]
+    return _b2_measure("brian2 runtime", net, g, steps, best[2], best[0], notes)
+
+
+def run_brian2_standalone(
+    b2: ModuleType, net: Network, g: Graph, steps: int, repeat: int
+) -> tuple[Measure, tuple[np.ndarray, np.ndarray], Measure]:
+    """Build the network with Brian2's cpp_standalone device in a temporary directory and run it.
+
+    The binary is compiled once and run ``repeat`` times; the best times are kept.
+
+    Returns
+    -------
+    tuple
+        The measure of the simulation loop, its spikes, and the measure of the whole binary.
+    """
+    with tempfile.TemporaryDirectory(prefix="spikefab-brian2-") as tmp:
+        b2.set_device("cpp_standalone", directory=tmp, build_on_run=False)
+        b2.prefs.devices.cpp_standalone.openmp_threads = 0
+        objs = build_brian2(b2, net, g, steps)
+        objs["network"].run(objs["duration"])
+        t0 = time.perf_counter()
+        b2.device.build(directory=tmp, compile=True, run=True, with_output=False)
+        total = time.perf_counter() - t0
+        compile_s = float(b2.device.timers["compile"]["make"])
+        loop = float(b2.device._last_run_time)
+        binary = float(b2.device.timers["run_binary"])
+        for _ in range(repeat - 1):
+            b2.device.run(directory=tmp, with_output=False)
+            loop = min(loop, float(b2.device._last_run_time))
+            binary = min(binary, float(b2.device.timers["run_binary"]))
+        notes = [
+            f"build + first run {total:.2f} s, of which g++ (make) {compile_s:.2f} s; "
+            f"best of {repeat} runs of the binary",
+            "(binary): the whole binary: loading the arrays, the loop, writing the results",
+        ]
+        loop_m, sp = _b2_measure(
+            "brian2 cpp_standalone", net, g, steps, objs["spikes"], loop, notes
+        )
+        whole = Measure(
+            "brian2 cpp_standalone (binary)", binary, loop_m.spikes, loop_m.events, loop_m.rates_hz
+        )
+        b2.device.reinit()
+        b2.set_device("runtime")
+    return loop_m, sp, whole
+
+
+def print_table(measures: list[Measure], steps: int, dt_ms: float) -> None:
+    """Print one line per backend: wall time, speed, event rate, spikes and rates."""
+    sim_s = steps * dt_ms / 1000.0
+    pops = list(measures[0].rates_hz)
+    head = (
+        f"{'backend':<32}{'wall s':>10}{'sim s/wall s':>14}{'events/s':>14}"
+        f"{'spikes':>10}{'events':>11}"
+    )
+    head += "".join(f"{p + ' Hz':>10}" for p in pops)
+    print(head)
+    print("-" * len(head))
+    for m in measures:
+        line = (
+            f"{m.backend:<32}{m.wall_s:>10.4f}{sim_s / m.wall_s:>14.3f}"
+            f"{m.events / m.wall_s:>14.4g}{m.spikes:>10d}{m.events:>11d}"
+        )
+        line += "".join(f"{m.rates_hz[p]:>10.2f}" for p in pops)
+        print(line)
+    for m in measures:
+        for note in m.notes:
+            print(f"  {m.backend}: {note}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the table and the speed ratios."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=1000, help="steps to simulate (default 1000)")
+    ap.add_argument("--network", type=Path, default=DEFAULT_NETWORK, help="network YAML file")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per backend, best kept (default 3)")
+    ap.add_argument("--golden-only", action="store_true", help="measure the golden model alone")
+    ap.add_argument("--no-standalone", action="store_true", help="skip Brian2 cpp_standalone")
+    args = ap.parse_args(argv)
+    if args.steps < 1 or args.repeat < 1:
+        ap.error("--steps and --repeat must be >= 1")
+    b2 = None if args.golden_only else import_brian2()
+
+    net = load(args.network)
+    steps = args.steps
+    print(f"command: {' '.join([os.path.relpath(sys.executable), *sys.argv])}")
+    print(
+        f"network {net.name} ({args.network}): {net.n_neurons} LIF neurons, "
+        f"{sum(p.size for p in net.populations.values() if p.is_source)} sources, "
+        f"{net.n_synapses} synapses; {steps} steps of {net.dt_ms} ms"
+    )
+    print(
+        f"python {sys.version.split()[0]}, numpy {np.__version__}"
+        + (f", brian2 {b2.__version__}" if b2 is not None else "")
+    )
+    print()
+
+    measures = [run_golden(net, steps, args.repeat)]
+    if b2 is not None:
+        g = flatten(net, steps)
+        ref = reference_spikes(net, steps, g)
+        rt, rt_spikes = run_brian2_runtime(b2, net, g, steps, args.repeat)
+        measures.append(rt)
+        agree = [("brian2 runtime", rt_spikes)]
+        if not args.no_standalone:
+            sa, sa_spikes, whole = run_brian2_standalone(b2, net, g, steps, args.repeat)
+            measures += [sa, whole]
+            agree.append(("brian2 cpp_standalone", sa_spikes))
+    print_table(measures, steps, net.dt_ms)
+    if b2 is not None:
+        print()
+        for name, sp in agree:
+            k = first_difference(ref, sp)
+            same = "identical over the run" if k < 0 else f"identical up to step {k}"
+            print(f"{name} spikes vs spikefab FloatReference: {same}")
+    if len(measures) > 1:
+        print()
+        gold = measures[0]
+        for m in measures[1:]:
+            ev = (gold.events / gold.wall_s) / (m.events / m.wall_s)
+            print(
+                f"golden / {m.backend + ':':<33} events/s {ev:9.3f}x   "
+                f"sim s per wall s {m.wall_s / gold.wall_s:9.3f}x"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""Memory layouts and stream payloads of the neuron core (``docs/contract.md``, section 6).
+
+Every word the core stores or exchanges is a :class:`~amaranth.lib.data.StructLayout` defined
+here; the mapper packs memory images with :func:`pack` and the host unpacks replies with
+:func:`unpack`, so no field position is written twice.
+"""
+
+from __future__ import annotations
+
+import enum as py_enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from amaranth.hdl import Shape, signed, unsigned
+from amaranth.lib import data, enum
+from amaranth.utils import ceil_log2
+
+from spikefab.hdl import params as P
+
+__all__ = [
+    "NEURON_PARAMS",
+    "NEURON_STATE",
+    "CoreConfig",
+    "CoreMem",
+    "CoreReg",
+    "pack",
+    "unpack",
+]
+
+
+def _pow2(name: str, value: object, lo: int, hi: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < lo or value > hi or value & (value - 1):
+        raise ValueError(f"{name} must be a power of two from {lo} to {hi}, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Sizes of one neuron core; every memory and field width follows from them.
+
+    Parameters
+    ----------
+    neurons
+        Neurons time-multiplexed on the core: a power of two, 2 .. 4096.
+    axons
+        Input axons (rows of the axon table): a power of two, 2 .. 65536.
+    synapses
+        Synapse-table entries: a power of two, 2 .. 65536.
+    delay_slots
+        ``D``, the dendrite ring's slots; delays ``1 .. D``: a power of two, 1 .. 64.
+    """
+
+    neurons: int = 256
+    axons: int = 256
+    synapses: int = 4096
+    delay_slots: int = 16
+
+    def __post_init__(self) -> None:
+        _pow2("neurons", self.neurons, 2, 4096)
+        _pow2("axons", self.axons, 2, 1 << 16)
+        _pow2("synapses", self.synapses, 2, 1 << 16)
+        _pow2("delay_slots", self.delay_slots, 1, P.MAX_DELAY)
+
+    @property
+    def neuron_bits(self) -> int:
+        return ceil_log2(self.neurons)
+
+    @property
+    def axon_bits(self) -> int:
+        return ceil_log2(self.axons)
+
+    @property
+    def synapse_bits(self) -> int:
+        return ceil_log2(self.synapses)
+
+    @property
+    def delay_bits(self) -> int:
+        return ceil_log2(self.delay_slots)
+
+    @property
+    def acc_bits(self) -> int:
+        """Width of a dendrite accumulator: exact for every entry of the table at once.
+
+        Each entry adds at most ``2**14`` in magnitude to one slot (contract 3.3), so
+        ``synapses * 2**14`` bounds any sum; one more bit holds the sign.
+        """
+        return P.WEIGHT_BITS + P.WEIGHT_EXP_MAX + self.synapse_bits + 1
+
+    @property
+    def ring_depth(self) -> int:
+        return self.delay_slots * self.neurons
+
+    # layouts ---------------------------------------------------------------------------
+    @property
+    def axon_layout(self) -> data.StructLayout:
+        """A row of the axon table: the entries ``start .. start + count - 1``."""
+        return data.StructLayout(
+            {"start": unsigned(self.synapse_bits), "count": unsigned(self.synapse_bits + 1)}
+        )
+
+    @property
+    def synapse_layout(self) -> data.StructLayout:
+        """A synapse entry: target neuron, weight mantissa and exponent, ``delay - 1``."""
+        return data.StructLayout(
+            {
+                "target": unsigned(self.neuron_bits),
+                "weight": signed(P.WEIGHT_BITS),
+                "weight_exp": unsigned(P.WEIGHT_EXP_BITS),
+                "delay": unsigned(self.delay_bits),
+            }
+        )
+
+    @property
+    def ring_layout(self) -> data.StructLayout:
+        return data.StructLayout({"acc": signed(self.acc_bits)})
+
+    @property
+    def event_layout(self) -> data.StructLayout:
+        """An input event: the axon it arrives on."""
+        return data.StructLayout({"axon": unsigned(self.axon_bits)})
+
+    @property
+    def spike_layout(self) -> data.StructLayout:
+        """An output spike: the neuron that fired."""
+        return data.StructLayout({"neuron": unsigned(self.neuron_bits)})
+
+    @property
+    def addr_bits(self) -> int:
+        """Address width of the configuration port: enough for the largest memory."""
+        return max(
+            ceil_log2(self.ring_depth), self.synapse_bits, self.axon_bits, self.neuron_bits, 4
+        )
+
+    @property
+    def cfg_request_layout(self) -> data.StructLayout:
+        return data.StructLayout(
+            {
+                "write": unsigned(1),
+                "mem": CoreMem,
+                "addr": unsigned(self.addr_bits),
+                "data": unsigned(CFG_DATA_BITS),
+            }
+        )
+
+    @property
+    def cfg_reply_layout(self) -> data.StructLayout:
+        return data.StructLayout({"data": unsigned(CFG_DATA_BITS)})
+
+    def layout_of(self, mem: CoreMem) -> data.StructLayout:
+        """Return the layout of one word of a core memory."""
+        return {
+            CoreMem.STATE: NEURON_STATE,
+            CoreMem.PARAMS: NEURON_PARAMS,
+            CoreMem.RING: self.ring_layout,
+            CoreMem.AXONS: self.axon_layout,
+            CoreMem.SYNAPSES: self.synapse_layout,
+            CoreMem.REGS: REG_LAYOUT,
+        }[mem]
+
+    def depth_of(self, mem: CoreMem) -> int:
+        """Return the number of words of a core memory."""
+        return {
+            CoreMem.STATE: self.neurons,
+            CoreMem.PARAMS: self.neurons,
+            CoreMem.RING: self.ring_depth,
+            CoreMem.AXONS: self.axons,
+            CoreMem.SYNAPSES: self.synapses,
+            CoreMem.REGS: len(CoreReg),
+        }[mem]
+
+
+class CoreMem(enum.Enum, shape=3):
+    """The memories of a core, as selected by the configuration port."""
+
+    STATE = 0
+    PARAMS = 1
+    RING = 2
+    AXONS = 3
+    SYNAPSES = 4
+    REGS = 5
+
+
+class CoreReg(py_enum.IntEnum):
+    """Registers of a core, read (and some written) through ``CoreMem.REGS``."""
+
+    #: The ring slot the next update reads: the step number mod ``delay_slots`` (read/write).
+    NOW = 0
+    #: Synaptic events delivered since the last write to this register (read/write).
+    EVENTS = 1
+    #: Clock cycles spent in the delivery phase (accepting events) since the last clear.
+    DELIVERY_CYCLES = 2
+    #: Clock cycles spent in update phases since the last clear.
+    UPDATE_CYCLES = 3
+    #: Spikes emitted since the last clear.
+    SPIKES = 4
+    #: Steps completed since the last clear.
+    STEPS = 5
+
+
+#: Width of the configuration port's data: the widest word (parameters, 62 bits) fits.
+CFG_DATA_BITS = 64
+
+REG_LAYOUT = data.StructLayout({"value": unsigned(32)})
+
+#: Neuron state, one word per neuron (contract 2.2).
+NEURON_STATE = data.StructLayout(
+    {
+        "u": signed(P.UV_BITS),
+        "v": signed(P.UV_BITS),
+        "ref": unsigned(P.REFRACTORY_BITS),
+    }
+)
+
+#: Neuron parameters, one word per neuron (contract 2.2).
+NEURON_PARAMS = data.StructLayout(
+    {
+        "du": unsigned(P.DECAY_BITS),
+        "dv": unsigned(P.DECAY_BITS),
+        "vth": unsigned(P.VTH_BITS),
+        "bias_mant": signed(P.BIAS_MANT_BITS),
+        "bias_exp": unsigned(P.BIAS_EXP_BITS),
+        "refractory": unsigned(P.REFRACTORY_BITS),
+        "reset_subtract": unsigned(1),
+    }
+)
+
+
+def pack(layout: data.StructLayout, fields: Mapping[str, int]) -> int:
+    """Pack field values into one word of ``layout`` (as an unsigned integer).
+
+    Raises
+    ------
+    ValueError
+        When a field is missing, unknown, or does not fit its width.
+    """
+    names = {name for name, _ in layout}
+    unknown = set(fields) - names
+    missing = names - set(fields)
+    if unknown or missing:
+        raise ValueError(
+            f"fields {sorted(unknown)} are not in the layout and {sorted(missing)} are missing; "
+            f"the layout has {sorted(names)}"
+        )
+    word = 0
+    for name, field in layout:
+        shape = Shape.cast(field.shape)
+        value = int(fields[name])
+        lo, hi = (
+            (-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1)
+            if shape.signed
+            else (0, (1 << shape.width) - 1)
+        )
+        if not lo <= value <= hi:
+            raise ValueError(
+                f"field {name} = {value} does not fit {shape.width} "
+                f"{'signed' if shape.signed else 'unsigned'} bits ({lo}..{hi})"
+            )
+        word |= (value & ((1 << shape.width) - 1)) << field.offset
+    return word
+
+
+def unpack(layout: data.StructLayout, word: int) -> dict[str, int]:
+    """Unpack one word of ``layout`` into its field values (signed where the field is)."""
+    out = {}
+    for name, field in layout:
+        shape = Shape.cast(field.shape)
+        value = (int(word) >> field.offset) & ((1 << shape.width) - 1)
+        if shape.signed and value >> (shape.width - 1):
+            value -= 1 << shape.width
+        out[name] = value
+    return out
