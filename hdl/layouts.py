@@ -50,18 +50,29 @@ class CoreConfig:
         Synapse-table entries: a power of two, 2 .. 65536.
     delay_slots
         ``D``, the dendrite ring's slots; delays ``1 .. D``: a power of two, 1 .. 64.
+    acc_bits
+        Width of a dendrite accumulator, 17 .. 40. The mapper refuses a neuron whose
+        incoming synapses could sum beyond it (contract 3.3); ``None`` takes the width that
+        holds every entry of the table at once, so that no network can overflow it.
     """
 
     neurons: int = 256
     axons: int = 256
     synapses: int = 4096
     delay_slots: int = 16
+    acc_bits: int | None = 24
 
     def __post_init__(self) -> None:
         _pow2("neurons", self.neurons, 2, 4096)
         _pow2("axons", self.axons, 2, 1 << 16)
         _pow2("synapses", self.synapses, 2, 1 << 16)
         _pow2("delay_slots", self.delay_slots, 1, P.MAX_DELAY)
+        if self.acc_bits is None:
+            object.__setattr__(self, "acc_bits", self.full_acc_bits)
+        if not isinstance(self.acc_bits, int) or not P.INPUT_BITS + 1 <= self.acc_bits <= 40:
+            raise ValueError(
+                f"acc_bits must be an integer from {P.INPUT_BITS + 1} to 40, not {self.acc_bits!r}"
+            )
 
     @property
     def neuron_bits(self) -> int:
@@ -80,13 +91,18 @@ class CoreConfig:
         return ceil_log2(self.delay_slots)
 
     @property
-    def acc_bits(self) -> int:
-        """Width of a dendrite accumulator: exact for every entry of the table at once.
+    def full_acc_bits(self) -> int:
+        """The accumulator width that is exact for every entry of the table at once.
 
         Each entry adds at most ``2**14`` in magnitude to one slot (contract 3.3), so
         ``synapses * 2**14`` bounds any sum; one more bit holds the sign.
         """
         return P.WEIGHT_BITS + P.WEIGHT_EXP_MAX + self.synapse_bits + 1
+
+    @property
+    def acc_limit(self) -> int:
+        """The largest sum of ``|w << weight_exp|`` one neuron's synapses may reach."""
+        return (1 << (self.acc_bits - 1)) - 1
 
     @property
     def ring_depth(self) -> int:

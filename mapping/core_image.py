@@ -87,6 +87,20 @@ def single_core_image(net: Network, config: CoreConfig) -> CoreImage:
     if net.max_delay > config.delay_slots:
         problems.append(f"delays up to {net.max_delay} steps; the core has {config.delay_slots} "
                         "delay slots")  # fmt: skip
+    # contract 3.3: the exact sum of a neuron's inputs must fit the accumulator
+    worst = np.zeros(max(n_lif, 1), dtype=np.int64)
+    for pr in net.projections:
+        np.add.at(worst, neuron_of[pr.post][pr.post_idx], np.abs(pr.weight) << pr.weight_exp)
+    if n_lif and worst.max() > config.acc_limit:
+        k = int(np.argmax(worst))
+        pop = next(p for p in net.populations.values()
+                   if not p.is_source and k in neuron_of[p.name])  # fmt: skip
+        idx = int(np.flatnonzero(neuron_of[pop.name] == k)[0])
+        problems.append(
+            f"neuron {idx} of {pop.name!r} can receive a sum of {int(worst[k])} in one step; "
+            f"the core's {config.acc_bits}-bit accumulator holds {config.acc_limit} "
+            f"(use acc_bits >= {int(worst[k]).bit_length() + 1})"
+        )
     if any(pr.stdp is not None for pr in net.projections):
         problems.append("plastic projections; the core has no learning unit yet")
     if problems:

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
 from spikefab.hdl import params as P
 from spikefab.hdl.layouts import CoreConfig, CoreMem
 from spikefab.mapping.core_image import single_core_image
@@ -224,3 +223,60 @@ def load_case(path: Path) -> dict:
     case["inputs_per_step"] = np.split(flat, np.cumsum(counts)[:-1])
     case["words"] = {m: case.get(f"mem_{m.name}") for m in CoreMem}
     return case
+
+
+# the regression, as pytest and the mutation run drive it --------------------------------------
+
+HERE = Path(__file__).parent
+STEPS = 40
+RANDOM_SEEDS = (1, 2, 3)
+
+
+def build_cases(cfg: CoreConfig, out: Path, names: list[str] | None = None) -> Path:
+    """Write the case files of one core size and a manifest naming them."""
+    out.mkdir(parents=True, exist_ok=True)
+    cases = {}
+    for seed in RANDOM_SEEDS:
+        if names is None or f"random{seed}" in names:
+            path = out / f"random{seed}.npz"
+            write_case(active_random_network(cfg, seed, STEPS), cfg, STEPS, path)
+            cases[f"random{seed}"] = str(path)
+    for name, make in CORNERS.items():
+        if names is None or name in names:
+            path = out / f"{name}.npz"
+            write_case(make(cfg), cfg, STEPS, path)
+            cases[name] = str(path)
+    manifest = out / "manifest.json"
+    fields = ("neurons", "axons", "synapses", "delay_slots", "acc_bits")
+    manifest.write_text(json.dumps(
+        {"config": {k: getattr(cfg, k) for k in fields}, "cases": cases}
+    ))  # fmt: skip
+    return manifest
+
+
+def run_regression(
+    sim: str,
+    cfg_name: str,
+    build: Path,
+    verilog: Path | None = None,
+    names: list[str] | None = None,
+) -> None:
+    """Run the core regression of one core size on one simulator.
+
+    ``verilog`` replaces the core generated from ``hdl/core.py`` (the mutation run uses
+    this); ``names`` restricts the cases.
+
+    Raises
+    ------
+    AssertionError
+        When any case differs from the golden model (or the core hangs).
+    """
+    from spikefab.hdl.core import NeuronCore
+    from spikefab.sim.rtl import run_cocotb, write_verilog
+
+    cfg = CONFIGS[cfg_name]
+    if verilog is None:
+        verilog = write_verilog(NeuronCore(cfg), "neuron_core", build / "neuron_core.v")
+    manifest = build_cases(cfg, build / "cases", names)
+    run_cocotb(sim, [verilog], "neuron_core", "test_core", test_dir=HERE, build_dir=build,
+               extra_env={"SPIKEFAB_CORE_MANIFEST": str(manifest)})  # fmt: skip

@@ -17,15 +17,11 @@ import os
 import random
 from pathlib import Path
 
-import numpy as np
 import pytest
-
 from spikefab.hdl.layouts import NEURON_STATE, CoreConfig, CoreMem, CoreReg, pack, unpack
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
-STEPS = 40
-RANDOM_SEEDS = (1, 2, 3)
 MAX_WAIT = 200_000  # cycles; a hang fails the test instead of stalling the run
 
 # cocotb side ----------------------------------------------------------------------------------
@@ -209,46 +205,9 @@ if cocotb is not None:
 # pytest side ----------------------------------------------------------------------------------
 
 
-def _build_cases(cfg_name: str, cfg: CoreConfig, out: Path) -> Path:
-    from core_cases import CORNERS, active_random_network, write_case
-
-    out.mkdir(parents=True, exist_ok=True)
-    cases = {}
-    for seed in RANDOM_SEEDS:
-        net = active_random_network(cfg, seed, STEPS)
-        path = out / f"random{seed}.npz"
-        write_case(net, cfg, STEPS, path)
-        cases[f"random{seed}"] = str(path)
-    for name, make in CORNERS.items():
-        path = out / f"{name}.npz"
-        write_case(make(cfg), cfg, STEPS, path)
-        cases[name] = str(path)
-    manifest = out / "manifest.json"
-    fields = ("neurons", "axons", "synapses", "delay_slots")
-    manifest.write_text(json.dumps(
-        {"config": {k: getattr(cfg, k) for k in fields}, "cases": cases}
-    ))  # fmt: skip
-    return manifest
-
-
 @pytest.mark.parametrize("cfg_name", ["n16d4", "n64d16"])
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_core(sim: str, cfg_name: str) -> None:
-    from core_cases import CONFIGS
+    from core_cases import run_regression
 
-    from spikefab.hdl.core import NeuronCore
-    from spikefab.sim.rtl import run_cocotb, write_verilog
-
-    cfg = CONFIGS[cfg_name]
-    build = ROOT / "sim_build" / f"core_{cfg_name}" / sim
-    verilog = write_verilog(NeuronCore(cfg), "neuron_core", build / "neuron_core.v")
-    manifest = _build_cases(cfg_name, cfg, build / "cases")
-    run_cocotb(
-        sim,
-        [verilog],
-        "neuron_core",
-        "test_core",
-        test_dir=HERE,
-        build_dir=build,
-        extra_env={"SPIKEFAB_CORE_MANIFEST": str(manifest)},
-    )
+    run_regression(sim, cfg_name, ROOT / "sim_build" / f"core_{cfg_name}" / sim)
