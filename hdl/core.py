@@ -26,7 +26,6 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-
 from spikefab.hdl import params as P
 from spikefab.hdl.layouts import (
     CFG_DATA_BITS,
@@ -195,9 +194,7 @@ class NeuronCore(wiring.Component):
         ]
         # S2: read-modify-write with forwarding of the previous write
         old = Signal(signed(cfg.acc_bits))
-        m.d.comb += old.eq(
-            Mux(last_valid & (last_addr == s2_addr), last_sum, ring_rd.data.acc)
-        )
+        m.d.comb += old.eq(Mux(last_valid & (last_addr == s2_addr), last_sum, ring_rd.data.acc))
         s2_sum = Signal(signed(cfg.acc_bits))
         m.d.comb += s2_sum.eq(old + s2_val)
         m.d.sync += [last_valid.eq(s2_valid), last_addr.eq(s2_addr), last_sum.eq(s2_sum)]
@@ -216,9 +213,7 @@ class NeuronCore(wiring.Component):
         updating = Signal()
         can_issue = Signal()
         m.d.comb += can_issue.eq(
-            updating
-            & (n_issue != N)
-            & (spike_fifo.level + sum(valid) + 1 <= SPIKE_FIFO_DEPTH)
+            updating & (n_issue != N) & (spike_fifo.level + sum(valid) + 1 <= SPIKE_FIFO_DEPTH)
         )
         m.d.sync += [valid[0].eq(can_issue), nidx[0].eq(n_issue)]
         for k in range(1, UPDATE_STAGES):
@@ -271,12 +266,8 @@ class NeuronCore(wiring.Component):
         udec = Signal(signed(P.UV_BITS + 2))
         vdec = Signal(signed(P.UV_BITS + 2))
         m.d.comb += [
-            udec.eq(
-                Mux(u3_uneg, -(u3_pu >> P.DECAY_SHIFT), u3_pu >> P.DECAY_SHIFT)
-            ),
-            vdec.eq(
-                Mux(u3_vneg, -(u3_pv >> P.DECAY_SHIFT), u3_pv >> P.DECAY_SHIFT)
-            ),
+            udec.eq(Mux(u3_uneg, -(u3_pu >> P.DECAY_SHIFT), u3_pu >> P.DECAY_SHIFT)),
+            vdec.eq(Mux(u3_vneg, -(u3_pv >> P.DECAY_SHIFT), u3_pv >> P.DECAY_SHIFT)),
         ]
         u4_u = Signal(signed(P.UV_BITS))
         u4_vb = Signal(signed(P.UV_BITS + 3))
@@ -363,9 +354,24 @@ class NeuronCore(wiring.Component):
                     m.next = "UPDATE"
                 with m.Elif(delivery_empty & self.i_cfg.valid):
                     m.d.comb += self.i_cfg.ready.eq(1)
-                    self._cfg_access(m, cfg, req, regs, rd_mem, rd_reg,
-                                     state_rd, state_wr, params_rd, params_wr, ring_rd, ring_wr,
-                                     axon_rd, axon_wr, syn_rd, syn_wr)  # fmt: skip
+                    self._cfg_access(
+                        m,
+                        cfg,
+                        req,
+                        regs,
+                        rd_mem,
+                        rd_reg,
+                        state_rd,
+                        state_wr,
+                        params_rd,
+                        params_wr,
+                        ring_rd,
+                        ring_wr,
+                        axon_rd,
+                        axon_wr,
+                        syn_rd,
+                        syn_wr,
+                    )
                     with m.If(~req.write):
                         m.next = "CFG_READ"
                 with m.Else():
@@ -385,13 +391,12 @@ class NeuronCore(wiring.Component):
                         m.d.sync += reply.eq(axon_rd.data.as_value())
                     with m.Case(CoreMem.SYNAPSES):
                         m.d.sync += reply.eq(syn_rd.data.as_value())
-                    with m.Case(CoreMem.REGS):
-                        with m.Switch(rd_reg):
-                            for r, sig in regs.items():
-                                with m.Case(r.value):
-                                    m.d.sync += reply.eq(sig)
-                            with m.Default():
-                                m.d.sync += reply.eq(0)
+                    with m.Case(CoreMem.REGS), m.Switch(rd_reg):
+                        for r, sig in regs.items():
+                            with m.Case(r.value):
+                                m.d.sync += reply.eq(sig)
+                        with m.Default():
+                            m.d.sync += reply.eq(0)
                     with m.Default():
                         m.d.sync += reply.eq(0)
                 m.next = "CFG_REPLY"
@@ -416,9 +421,25 @@ class NeuronCore(wiring.Component):
                     m.next = "DELIVER"
         return m
 
-    def _cfg_access(self, m, cfg, req, regs, rd_mem, rd_reg,  # type: ignore[no-untyped-def]
-                    state_rd, state_wr, params_rd, params_wr, ring_rd, ring_wr,
-                    axon_rd, axon_wr, syn_rd, syn_wr):  # fmt: skip
+    def _cfg_access(
+        self,
+        m,
+        cfg,
+        req,
+        regs,
+        rd_mem,
+        rd_reg,  # type: ignore[no-untyped-def]
+        state_rd,
+        state_wr,
+        params_rd,
+        params_wr,
+        ring_rd,
+        ring_wr,
+        axon_rd,
+        axon_wr,
+        syn_rd,
+        syn_wr,
+    ):
         """Drive the memory ports for one configuration request (write now, or start a read)."""
         m.d.sync += [rd_mem.eq(req.mem), rd_reg.eq(req.addr)]
         ports = {
@@ -437,13 +458,17 @@ class NeuronCore(wiring.Component):
                         wr.data.eq(req.data[: len(wr.data.as_value())]),
                         wr.en.eq(req.write),
                     ]
-            with m.Case(CoreMem.REGS):
-                with m.If(req.write):
-                    with m.Switch(req.addr):
-                        for r in (CoreReg.NOW, CoreReg.EVENTS, CoreReg.DELIVERY_CYCLES,
-                                  CoreReg.UPDATE_CYCLES, CoreReg.SPIKES, CoreReg.STEPS):  # fmt: skip
-                            sig = regs[r]
-                            if isinstance(sig, Const):
-                                continue
-                            with m.Case(r.value):
-                                m.d.sync += sig.eq(req.data[: len(sig)])
+            with m.Case(CoreMem.REGS), m.If(req.write), m.Switch(req.addr):
+                for r in (
+                    CoreReg.NOW,
+                    CoreReg.EVENTS,
+                    CoreReg.DELIVERY_CYCLES,
+                    CoreReg.UPDATE_CYCLES,
+                    CoreReg.SPIKES,
+                    CoreReg.STEPS,
+                ):
+                    sig = regs[r]
+                    if isinstance(sig, Const):
+                        continue
+                    with m.Case(r.value):
+                        m.d.sync += sig.eq(req.data[: len(sig)])

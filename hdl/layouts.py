@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
 from amaranth.utils import ceil_log2
-
 from spikefab.hdl import params as P
 
 __all__ = [
@@ -287,3 +286,62 @@ def unpack(layout: data.StructLayout, word: int) -> dict[str, int]:
             value -= 1 << shape.width
         out[name] = value
     return out
+
+
+def describe(config: CoreConfig, component=None) -> dict:  # type: ignore[no-untyped-def]
+    """Return a JSON-ready description of a core: sizes, ports and memories with fields.
+
+    Port names are those of the generated Verilog (``i_events__payload``, ...).
+    """
+    from amaranth.lib import wiring
+
+    def fields(layout: data.StructLayout) -> list[dict]:
+        out = []
+        for name, f in layout:
+            shape = Shape.cast(f.shape)
+            out.append(
+                {"name": name, "offset": f.offset, "width": shape.width, "signed": shape.signed}
+            )
+        return out
+
+    ports = []
+    if component is not None:
+        for path, member in component.signature.members.flatten():
+            if not member.is_port:
+                continue
+            shape = member.shape
+            port = {
+                "name": "__".join(str(p) for p in path),
+                "direction": "in" if member.flow == wiring.In else "out",
+                "width": Shape.cast(shape).width,
+            }
+            if isinstance(shape, data.StructLayout):
+                port["fields"] = fields(shape)
+            ports.append(port)
+    mems = []
+    for mem in CoreMem:
+        layout = config.layout_of(mem)
+        mems.append(
+            {
+                "name": mem.name,
+                "select": mem.value,
+                "depth": config.depth_of(mem),
+                "width": layout.size,
+                "fields": fields(layout),
+            }
+        )
+    return {
+        "contract_version": P.CONTRACT_VERSION,
+        "config": {
+            "neurons": config.neurons,
+            "axons": config.axons,
+            "synapses": config.synapses,
+            "delay_slots": config.delay_slots,
+            "acc_bits": config.acc_bits,
+        },
+        "clock": "clk",
+        "reset": {"name": "rst", "active": "high", "synchronous": True},
+        "ports": ports,
+        "memories": mems,
+        "registers": {r.name: r.value for r in CoreReg},
+    }

@@ -210,6 +210,52 @@ def _model(network: Network, backend: str):  # type: ignore[no-untyped-def]
 
 
 @main.command()
+@click.option("--neurons", default=256, show_default=True, help="Neurons per core.")
+@click.option("--axons", default=256, show_default=True, help="Axons per core.")
+@click.option("--synapses", default=4096, show_default=True, help="Synapse entries per core.")
+@click.option("--delay-slots", default=16, show_default=True, help="Delay slots D.")
+@click.option("--acc-bits", default=24, show_default=True, help="Dendrite accumulator width.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("out/neuron_core.v"),
+    show_default=True,
+    help="Verilog file; the JSON description goes beside it (.json).",
+)
+def verilog(
+    neurons: int, axons: int, synapses: int, delay_slots: int, acc_bits: int, output: Path
+) -> None:
+    """Write the neuron core as Verilog, with a JSON description of its ports and memories."""
+    import json
+
+    from spikefab.hdl.core import NeuronCore
+    from spikefab.hdl.layouts import CoreConfig, describe
+    from spikefab.sim.rtl import write_verilog
+
+    try:
+        config = CoreConfig(
+            neurons=neurons,
+            axons=axons,
+            synapses=synapses,
+            delay_slots=delay_slots,
+            acc_bits=acc_bits,
+        )
+    except (TypeError, ValueError) as e:
+        raise click.BadParameter(str(e)) from None
+    core = NeuronCore(config)
+    click.echo(
+        f"generating the neuron core ({neurons} neurons, {axons} axons, "
+        f"{synapses} synapses, {delay_slots} delay slots) ...",
+        err=True,
+    )
+    write_verilog(core, "neuron_core", output)
+    desc = output.with_suffix(".json")
+    desc.write_text(json.dumps(describe(config, core), indent=1) + "\n")
+    click.echo(f"{output}\n{desc}")
+
+
+@main.command()
 @click.argument("spikes", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--output",

