@@ -322,24 +322,24 @@ def build_brian2(b2: ModuleType, net: Network, g: Graph, steps: int) -> dict[str
         model,
         threshold="v > theta and active > 0.5",
         reset="v = (v - theta)*sub\nref = ref_steps",
-        method="exact",
         name="lif",
     )
     for k, vals in g.params.items():
         setattr(lif, k, vals)
     lif.run_regularly(update, when="groups", name="lif_update")
     objects: list[Any] = [lif]
+    pathways = [("rec", g.rec, lif)]
     if g.n_src:
         src = b2.SpikeGeneratorGroup(g.n_src, g.src_neuron, g.src_step * dt, name="sources")
         objects.append(src)
-    for label, (pre, post, w, d), source in (("rec", g.rec, lif), ("inp", g.inp, None)):
+        pathways.append(("inp", g.inp, src))
+    for label, (pre, post, w, d), pre_group in pathways:
         if not pre.size:
             continue
-        src_group = objects[1] if source is None else source
         homogeneous = bool(np.all(d == d[0]))
         kw: dict[str, Any] = {"delay": (int(d[0]) - 1) * dt} if homogeneous else {}
         syn = b2.Synapses(
-            src_group, lif, "w : 1 (constant)", on_pre="acc_post += w", name=f"syn_{label}", **kw
+            pre_group, lif, "w : 1 (constant)", on_pre="acc_post += w", name=f"syn_{label}", **kw
         )
         syn.connect(i=pre, j=post)
         syn.w = w
@@ -348,13 +348,15 @@ def build_brian2(b2: ModuleType, net: Network, g: Graph, steps: int) -> dict[str
         objects.append(syn)
     spikes = b2.SpikeMonitor(lif, name="lif_spikes")
     objects.append(spikes)
-    rec: list[int] = []
+    rec: set[int] = set()
+    variables: set[str] = set()
     for pb in net.probes:
         if pb.variable in ("u", "v") and pb.target in g.lif_offset:
             idx = np.arange(net.populations[pb.target].size) if pb.neurons is None else pb.neurons
-            rec.extend(int(i) + g.lif_offset[pb.target] for i in idx)
+            rec.update(int(i) + g.lif_offset[pb.target] for i in idx)
+            variables.add(pb.variable)
     if rec:
-        objects.append(b2.StateMonitor(lif, "v", record=sorted(set(rec)), name="lif_probes"))
+        objects.append(b2.StateMonitor(lif, sorted(variables), record=sorted(rec), name="probes"))
     return {"network": b2.Network(*objects), "spikes": spikes, "duration": steps * dt}
 
 
@@ -510,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         for name, sp in agree:
             k = first_difference(ref, sp)
-            same = "identical over the run" if k < 0 else f"identical up to step {k}"
+            same = "identical over the run" if k < 0 else f"identical before step {k}"
             print(f"{name} spikes vs spikefab FloatReference: {same}")
     if len(measures) > 1:
         print()

@@ -22,6 +22,10 @@ __all__ = [
     "CoreConfig",
     "CoreMem",
     "CoreReg",
+    "SystemConfig",
+    "SystemMem",
+    "SystemReg",
+    "describe",
     "pack",
     "unpack",
 ]
@@ -345,3 +349,127 @@ def describe(config: CoreConfig, component=None) -> dict:  # type: ignore[no-unt
         "memories": mems,
         "registers": {r.name: r.value for r in CoreReg},
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# The multi-core system (contract section 7)
+
+
+class SystemMem(enum.Enum, shape=2):
+    """Memories of the system (router tables, registers), target ``SYSTEM`` of the host link."""
+
+    ROUTE_POINTERS = 0
+    ROUTE_ENTRIES = 1
+    REGS = 2
+
+
+class SystemReg(py_enum.IntEnum):
+    """System registers, read through ``SystemMem.REGS`` (write 0 to clear a counter)."""
+
+    #: Steps completed since the last clear: the number of the next step.
+    STEP = 0
+    #: Route entries the router has followed.
+    ROUTER_EVENTS = 1
+    #: Cycles the router waited on a full destination FIFO.
+    ROUTER_STALLS = 2
+    #: Spikes sent to the host.
+    HOST_SPIKES = 3
+    #: Highest occupancy seen of any core's input FIFO.
+    MAX_CORE_FIFO = 4
+    #: Highest occupancy seen of any core's spike FIFO.
+    MAX_SPIKE_FIFO = 5
+    #: Frames refused by the host link (any error).
+    ERRORS = 6
+    #: Frames executed by the host link.
+    FRAMES = 7
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    """Sizes of a multi-core system: ``cores`` identical cores, a router and the host link.
+
+    Parameters
+    ----------
+    cores
+        Number of neuron cores, 1 .. 15.
+    core
+        The size of every core.
+    sources
+        Host source ids: input neurons the host injects, each with its own routes.
+    route_entries
+        Rows of the router's entry table (destination, axon): a power of two.
+    inject_depth
+        Sources the host can inject for one step.
+    core_fifo_depth
+        Depth of each core's input event FIFO: a power of two.
+    """
+
+    cores: int = 2
+    core: CoreConfig = CoreConfig()
+    sources: int = 256
+    route_entries: int = 1024
+    inject_depth: int = 256
+    core_fifo_depth: int = 64
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cores, int) or not 1 <= self.cores <= 15:
+            raise ValueError(f"cores must be an integer from 1 to 15, not {self.cores!r}")
+        if not isinstance(self.core, CoreConfig):
+            raise TypeError(f"core must be a CoreConfig, not {self.core!r}")
+        if not isinstance(self.sources, int) or not 1 <= self.sources <= 1 << 15:
+            raise ValueError(f"sources must be an integer from 1 to 32768, not {self.sources!r}")
+        _pow2("route_entries", self.route_entries, 2, 1 << 16)
+        _pow2("core_fifo_depth", self.core_fifo_depth, 4, 4096)
+        if not isinstance(self.inject_depth, int) or not 1 <= self.inject_depth <= 4096:
+            raise ValueError(
+                f"inject_depth must be an integer from 1 to 4096, not {self.inject_depth!r}"
+            )
+        if self.cores * self.core.neurons > 1 << 16:
+            raise ValueError(
+                f"cores x neurons must be at most 65536 (16-bit neuron ids), not "
+                f"{self.cores} x {self.core.neurons} = {self.cores * self.core.neurons}"
+            )
+
+    @property
+    def host_dest(self) -> int:
+        """The ``dest`` value of a route entry that goes to the host."""
+        return self.cores
+
+    @property
+    def dest_bits(self) -> int:
+        return ceil_log2(self.cores + 1)
+
+    @property
+    def gid_bits(self) -> int:
+        """Width of a global neuron id ``core * neurons + neuron``."""
+        return max(1, ceil_log2(self.cores * self.core.neurons))
+
+    @property
+    def pointer_depth(self) -> int:
+        """Route pointers: one per core neuron (global id), then one per host source."""
+        return self.cores * self.core.neurons + self.sources
+
+    @property
+    def route_pointer_layout(self) -> data.StructLayout:
+        bits = ceil_log2(self.route_entries)
+        return data.StructLayout({"start": unsigned(bits), "count": unsigned(bits + 1)})
+
+    @property
+    def route_entry_layout(self) -> data.StructLayout:
+        return data.StructLayout(
+            {"dest": unsigned(self.dest_bits), "axon": unsigned(self.core.axon_bits)}
+        )
+
+    def layout_of(self, mem: SystemMem) -> data.StructLayout:
+        return {
+            SystemMem.ROUTE_POINTERS: self.route_pointer_layout,
+            SystemMem.ROUTE_ENTRIES: self.route_entry_layout,
+            SystemMem.REGS: REG_LAYOUT,
+        }[mem]
+
+    def depth_of(self, mem: SystemMem) -> int:
+        return {
+            SystemMem.ROUTE_POINTERS: self.pointer_depth,
+            SystemMem.ROUTE_ENTRIES: self.route_entries,
+            SystemMem.REGS: len(SystemReg),
+        }[mem]
