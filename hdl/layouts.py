@@ -380,7 +380,7 @@ class SystemReg(py_enum.IntEnum):
     MAX_SPIKE_FIFO = 5
     #: Frames refused by the host link (any error).
     ERRORS = 6
-    #: Frames executed by the host link.
+    #: Frames answered by the host link (refused ones included).
     FRAMES = 7
 
 

@@ -1,0 +1,412 @@
+"""The host link's command executor (``docs/contract.md``, section 8).
+
+The executor takes one received frame at a time from the frame buffer, checks it, carries
+it out on the system and streams the reply body to the frame sender. Every frame gets
+exactly one final reply (``R_ACK``, ``R_DATA``, ``R_INFO``, ``R_STATUS`` or ``R_ERROR``);
+a ``RUN`` streams ``R_SPIKES`` and ``R_STEP_END`` frames before its ``R_ACK``. A frame with
+a receive error, a wrong length, an unknown opcode or an address out of range gets
+``R_ERROR`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from spikefab.hdl import params as P
+from spikefab.hdl.layouts import CoreMem, SystemConfig, SystemMem, SystemReg
+from spikefab.hdl.protocol import MAX_BODY, PROTOCOL_VERSION, ErrorCode, Op, Target
+from spikefab.hdl.system import HOST_ITEM, system_request_layout
+
+__all__ = ["BODY_BYTE", "FRAME_INFO", "Executor", "info_bytes"]
+
+#: A byte of a reply body; ``last`` marks the frame's final byte.
+BODY_BYTE = data.StructLayout({"data": unsigned(8), "last": unsigned(1)})
+#: A received frame: its body length, or the error that spoiled it.
+FRAME_INFO = data.StructLayout({"length": unsigned(ceil_log2(MAX_BODY + 3)), "error": unsigned(4)})
+#: Spike ids per R_SPIKES frame at most.
+SPIKES_PER_FRAME = 64
+
+
+def info_bytes(cfg: SystemConfig) -> bytes:
+    """Return the body of the R_INFO reply of a system (contract 8)."""
+    c = cfg.core
+    fields = [
+        (Op.R_INFO, 1),
+        (PROTOCOL_VERSION, 1),
+        (P.CONTRACT_VERSION, 1),
+        (cfg.cores, 1),
+        (c.neurons, 2),
+        (c.axons, 4),
+        (c.synapses, 4),
+        (c.delay_slots, 1),
+        (c.acc_bits, 1),
+        (cfg.sources, 2),
+        (cfg.route_entries, 4),
+        (cfg.inject_depth, 2),
+        (MAX_BODY, 2),
+    ]
+    return b"".join(int(v).to_bytes(n, "little") for v, n in fields)
+
+
+class Executor(wiring.Component):
+    """Carry out host frames on a :class:`~spikefab.hdl.system.System`."""
+
+    def __init__(self, config: SystemConfig):
+        if not isinstance(config, SystemConfig):
+            raise TypeError(f"config must be a SystemConfig, not {config!r}")
+        self._config = config
+        buf_bits = ceil_log2(MAX_BODY + 2)
+        super().__init__(
+            {
+                # from the frame receiver
+                "i_frame": In(stream.Signature(FRAME_INFO)),
+                "rd_addr": Out(buf_bits),
+                "rd_data": In(8),
+                # to the frame sender
+                "o_body": Out(stream.Signature(BODY_BYTE)),
+                # to the system
+                "o_cfg": Out(stream.Signature(system_request_layout())),
+                "i_cfg": In(stream.Signature(unsigned(64))),
+                "o_inject": Out(stream.Signature(unsigned(16))),
+                "inject_free": In(16),
+                "run_steps": Out(32),
+                "run_start": Out(1),
+                "run_busy": In(1),
+                "i_host": In(stream.Signature(HOST_ITEM)),
+                "step": In(32),
+                "frames": Out(32),
+                "errors": Out(32),
+            }
+        )
+
+    def elaborate(self, platform):  # type: ignore[no-untyped-def]
+        cfg = self._config
+        m = Module()
+
+        frames, errors = Signal(32), Signal(32)
+        m.d.comb += [self.frames.eq(frames), self.errors.eq(errors)]
+        length = Signal.like(self.i_frame.payload.length)
+        op = Signal(8)
+        target = Signal(8)
+        mem = Signal(8)
+        addr = Signal(32)
+        count = Signal(32)
+        index = Signal(32)  # loop counter
+        err = Signal(4)
+        run_step = Signal(32)
+        run_spikes = Signal(32)
+        in_frame = Signal(range(SPIKES_PER_FRAME + 1))
+
+        # --- field loader: n bytes from the buffer at rd_ptr, little-endian, into fld ---
+        rd_ptr = Signal(len(self.rd_addr))
+        fld = Signal(64)
+        ld_n = Signal(4)
+        ld_i = Signal(4)
+        ld_phase = Signal()
+        m.d.comb += self.rd_addr.eq(rd_ptr)
+
+        # --- byte emitter: n bytes of em_word, little-endian; last on the final byte ---
+        em_word = Signal(72)
+        em_n = Signal(4)
+        em_last = Signal()
+
+        rets = [
+            "OP", "WRITE_HDR", "WRITE_WORD", "WRITE_NEXT", "READ_HDR", "READ_WORD_SENT",
+            "INJECT_HDR", "INJECT_CHECK", "INJECT_PUSH", "RUN_HDR", "RUN_WAIT",
+            "SPIKE_NEXT", "INFO_NEXT", "STATUS_NEXT", "FINISH",
+        ]  # fmt: skip
+        ret = Signal(range(len(rets)))
+
+        def load(n: int, at, then: str) -> None:  # type: ignore[no-untyped-def]
+            m.d.sync += [rd_ptr.eq(at), ld_n.eq(n), ld_i.eq(0), ld_phase.eq(0), fld.eq(0)]
+            m.d.sync += ret.eq(rets.index(then))
+            m.next = "LOAD"
+
+        def emit(word, n: int, last, then: str) -> None:  # type: ignore[no-untyped-def]
+            m.d.sync += [em_word.eq(word), em_n.eq(n), em_last.eq(last)]
+            m.d.sync += ret.eq(rets.index(then))
+            m.next = "EMIT"
+
+        def fail(code: ErrorCode) -> None:
+            m.d.sync += err.eq(code.value)
+            m.next = "ERROR"
+
+        def go_ret() -> None:
+            with m.Switch(ret):
+                for i, name in enumerate(rets):
+                    with m.Case(i):
+                        m.next = name
+
+        # address range of (target, mem): depth of the memory, or 0 when it does not exist
+        depth = Signal(33)
+        with m.If(target == Target.SYSTEM.value):
+            with m.Switch(mem):
+                for sm in SystemMem:
+                    with m.Case(sm.value):
+                        m.d.comb += depth.eq(cfg.depth_of(sm))
+        with m.Elif(target < cfg.cores):
+            with m.Switch(mem):
+                for cm in CoreMem:
+                    with m.Case(cm.value):
+                        m.d.comb += depth.eq(cfg.core.depth_of(cm))
+        in_range = Signal()
+        m.d.comb += in_range.eq((depth != 0) & (addr + count <= depth))
+
+        info = info_bytes(cfg)
+        n_status = len(SystemReg)
+
+        with m.FSM(name="exec"):
+            with m.State("IDLE"):
+                with m.If(self.i_frame.valid):
+                    m.d.sync += length.eq(self.i_frame.payload.length)
+                    with m.If(self.i_frame.payload.error != 0):
+                        m.d.sync += [err.eq(self.i_frame.payload.error), op.eq(0)]
+                        m.next = "ERROR"
+                    with m.Else():
+                        load(1, 0, "OP")
+
+            with m.State("LOAD"):
+                with m.If(ld_phase == 0):
+                    m.d.sync += ld_phase.eq(1)
+                with m.Else():
+                    m.d.sync += [
+                        fld.eq(fld | (self.rd_data << (ld_i * 8))),
+                        ld_i.eq(ld_i + 1),
+                        rd_ptr.eq(rd_ptr + 1),
+                        ld_phase.eq(0),
+                    ]
+                    with m.If(ld_i + 1 == ld_n):
+                        go_ret()
+
+            with m.State("EMIT"):
+                m.d.comb += [
+                    self.o_body.valid.eq(1),
+                    self.o_body.payload.data.eq(em_word[:8]),
+                    self.o_body.payload.last.eq(em_last & (em_n == 1)),
+                ]
+                with m.If(self.o_body.ready):
+                    m.d.sync += [em_word.eq(em_word >> 8), em_n.eq(em_n - 1)]
+                    with m.If(em_n == 1):
+                        go_ret()
+
+            with m.State("OP"):
+                m.d.sync += op.eq(fld[:8])
+                with m.Switch(fld[:8]):
+                    with m.Case(Op.INFO.value):
+                        with m.If(length != 1):
+                            fail(ErrorCode.LENGTH)
+                        with m.Else():
+                            m.d.sync += index.eq(0)
+                            m.next = "INFO_NEXT"
+                    with m.Case(Op.STATUS.value):
+                        with m.If(length != 1):
+                            fail(ErrorCode.LENGTH)
+                        with m.Else():
+                            m.d.sync += index.eq(0)
+                            emit(Op.R_STATUS.value, 1, 0, "STATUS_NEXT")
+                    with m.Case(Op.WRITE.value, Op.READ.value):
+                        with m.If(length < 9):
+                            fail(ErrorCode.LENGTH)
+                        with m.Else():
+                            load(8, 1, "WRITE_HDR")
+                    with m.Case(Op.INJECT.value):
+                        with m.If(length < 3):
+                            fail(ErrorCode.LENGTH)
+                        with m.Else():
+                            load(2, 1, "INJECT_HDR")
+                    with m.Case(Op.RUN.value):
+                        with m.If(length != 5):
+                            fail(ErrorCode.LENGTH)
+                        with m.Else():
+                            load(4, 1, "RUN_HDR")
+                    with m.Default():
+                        fail(ErrorCode.OPCODE)
+
+            # INFO: the constant body, byte by byte
+            with m.State("INFO_NEXT"):
+                byte = Signal(8)
+                with m.Switch(index):
+                    for i, b in enumerate(info):
+                        with m.Case(i):
+                            m.d.comb += byte.eq(b)
+                m.d.sync += index.eq(index + 1)
+                emit(byte, 1, index == len(info) - 1, "INFO_NEXT")  # fmt: skip
+                with m.If(index == len(info)):
+                    m.next = "FINISH"
+
+            # STATUS: the system registers as u32
+            with m.State("STATUS_NEXT"):
+                with m.If(index == n_status):
+                    m.next = "FINISH"
+                with m.Else():
+                    m.d.comb += [
+                        self.o_cfg.valid.eq(1),
+                        self.o_cfg.payload.target.eq(Target.SYSTEM.value),
+                        self.o_cfg.payload.mem.eq(SystemMem.REGS.value),
+                        self.o_cfg.payload.addr.eq(index),
+                    ]
+                    with m.If(self.o_cfg.ready):
+                        m.next = "STATUS_REPLY"
+            with m.State("STATUS_REPLY"):
+                m.d.comb += self.i_cfg.ready.eq(1)
+                with m.If(self.i_cfg.valid):
+                    m.d.sync += index.eq(index + 1)
+                    emit(self.i_cfg.payload[:32], 4, index == n_status - 1, "STATUS_NEXT")
+
+            # WRITE / READ: target u8, mem u8, addr u32, count u16
+            with m.State("WRITE_HDR"):
+                m.d.sync += [
+                    target.eq(fld[0:8]),
+                    mem.eq(fld[8:16]),
+                    addr.eq(fld[16:48]),
+                    count.eq(fld[48:64]),
+                    index.eq(0),
+                ]
+                m.next = "WRITE_CHECK"
+            with m.State("WRITE_CHECK"):
+                is_write = op == Op.WRITE.value
+                want = Mux(is_write, 9 + (count << 3), 9)
+                with m.If((length != want) | (~is_write & (count > (MAX_BODY - 1) // 8))):
+                    fail(ErrorCode.LENGTH)
+                with m.Elif(~in_range):
+                    fail(ErrorCode.ADDRESS)
+                with m.Elif(is_write):
+                    m.next = "WRITE_NEXT"
+                with m.Else():
+                    emit(Op.R_DATA.value, 1, count == 0, "READ_HDR")
+            with m.State("WRITE_NEXT"):
+                with m.If(index == count):
+                    emit(Op.R_ACK.value, 1, 1, "FINISH")
+                with m.Else():
+                    load(8, 9 + (index << 3), "WRITE_WORD")
+            with m.State("WRITE_WORD"):
+                m.d.comb += [
+                    self.o_cfg.valid.eq(1),
+                    self.o_cfg.payload.target.eq(target),
+                    self.o_cfg.payload.write.eq(1),
+                    self.o_cfg.payload.mem.eq(mem),
+                    self.o_cfg.payload.addr.eq(addr + index),
+                    self.o_cfg.payload.data.eq(fld),
+                ]
+                with m.If(self.o_cfg.ready):
+                    m.d.sync += index.eq(index + 1)
+                    m.next = "WRITE_NEXT"
+            with m.State("READ_HDR"):
+                with m.If(index == count):
+                    m.next = "FINISH"
+                with m.Else():
+                    m.d.comb += [
+                        self.o_cfg.valid.eq(1),
+                        self.o_cfg.payload.target.eq(target),
+                        self.o_cfg.payload.mem.eq(mem),
+                        self.o_cfg.payload.addr.eq(addr + index),
+                    ]
+                    with m.If(self.o_cfg.ready):
+                        m.next = "READ_REPLY"
+            with m.State("READ_REPLY"):
+                m.d.comb += self.i_cfg.ready.eq(1)
+                with m.If(self.i_cfg.valid):
+                    m.d.sync += index.eq(index + 1)
+                    emit(self.i_cfg.payload, 8, index + 1 == count, "READ_WORD_SENT")
+            with m.State("READ_WORD_SENT"):
+                m.next = "READ_HDR"
+
+            # INJECT: count u16, then count source ids u16; all or nothing
+            with m.State("INJECT_HDR"):
+                m.d.sync += [count.eq(fld[:16]), index.eq(0)]
+                m.next = "INJECT_LEN"
+            with m.State("INJECT_LEN"):
+                with m.If(length != 3 + (count << 1)):
+                    fail(ErrorCode.LENGTH)
+                with m.Elif(count > self.inject_free):
+                    fail(ErrorCode.FULL)
+                with m.Else():
+                    m.next = "INJECT_SCAN"
+            with m.State("INJECT_SCAN"):
+                with m.If(index == count):
+                    m.d.sync += index.eq(0)
+                    m.next = "INJECT_NEXT"
+                with m.Else():
+                    load(2, 3 + (index << 1), "INJECT_CHECK")
+            with m.State("INJECT_CHECK"):
+                with m.If(fld[:16] >= cfg.sources):
+                    fail(ErrorCode.ADDRESS)
+                with m.Else():
+                    m.d.sync += index.eq(index + 1)
+                    m.next = "INJECT_SCAN"
+            with m.State("INJECT_NEXT"):
+                with m.If(index == count):
+                    emit(Op.R_ACK.value, 1, 1, "FINISH")
+                with m.Else():
+                    load(2, 3 + (index << 1), "INJECT_PUSH")
+            with m.State("INJECT_PUSH"):
+                m.d.comb += [self.o_inject.valid.eq(1), self.o_inject.payload.eq(fld[:16])]
+                with m.If(self.o_inject.ready):
+                    m.d.sync += index.eq(index + 1)
+                    m.next = "INJECT_NEXT"
+
+            # RUN: steps u32; spikes and step ends stream out, then R_ACK
+            with m.State("RUN_HDR"):
+                m.d.sync += [
+                    self.run_steps.eq(fld[:32]),
+                    run_step.eq(self.step),
+                    run_spikes.eq(0),
+                ]
+                m.next = "RUN_START"
+            with m.State("RUN_START"):
+                m.d.comb += self.run_start.eq(1)
+                m.next = "RUN_WAIT"
+            with m.State("RUN_WAIT"):
+                item = self.i_host.payload
+                with m.If(self.i_host.valid & item.end):
+                    m.d.comb += self.i_host.ready.eq(1)
+                    m.d.sync += [run_step.eq(run_step + 1), run_spikes.eq(0)]
+                    emit(Const(Op.R_STEP_END.value, 8) | (run_step << 8) | (run_spikes << 40),
+                         9, 1, "RUN_WAIT")  # fmt: skip
+                with m.Elif(self.i_host.valid):
+                    m.d.sync += in_frame.eq(0)
+                    emit(Const(Op.R_SPIKES.value, 8) | (run_step << 8), 5, 0, "SPIKE_NEXT")
+                with m.Elif(~self.run_busy):
+                    emit(Op.R_ACK.value, 1, 1, "FINISH")
+            with m.State("SPIKE_NEXT"):
+                # the head of the FIFO is a spike (checked before coming here): take it
+                m.d.comb += self.i_host.ready.eq(1)
+                m.d.sync += [
+                    em_word.eq(self.i_host.payload.gid),
+                    in_frame.eq(in_frame + 1),
+                    run_spikes.eq(run_spikes + 1),
+                ]
+                m.next = "SPIKE_LO"
+            with m.State("SPIKE_LO"):
+                m.d.comb += [self.o_body.valid.eq(1), self.o_body.payload.data.eq(em_word[:8])]
+                with m.If(self.o_body.ready):
+                    # another spike waiting (and room in the frame) keeps the frame open
+                    m.d.sync += em_last.eq(
+                        ~(self.i_host.valid & ~self.i_host.payload.end
+                          & (in_frame != SPIKES_PER_FRAME))
+                    )  # fmt: skip
+                    m.next = "SPIKE_HI"
+            with m.State("SPIKE_HI"):
+                m.d.comb += [
+                    self.o_body.valid.eq(1),
+                    self.o_body.payload.data.eq(em_word[8:16]),
+                    self.o_body.payload.last.eq(em_last),
+                ]
+                with m.If(self.o_body.ready):
+                    with m.If(em_last):
+                        m.next = "RUN_WAIT"
+                    with m.Else():
+                        m.next = "SPIKE_NEXT"
+
+            with m.State("ERROR"):
+                m.d.sync += errors.eq(errors + 1)
+                emit(Const(Op.R_ERROR.value, 8) | (err << 8) | (op << 16), 3, 1, "FINISH")
+
+            with m.State("FINISH"):
+                m.d.comb += self.i_frame.ready.eq(1)
+                m.d.sync += frames.eq(frames + 1)
+                m.next = "IDLE"
+        return m
