@@ -22,13 +22,17 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
-
 from spikefab.hdl.layouts import CoreConfig, CoreMem, CoreReg, pack
 
 PERIOD_NS = 10
 MAX_WAIT = 1_000_000  # cycles; a hang fails the run instead of stalling it
-COUNTERS = (CoreReg.EVENTS, CoreReg.DELIVERY_CYCLES, CoreReg.UPDATE_CYCLES, CoreReg.SPIKES,
-            CoreReg.STEPS)  # fmt: skip
+COUNTERS = (
+    CoreReg.EVENTS,
+    CoreReg.DELIVERY_CYCLES,
+    CoreReg.UPDATE_CYCLES,
+    CoreReg.SPIKES,
+    CoreReg.STEPS,
+)
 
 
 class Driver:
@@ -140,8 +144,12 @@ async def core_cycles(dut) -> None:  # type: ignore[no-untyped-def]
         for row in net["rows"]:
             for k, axons in enumerate(row["steps"]):
                 res = await drv.run_step(axons)
-                res.update(network=net["name"], row=row["name"], step=k,
-                           expected_events=row["expected_events"][k])  # fmt: skip
+                res.update(
+                    network=net["name"],
+                    row=row["name"],
+                    step=k,
+                    expected_events=row["expected_events"][k],
+                )
                 results.append(res)
         dut._log.info("network %s: %d rows", net["name"], len(net["rows"]))
     Path(os.environ["SPIKEFAB_BENCH_RESULTS"]).write_text(json.dumps(results))

@@ -24,7 +24,6 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
 from spikefab.hdl.core import NeuronCore
 from spikefab.hdl.layouts import CoreConfig
 

@@ -14,7 +14,6 @@ from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
-
 from spikefab.hdl import params as P
 from spikefab.hdl.layouts import CoreMem, SystemConfig, SystemMem, SystemReg
 from spikefab.hdl.protocol import MAX_BODY, PROTOCOL_VERSION, ErrorCode, Op, Target
@@ -114,10 +113,22 @@ class Executor(wiring.Component):
         em_last = Signal()
 
         rets = [
-            "OP", "WRITE_HDR", "WRITE_WORD", "WRITE_NEXT", "READ_HDR", "READ_WORD_SENT",
-            "INJECT_HDR", "INJECT_CHECK", "INJECT_PUSH", "RUN_HDR", "RUN_WAIT",
-            "SPIKE_NEXT", "INFO_NEXT", "STATUS_NEXT", "FINISH",
-        ]  # fmt: skip
+            "OP",
+            "WRITE_HDR",
+            "WRITE_WORD",
+            "WRITE_NEXT",
+            "READ_HDR",
+            "READ_WORD_SENT",
+            "INJECT_HDR",
+            "INJECT_CHECK",
+            "INJECT_PUSH",
+            "RUN_HDR",
+            "RUN_WAIT",
+            "SPIKE_NEXT",
+            "INFO_NEXT",
+            "STATUS_NEXT",
+            "FINISH",
+        ]
         ret = Signal(range(len(rets)))
 
         def load(n: int, at, then: str) -> None:  # type: ignore[no-untyped-def]
@@ -142,16 +153,14 @@ class Executor(wiring.Component):
 
         # address range of (target, mem): depth of the memory, or 0 when it does not exist
         depth = Signal(33)
-        with m.If(target == Target.SYSTEM.value):
-            with m.Switch(mem):
-                for sm in SystemMem:
-                    with m.Case(sm.value):
-                        m.d.comb += depth.eq(cfg.depth_of(sm))
-        with m.Elif(target < cfg.cores):
-            with m.Switch(mem):
-                for cm in CoreMem:
-                    with m.Case(cm.value):
-                        m.d.comb += depth.eq(cfg.core.depth_of(cm))
+        with m.If(target == Target.SYSTEM.value), m.Switch(mem):
+            for sm in SystemMem:
+                with m.Case(sm.value):
+                    m.d.comb += depth.eq(cfg.depth_of(sm))
+        with m.Elif(target < cfg.cores), m.Switch(mem):
+            for cm in CoreMem:
+                with m.Case(cm.value):
+                    m.d.comb += depth.eq(cfg.core.depth_of(cm))
         in_range = Signal()
         m.d.comb += in_range.eq((depth != 0) & (addr + count <= depth))
 
@@ -159,14 +168,13 @@ class Executor(wiring.Component):
         n_status = len(SystemReg)
 
         with m.FSM(name="exec"):
-            with m.State("IDLE"):
-                with m.If(self.i_frame.valid):
-                    m.d.sync += length.eq(self.i_frame.payload.length)
-                    with m.If(self.i_frame.payload.error != 0):
-                        m.d.sync += [err.eq(self.i_frame.payload.error), op.eq(0)]
-                        m.next = "ERROR"
-                    with m.Else():
-                        load(1, 0, "OP")
+            with m.State("IDLE"), m.If(self.i_frame.valid):
+                m.d.sync += length.eq(self.i_frame.payload.length)
+                with m.If(self.i_frame.payload.error != 0):
+                    m.d.sync += [err.eq(self.i_frame.payload.error), op.eq(0)]
+                    m.next = "ERROR"
+                with m.Else():
+                    load(1, 0, "OP")
 
             with m.State("LOAD"):
                 with m.If(ld_phase == 0):
@@ -233,7 +241,7 @@ class Executor(wiring.Component):
                         with m.Case(i):
                             m.d.comb += byte.eq(b)
                 m.d.sync += index.eq(index + 1)
-                emit(byte, 1, index == len(info) - 1, "INFO_NEXT")  # fmt: skip
+                emit(byte, 1, index == len(info) - 1, "INFO_NEXT")
                 with m.If(index == len(info)):
                     m.next = "FINISH"
 
@@ -364,8 +372,12 @@ class Executor(wiring.Component):
                 with m.If(self.i_host.valid & item.end):
                     m.d.comb += self.i_host.ready.eq(1)
                     m.d.sync += [run_step.eq(run_step + 1), run_spikes.eq(0)]
-                    emit(Const(Op.R_STEP_END.value, 8) | (run_step << 8) | (run_spikes << 40),
-                         9, 1, "RUN_WAIT")  # fmt: skip
+                    emit(
+                        Const(Op.R_STEP_END.value, 8) | (run_step << 8) | (run_spikes << 40),
+                        9,
+                        1,
+                        "RUN_WAIT",
+                    )
                 with m.Elif(self.i_host.valid):
                     m.d.sync += in_frame.eq(0)
                     emit(Const(Op.R_SPIKES.value, 8) | (run_step << 8), 5, 0, "SPIKE_NEXT")
@@ -385,9 +397,12 @@ class Executor(wiring.Component):
                 with m.If(self.o_body.ready):
                     # another spike waiting (and room in the frame) keeps the frame open
                     m.d.sync += em_last.eq(
-                        ~(self.i_host.valid & ~self.i_host.payload.end
-                          & (in_frame != SPIKES_PER_FRAME))
-                    )  # fmt: skip
+                        ~(
+                            self.i_host.valid
+                            & ~self.i_host.payload.end
+                            & (in_frame != SPIKES_PER_FRAME)
+                        )
+                    )
                     m.next = "SPIKE_HI"
             with m.State("SPIKE_HI"):
                 m.d.comb += [

@@ -69,14 +69,14 @@ class Op(enum.IntEnum):
     R_ACK = 0x81
     #: count x u64
     R_DATA = 0x82
-    #: step u32, count u8, count x neuron u16 (global: core * N + neuron)
+    #: step u32, then global ids u16 (core * N + neuron) to the end of the body (1 to 64)
     R_SPIKES = 0x83
     #: step u32, spikes u32 (spikes sent to the host in this step)
     R_STEP_END = 0x84
     #: u32 words, see STATUS_FIELDS
     R_STATUS = 0x85
-    #: u8 protocol, u8 contract, u8 cores, u16 neurons, u32 axons, u32 synapses, u8 delay
-    #: slots, u8 acc bits, u32 route entries, u16 inject capacity, u16 max body
+    #: protocol u8, contract u8, cores u8, neurons u16, axons u32, synapses u32, delay slots
+    #: u8, acc bits u8, sources u16, route entries u32, inject depth u16, max body u16
     R_INFO = 0x86
     #: code u8, then the opcode u8 of the offending frame (0 when unknown)
     R_ERROR = 0xEE

@@ -15,7 +15,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
-
 from spikefab.hdl.layouts import SystemConfig, SystemMem
 
 __all__ = ["Router"]

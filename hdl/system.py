@@ -21,7 +21,6 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
-
 from spikefab.hdl.core import NeuronCore
 from spikefab.hdl.layouts import SystemConfig, SystemMem, SystemReg
 from spikefab.hdl.protocol import Target
@@ -225,11 +224,10 @@ class System(wiring.Component):
                     with m.If(req.target == Target.SYSTEM.value):
                         with m.If(req.mem == SystemMem.REGS.value):
                             m.d.comb += self.i_cfg.ready.eq(1)
-                            with m.If(req.write):
-                                with m.Switch(req.addr):
-                                    for r, sig in writable.items():
-                                        with m.Case(r.value):
-                                            m.d.sync += sig.eq(req.data)
+                            with m.If(req.write), m.Switch(req.addr):
+                                for r, sig in writable.items():
+                                    with m.Case(r.value):
+                                        m.d.sync += sig.eq(req.data)
                             with m.Else():
                                 m.d.sync += [reading.eq(1), reply_from.eq(C + 1)]
                                 with m.Switch(req.addr):

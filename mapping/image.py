@@ -18,14 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from spikefab.hdl import params as P
 from spikefab.hdl.layouts import (
     NEURON_PARAMS,
     NEURON_STATE,
     CoreMem,
     SystemConfig,
-    SystemMem,
     pack,
 )
 from spikefab.mapping.core_image import FitError
@@ -89,16 +87,21 @@ class Image:
             "format": IMAGE_VERSION,
             "contract": P.CONTRACT_VERSION,
             "system": {
-                "cores": c.cores, "sources": c.sources, "route_entries": c.route_entries,
-                "inject_depth": c.inject_depth, "core_fifo_depth": c.core_fifo_depth,
+                "cores": c.cores,
+                "sources": c.sources,
+                "route_entries": c.route_entries,
+                "inject_depth": c.inject_depth,
+                "core_fifo_depth": c.core_fifo_depth,
                 "core": {
-                    "neurons": c.core.neurons, "axons": c.core.axons,
-                    "synapses": c.core.synapses, "delay_slots": c.core.delay_slots,
+                    "neurons": c.core.neurons,
+                    "axons": c.core.axons,
+                    "synapses": c.core.synapses,
+                    "delay_slots": c.core.delay_slots,
                     "acc_bits": c.core.acc_bits,
                 },
             },
             "stats": self.stats,
-        }  # fmt: skip
+        }
         arrays: dict[str, np.ndarray] = {
             "header": np.array(json.dumps(header)),
             "network": np.array(self.network_yaml),
@@ -144,10 +147,13 @@ def load_image(path: str | Path) -> Image:
             )
         s = header["system"]
         config = SystemConfig(
-            cores=s["cores"], sources=s["sources"], route_entries=s["route_entries"],
-            inject_depth=s["inject_depth"], core_fifo_depth=s["core_fifo_depth"],
+            cores=s["cores"],
+            sources=s["sources"],
+            route_entries=s["route_entries"],
+            inject_depth=s["inject_depth"],
+            core_fifo_depth=s["core_fifo_depth"],
             core=CoreConfig(**s["core"]),
-        )  # fmt: skip
+        )
         core_words: list[dict[CoreMem, list[int]]] = [{} for _ in range(config.cores)]
         core_of, neuron_of, source_of = {}, {}, {}
         for key in f.files:
@@ -158,12 +164,16 @@ def load_image(path: str | Path) -> Image:
                 _, name, kind = key.split("/")
                 {"core": core_of, "neuron": neuron_of, "source": source_of}[kind][name] = f[key]
         return Image(
-            config=config, core_words=core_words,
+            config=config,
+            core_words=core_words,
             route_pointers=[int(w) for w in f["route_pointers"]],
             route_entries=[int(w) for w in f["route_entries"]],
-            core_of=core_of, neuron_of=neuron_of, source_of=source_of,
-            network_yaml=str(f["network"]), stats=header.get("stats", {}),
-        )  # fmt: skip
+            core_of=core_of,
+            neuron_of=neuron_of,
+            source_of=source_of,
+            network_yaml=str(f["network"]),
+            stats=header.get("stats", {}),
+        )
 
 
 def place_sequential(net: Network, config: SystemConfig, network_yaml: str = "") -> Image:
@@ -193,11 +203,14 @@ def place_sequential(net: Network, config: SystemConfig, network_yaml: str = "")
     if pos > C * N:
         problems.append(f"{pos} neurons; {C} cores of {N} hold {C * N} ({pos - C * N} too many)")
     if n_src > config.sources:
-        problems.append(f"{n_src} source neurons; the router has {config.sources} source ids "
-                        f"({n_src - config.sources} too many)")  # fmt: skip
+        problems.append(
+            f"{n_src} source neurons; the router has {config.sources} source ids "
+            f"({n_src - config.sources} too many)"
+        )
     if net.max_delay > config.core.delay_slots:
-        problems.append(f"delays up to {net.max_delay} steps; cores have "
-                        f"{config.core.delay_slots} delay slots")  # fmt: skip
+        problems.append(
+            f"delays up to {net.max_delay} steps; cores have {config.core.delay_slots} delay slots"
+        )
     if any(pr.stdp is not None for pr in net.projections):
         problems.append("plastic projections; the cores have no learning unit yet")
     if problems:
@@ -217,8 +230,10 @@ def place_sequential(net: Network, config: SystemConfig, network_yaml: str = "")
         w.append(pr.weight)
         e.append(np.full(pr.n_synapses, pr.weight_exp))
         d.append(pr.delay)
-    cat = [np.concatenate(x).astype(np.int64) if x else np.zeros(0, np.int64)
-           for x in (send, tcore, tneu, w, e, d)]  # fmt: skip
+    cat = [
+        np.concatenate(x).astype(np.int64) if x else np.zeros(0, np.int64)
+        for x in (send, tcore, tneu, w, e, d)
+    ]
     send_a, tcore_a, tneu_a, w_a, e_a, d_a = cat
 
     core_words: list[dict[CoreMem, list[int]]] = []
@@ -228,11 +243,15 @@ def place_sequential(net: Network, config: SystemConfig, network_yaml: str = "")
         sel = np.flatnonzero(tcore_a == k)
         senders = np.unique(send_a[sel])
         if senders.size > config.core.axons:
-            problems.append(f"core {k}: {senders.size} axons; a core has {config.core.axons} "
-                            f"({senders.size - config.core.axons} too many)")  # fmt: skip
+            problems.append(
+                f"core {k}: {senders.size} axons; a core has {config.core.axons} "
+                f"({senders.size - config.core.axons} too many)"
+            )
         if sel.size > config.core.synapses:
-            problems.append(f"core {k}: {sel.size} synapse entries; a core holds "
-                            f"{config.core.synapses} ({sel.size - config.core.synapses} too many)")  # fmt: skip
+            problems.append(
+                f"core {k}: {sel.size} synapse entries; a core holds "
+                f"{config.core.synapses} ({sel.size - config.core.synapses} too many)"
+            )
         axon = np.searchsorted(senders, send_a[sel])
         for a, s in enumerate(senders):
             axon_of_pair[(int(s), k)] = a
@@ -251,10 +270,12 @@ def place_sequential(net: Network, config: SystemConfig, network_yaml: str = "")
         sl, al = config.core.synapse_layout, config.core.axon_layout
         words: dict[CoreMem, list[int]] = {}
         words[CoreMem.SYNAPSES] = [
-            pack(sl, {"target": int(t), "weight": int(ww), "weight_exp": int(ee),
-                      "delay": int(dd) - 1})
+            pack(
+                sl,
+                {"target": int(t), "weight": int(ww), "weight_exp": int(ee), "delay": int(dd) - 1},
+            )
             for t, ww, ee, dd in zip(tneu_a[sel], w_a[sel], e_a[sel], d_a[sel], strict=True)
-        ]  # fmt: skip
+        ]
         starts = np.searchsorted(axon, np.arange(senders.size))
         counts = np.bincount(axon, minlength=senders.size)
         words[CoreMem.AXONS] = [
@@ -266,11 +287,18 @@ def place_sequential(net: Network, config: SystemConfig, network_yaml: str = "")
             if p.neuron is None:
                 continue
             n = p.neuron
-            word = pack(NEURON_PARAMS, {
-                "du": n.du, "dv": n.dv, "vth": n.vth, "bias_mant": n.bias_mant,
-                "bias_exp": n.bias_exp, "refractory": n.refractory,
-                "reset_subtract": int(n.reset == "subtract"),
-            })  # fmt: skip
+            word = pack(
+                NEURON_PARAMS,
+                {
+                    "du": n.du,
+                    "dv": n.dv,
+                    "vth": n.vth,
+                    "bias_mant": n.bias_mant,
+                    "bias_exp": n.bias_exp,
+                    "refractory": n.refractory,
+                    "reset_subtract": int(n.reset == "subtract"),
+                },
+            )
             for j in neuron_of[p.name][core_of[p.name] == k]:
                 params[int(j)] = word
         words[CoreMem.PARAMS] = params
@@ -303,13 +331,16 @@ def place_sequential(net: Network, config: SystemConfig, network_yaml: str = "")
             f"router holds {config.route_entries} ({len(entries) - config.route_entries} too many)"
         )
     stats = {
-        "neurons": pos, "sources": n_src, "synapses": int(send_a.size),
+        "neurons": pos,
+        "sources": n_src,
+        "synapses": int(send_a.size),
         "route_entries": len(entries),
         "axons": [len(cw[CoreMem.AXONS]) for cw in core_words],
         "entries": [len(cw[CoreMem.SYNAPSES]) for cw in core_words],
-    }  # fmt: skip
-    return Image(config, core_words, pointers, entries, core_of, neuron_of, source_of,
-                 network_yaml, stats)  # fmt: skip
+    }
+    return Image(
+        config, core_words, pointers, entries, core_of, neuron_of, source_of, network_yaml, stats
+    )
 
 
 def _recorded(net: Network) -> dict[str, np.ndarray]:

@@ -14,7 +14,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from spikefab.hdl.layouts import CoreConfig, SystemConfig, SystemMem, pack
 
 HERE = Path(__file__).parent
@@ -61,7 +60,7 @@ if cocotb is not None:
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
         outs = [f"o_events__{k}" for k in range(C)] + ["o_host"]
         ins = [f"i_spikes__{k}" for k in range(C)] + ["i_inject"]
-        for name in ins + ["i_cfg"]:
+        for name in [*ins, "i_cfg"]:
             getattr(dut, f"{name}__valid").value = 0
         for name in [*outs, "o_cfg"]:
             getattr(dut, f"{name}__ready").value = 0
@@ -100,7 +99,9 @@ if cocotb is not None:
         pointers, entries = random_tables(rng, cfg)
         pl, el = cfg.route_pointer_layout, cfg.route_entry_layout
         for i, (start, count) in enumerate(pointers):
-            await cfg_access(1, SystemMem.ROUTE_POINTERS, i, pack(pl, {"start": start, "count": count}))
+            await cfg_access(
+                1, SystemMem.ROUTE_POINTERS, i, pack(pl, {"start": start, "count": count})
+            )
         for i, (dest, axon) in enumerate(entries):
             await cfg_access(1, SystemMem.ROUTE_ENTRIES, i, pack(el, {"dest": dest, "axon": axon}))
         for i in rng.sample(range(len(pointers)), 10):
