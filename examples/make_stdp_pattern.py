@@ -18,7 +18,7 @@ scaled down:
   pattern is visible only in the timing of the spikes;
 - the pattern is pasted in at random onsets (``pattern_onsets``), separated by gaps of
   ``MIN_GAP .. MAX_GAP`` steps of pure noise (so presentations never overlap or touch), which
-  puts about a quarter of the time inside patterns. During a presentation the pattern
+  puts about a third of the time inside patterns. During a presentation the pattern
   afferents replay the pattern (their background is replaced) while the other afferents
   keep firing Poisson noise; every spike of the pattern is moved by ``JITTER`` steps at most,
   independently at each presentation.
@@ -43,13 +43,13 @@ from pathlib import Path
 
 import numpy as np
 
-N_AFFERENTS = 160
+N_AFFERENTS = 200
 N_STEPS = 20000
 RATE_HZ = 20.0
 PATTERN_LENGTH = 50
 PATTERN_FRACTION = 0.5
 MIN_GAP = 50
-MAX_GAP = 250
+MAX_GAP = 150
 JITTER = 1
 SEED = 2008
 
@@ -113,10 +113,11 @@ def main() -> None:
     np.savez_compressed(args.output, **arrays)
     onsets, length = arrays["pattern_onsets"], int(arrays["pattern_length"])
     n_steps = int(arrays["n_steps"])
+    n_spikes, n_aff = arrays["step"].size, int(arrays["n_afferents"])
     print(
-        f"{args.output}: {arrays['step'].size} spikes from {int(arrays['n_afferents'])} afferents "
-        f"over {n_steps} steps ({arrays['step'].size / n_steps / int(arrays['n_afferents']) * 1e3:.1f}"
-        f" Hz mean); {arrays['pattern_neurons'].size} pattern afferents; {onsets.size} "
+        f"{args.output}: {n_spikes} spikes from {n_aff} afferents over {n_steps} steps "
+        f"({n_spikes / n_steps / n_aff * 1e3:.1f} Hz mean); "
+        f"{arrays['pattern_neurons'].size} pattern afferents; {onsets.size} "
         f"presentations of {length} steps ({onsets.size * length / n_steps:.0%} of the time); "
         f"{args.output.stat().st_size / 1024:.0f} KiB"
     )

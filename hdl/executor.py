@@ -78,6 +78,7 @@ class Executor(wiring.Component):
                 "step": In(32),
                 "frames": Out(32),
                 "errors": Out(32),
+                "idle": Out(1),
             }
         )
 

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 __all__ = [
+    "CRC_INIT",
+    "CRC_POLY",
     "END",
     "ESC",
     "ESC_END",
@@ -186,6 +188,7 @@ class FrameDecoder:
             if b == END:
                 if self._buf or self._bad:
                     yield self._finish()
+                self._esc = False  # every END resynchronises, even after a lone ESC
                 continue
             if self._esc:
                 self._esc = False

@@ -13,8 +13,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import bits_for, ceil_log2
-
+from amaranth.utils import bits_for
 from spikefab.hdl import protocol
 from spikefab.hdl.protocol import CRC_INIT, CRC_POLY, END, ESC, ESC_END, ESC_ESC, ErrorCode
 
@@ -44,11 +43,13 @@ def crc16_byte(m: Module, crc, byte) -> Signal:  # type: ignore[no-untyped-def]
 class SlipReceiver(wiring.Component):
     """Receive SLIP frames into a buffer and check their escapes, length and CRC.
 
-    The receiver follows :class:`spikefab.hdl.protocol.FrameDecoder` byte for byte:
+    The receiver follows :class:`spikefab.hdl.protocol.FrameDecoder` byte for byte, with
+    one exception: the decoder keeps an ESC pending across an END that ends an empty frame
+    (``END ESC END``), the receiver does not.
 
     * Every END ends the frame being received; reception starts (at reset and after every
       END) with an empty frame. An END with no byte since the last one (an empty frame,
-      also ``ESC END``) is ignored. END also cancels a pending ESC.
+      also ``ESC END``) is ignored. Every END cancels a pending ESC.
     * ``ESC ESC_END`` and ``ESC ESC_ESC`` decode to END and ESC. ESC followed by any other
       byte (not END) sets error ESCAPE and stores that byte as it is. ESC just before END
       is dropped without an error.
@@ -174,9 +175,8 @@ class SlipReceiver(wiring.Component):
 
         with m.If(take):
             m.d.sync += idle.eq(0)
-            with m.If(hunt):
-                with m.If(byte == END):
-                    m.d.sync += hunt.eq(0)
+            with m.If(hunt), m.If(byte == END):
+                m.d.sync += hunt.eq(0)
             with m.Elif(byte == END):
                 with m.If((count != 0) | (err != 0)):
                     good_crc = crc == Cat(last2, last1)
@@ -255,9 +255,7 @@ class SlipSender(wiring.Component):
         super().__init__(
             {
                 "i_body": In(
-                    stream.Signature(
-                        data.StructLayout({"data": unsigned(8), "last": unsigned(1)})
-                    )
+                    stream.Signature(data.StructLayout({"data": unsigned(8), "last": unsigned(1)}))
                 ),
                 "o_tx": Out(stream.Signature(8)),
             }
@@ -313,11 +311,9 @@ class SlipSender(wiring.Component):
                     m.d.sync += crc.eq(crc16_byte(m, crc, raw))
                     with m.If(self.i_body.payload.last):
                         m.d.sync += state.eq(_SendState.CRC_LO)
-            with m.Case(_SendState.CRC_LO):
-                with m.If(done):
-                    m.d.sync += state.eq(_SendState.CRC_HI)
-            with m.Case(_SendState.CRC_HI):
-                with m.If(done):
-                    m.d.sync += state.eq(_SendState.END)
+            with m.Case(_SendState.CRC_LO), m.If(done):
+                m.d.sync += state.eq(_SendState.CRC_HI)
+            with m.Case(_SendState.CRC_HI), m.If(done):
+                m.d.sync += state.eq(_SendState.END)
 
         return m

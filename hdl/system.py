@@ -191,8 +191,11 @@ class System(wiring.Component):
 
         # quiet: nothing of the previous step is still on its way
         cores_idle = Cat(*(c.idle for c in cores)).all()
-        fifos_empty = Cat(*(~f.r_rdy for f in in_fifos + spike_fifos)).all()
-        routed = ~router.busy & fifos_empty & ~inject.r_rdy
+        # `level`, not `r_rdy`: a buffered FIFO's output lags a write by a cycle or two
+        fifos_empty = Cat(*(f.level == 0 for f in in_fifos + spike_fifos)).all()
+        quiet = ~router.busy & fifos_empty
+        # the injection FIFO holds the sources of the step about to run: not part of drain
+        routed = quiet & (inject.level == 0)
         done_seen = Signal(C)
         inject_en = Signal()
         m.d.comb += router.inject_en.eq(inject_en)
@@ -205,6 +208,9 @@ class System(wiring.Component):
 
         with m.FSM(name="control"):
             with m.State("IDLE"):
+                # a run is over only once the host has taken its last item: a buffered FIFO's
+                # output lags its input, so `o_host.valid` alone would say "done" too early
+                m.d.comb += self.run_busy.eq(host_fifo.level != 0)
                 with m.If(self.run_start & (self.run_steps != 0)):
                     m.d.sync += steps_left.eq(self.run_steps)
                     m.next = "DRAIN"
@@ -247,7 +253,7 @@ class System(wiring.Component):
                                 m.d.sync += [reading.eq(1), reply_from.eq(C)]
             with m.State("DRAIN"):
                 m.d.comb += self.run_busy.eq(1)
-                with m.If(routed & cores_idle):
+                with m.If(quiet & cores_idle):
                     m.next = "PULSE"
             with m.State("PULSE"):
                 m.d.comb += self.run_busy.eq(1)

@@ -1,7 +1,6 @@
 """The bit-exact golden model of a whole network (``docs/contract.md``, sections 2 to 5).
 
-Each step is vectorized over neurons and synaptic events; there is no Python loop over
-neurons or synapses. Phases of step ``t`` (contract 4.1):
+Phases of step ``t`` (contract 4.1):
 
 1. input: every neuron takes the exact sum of the events due at ``t`` from its dendrite
    ring slot ``t mod D`` and the slot is cleared;
@@ -10,19 +9,50 @@ neurons or synapses. Phases of step ``t`` (contract 4.1):
 3. delivery: every spike of step ``t`` is fanned out along its synapses, adding
    ``w << weight_exp`` to slot ``(t + delay) mod D`` of the target;
 4. learning: traces decay, plastic weights change, traces are bumped by the spikes of ``t``.
+
+:class:`GoldenModel` has two paths that give the same results bit for bit:
+
+- the numba path (when numba is installed: ``pip install "spikefab[fast]"``) runs whole
+  steps, or blocks of steps, in the compiled kernel of :mod:`spikefab.sim._kernels`;
+- the numpy path vectorizes each phase over neurons and synaptic events, with no Python loop
+  over neurons or synapses.
+
+The numba path is the default when numba can be imported; ``GoldenModel(net, numba=False)``
+or the environment variable ``SPIKEFAB_NO_NUMBA=1`` selects the numpy path, and
+``GoldenModel(net, numba=True)`` requires numba. ``tests/sim/test_fast_path.py`` holds the two
+paths to each other at every step.
+
+Spike sources are read a block of steps at a time (:class:`SourceStream` gives the same spikes
+however the steps are split into blocks, contract 1).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
 
 import numpy as np
 from spikefab.hdl import params as P
-from spikefab.mapping.network import Network, Projection, SourceStream
+from spikefab.mapping.network import Network, Probe, Projection, SourceStream
 from spikefab.sim import arith
 from spikefab.sim.results import ProbeTrace, RunResult
 
-__all__ = ["GoldenModel", "expand_ranges"]
+__all__ = ["NO_NUMBA_ENV", "GoldenModel", "StepModel", "expand_ranges", "numba_available"]
+
+#: Set this environment variable (to anything but ``""`` or ``"0"``) to make
+#: :class:`GoldenModel` take the numpy path unless ``numba=True`` is passed.
+NO_NUMBA_ENV = "SPIKEFAB_NO_NUMBA"
+
+#: Source spikes are drawn for at most this many steps at a time...
+SOURCE_BLOCK_STEPS = 1000
+#: ... and at most this many uniform numbers (steps times the largest source population).
+SOURCE_BLOCK_DRAWS = 1 << 20
+#: Largest number of ``u``/``v`` probe values one call of the kernel buffers.
+PROBE_BUFFER = 1 << 21
 
 
 def expand_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -38,6 +68,120 @@ def expand_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 def _cat(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+def _load_kernels(numba: bool | None) -> ModuleType | None:
+    """Return :mod:`spikefab.sim._kernels`, or ``None`` for the numpy path."""
+    if numba is False:
+        return None
+    if numba is None and os.environ.get(NO_NUMBA_ENV, "") not in ("", "0"):
+        return None
+    try:
+        kernels = importlib.import_module("spikefab.sim._kernels")
+    except ImportError as e:
+        if numba:
+            raise ImportError(
+                f"GoldenModel(numba=True) needs numba ({e}); install it with "
+                "`pip install 'spikefab[fast]'`"
+            ) from e
+        return None
+    return kernels
+
+
+def numba_available() -> bool:
+    """Return whether numba imports, so that ``GoldenModel(net, numba=True)`` works."""
+    try:
+        _load_kernels(True)
+    except ImportError:
+        return False
+    return True
+
+
+@functools.cache
+def _lfsr_step_table() -> np.ndarray:
+    """Return the state of an LFSR after one learning phase, for every state (contract 5.4)."""
+    return arith.lfsr_advance(np.arange(1 << P.LFSR_BITS, dtype=np.int64))
+
+
+class _Sources:
+    """The spikes of every source, drawn a block of steps at a time.
+
+    ``ids[ptr[k] : ptr[k + 1]]`` are the global ids that spike at step ``t0 + k``, for
+    ``t0 <= t < t1``. Blocks are read in order, as the model's steps are.
+    """
+
+    def __init__(self, streams: list[tuple[int, int, SourceStream]]):
+        self.streams = streams
+        largest = max((size for _, size, _ in streams), default=0)
+        if streams:
+            self.block = max(1, min(SOURCE_BLOCK_STEPS, SOURCE_BLOCK_DRAWS // max(largest, 1)))
+        else:
+            self.block = 1 << 16
+        self.t0 = self.t1 = 0
+        self.ptr = np.zeros(1, dtype=np.int64)
+        self.ids = np.zeros(0, dtype=np.int64)
+
+    def window(self, t: int) -> int:
+        """Make the block hold step ``t``; return the index of ``t`` in ``ptr``."""
+        if not self.t0 <= t < self.t1:
+            if t != self.t1:
+                raise RuntimeError(f"source spikes are read in order; step {t} after {self.t1}")
+            self._refill(t)
+        return t - self.t0
+
+    def at(self, t: int) -> np.ndarray:
+        """Return the global ids that spike at step ``t``."""
+        k = self.window(t)
+        return self.ids[self.ptr[k] : self.ptr[k + 1]]
+
+    def _refill(self, t: int) -> None:
+        k = self.block
+        steps, ids = [], []
+        for off, _, stream in self.streams:
+            st, nr = stream.next(k)
+            steps.append(np.asarray(st, dtype=np.int64))
+            ids.append(np.asarray(nr, dtype=np.int64) + off)
+        st, gid = _cat(steps), _cat(ids)
+        order = np.argsort(st, kind="stable")
+        self.ids = np.ascontiguousarray(gid[order])
+        self.ptr = np.searchsorted(st[order], np.arange(t, t + k + 1)).astype(np.int64)
+        self.t0, self.t1 = t, t + k
+
+
+class _SpikeLog:
+    """Spikes of a run: the ids of every step, end to end, and their count per step."""
+
+    def __init__(self, steps: int, n: int):
+        self.counts = np.zeros(steps, dtype=np.int64)
+        self.ids = np.empty(max(min(steps * n, 1 << 16), n, 1), dtype=np.int64)
+        self.pos = 0
+
+    def reserve(self, extra: int) -> None:
+        """Make room for ``extra`` more ids."""
+        need = self.pos + extra
+        if need > self.ids.size:
+            grown = np.empty(max(need, 2 * self.ids.size), dtype=np.int64)
+            grown[: self.pos] = self.ids[: self.pos]
+            self.ids = grown
+
+    def add(self, k: int, ids: np.ndarray) -> None:
+        """Record the spikes ``ids`` of the ``k``-th step of the run."""
+        self.reserve(ids.size)
+        self.ids[self.pos : self.pos + ids.size] = ids
+        self.pos += ids.size
+        self.counts[k] = ids.size
+
+
+@dataclass
+class _ProbeRecord:
+    """The samples of one state probe during a run."""
+
+    probe: Probe
+    index: np.ndarray
+    #: global ids of the sampled neurons (``u`` and ``v`` probes)
+    gidx: np.ndarray | None
+    steps: list[int] = field(default_factory=list)
+    blocks: list[np.ndarray] = field(default_factory=list)
 
 
 class _Plastic:
@@ -58,10 +202,33 @@ class _Plastic:
         self.gsyn = gsyn
         self.pre_off, self.post_off = pre_off, post_off
         self.n_pre, self.n_post = n_pre, n_post
+        self.pi = np.asarray(proj.pre_idx, dtype=np.int64)
+        self.qi = np.asarray(proj.post_idx, dtype=np.int64)
 
 
 class StepModel:
-    """What the golden model and the float reference share: layout, delivery and recording."""
+    """What the golden model and the float reference share: layout, delivery and recording.
+
+    Parameters
+    ----------
+    net
+        The network.
+    ring
+        Number of dendrite ring slots ``D``; by default the longest delay.
+
+    Attributes
+    ----------
+    offset
+        First global id of every population (populations in file order).
+    n, D
+        Number of neurons (sources included) and of ring slots.
+    ring
+        ``(D, n)`` dendritic sums waiting to be read, in the model's dtype.
+    is_lif
+        Boolean mask of the LIF neurons.
+    plastic
+        The learning state of every plastic projection.
+    """
 
     backend = "abstract"
     dtype: type = np.int64
@@ -84,11 +251,15 @@ class StepModel:
         for p in pops:
             if not p.is_source:
                 self.is_lif[self.offset[p.name] : self.offset[p.name] + p.size] = True
+        src_pops = [p for p in pops if p.source is not None]
         self.sources: list[tuple[int, SourceStream]] = [
             (self.offset[p.name], p.source.stream(p.size, net.dt_ms))
-            for p in pops
+            for p in src_pops
             if p.source is not None
         ]
+        self._src = _Sources(
+            [(off, p.size, st) for p, (off, st) in zip(src_pops, self.sources, strict=True)]
+        )
         # synapses sorted by global pre id (CSR)
         pre = [self.offset[pr.pre] + pr.pre_idx for pr in net.projections]
         post = [self.offset[pr.post] + pr.post_idx for pr in net.projections]
@@ -99,9 +270,11 @@ class StepModel:
         self.inverse[self.order] = np.arange(self.order.size)
         self.syn_post = g_post[self.order]
         self.syn_delay = g_delay[self.order]
-        self.syn_start = np.searchsorted(g_pre[self.order], np.arange(self.n))
+        self.syn_start = np.searchsorted(g_pre[self.order], np.arange(self.n)).astype(np.int64)
         self.syn_count = np.diff(np.append(self.syn_start, self.order.size))
-        self.syn_val = self._synapse_values()[self.order]
+        self.syn_val = np.ascontiguousarray(self._synapse_values()[self.order])
+        # flat ring index of a synapse's event, less the slot's: (delay * n + post)
+        self._syn_off = self.syn_delay * self.n + self.syn_post
         self.plastic: list[_Plastic] = []
         base = 0
         for pr in net.projections:
@@ -131,6 +304,7 @@ class StepModel:
         raise NotImplementedError
 
     def _update(self, acc: np.ndarray) -> np.ndarray:
+        """Update the neurons with the step's dendritic sums; return the boolean spikes."""
         raise NotImplementedError
 
     def _init_learning(self) -> None:
@@ -149,25 +323,43 @@ class StepModel:
 
     # the step ------------------------------------------------------------------------------
     def step(self) -> np.ndarray:
-        """Advance one step; return the global ids that spiked."""
+        """Advance one step; return the global ids that spiked, in increasing order."""
         t = self.t
         slot = t % self.D
         acc = self.ring[slot].copy()
         self.ring[slot] = 0
         spiked = self._update(acc)
-        for off, stream in self.sources:
-            _, neurons = stream.next(1)
-            spiked[off + neurons] = True
+        src = self._src.at(t)
+        if src.size:
+            spiked[src] = True
         ids = np.flatnonzero(spiked)
         if ids.size:
             syn = expand_ranges(self.syn_start[ids], self.syn_count[ids])
             if syn.size:
-                where = ((t + self.syn_delay[syn]) % self.D) * self.n + self.syn_post[syn]
+                where = self._syn_off[syn]
+                where += slot * self.n
+                size = self.ring.size
+                np.subtract(where, size, out=where, where=where >= size)
                 np.add.at(self.ring.reshape(-1), where, self.syn_val[syn])
         if self.plastic:
             self._learn(spiked)
         self.t += 1
         return ids
+
+    def _run_chunk(self, steps: int, log: _SpikeLog, t_run: int, probes: list[_ProbeRecord]) -> int:
+        """Run up to ``steps`` steps of a run started at ``t_run``; return the steps run.
+
+        The spikes go to ``log``, the samples of the ``u`` and ``v`` probes to ``probes``.
+        """
+        for _ in range(steps):
+            t = self.t
+            log.add(t - t_run, self.step())
+            for rec in probes:
+                if t % rec.probe.every == 0:
+                    assert rec.gidx is not None
+                    rec.steps.append(t)
+                    rec.blocks.append(self.state(rec.probe.variable)[rec.gidx][None])
+        return steps
 
     def run(self, steps: int, progress: Callable[[int], None] | None = None) -> RunResult:
         """Run ``steps`` steps from the current state and return the spikes and probes.
@@ -183,67 +375,76 @@ class StepModel:
             raise ValueError(f"steps must be >= 0, not {steps!r}")
         net = self.net
         pops = list(net.populations.values())
-        starts = np.array([self.offset[p.name] for p in pops])
-        recorded = np.ones(self.n, dtype=bool)
+        starts = np.array([self.offset[p.name] for p in pops], dtype=np.int64)
+        recorded = None
         spike_probes = [pb for pb in net.probes if pb.variable == "spikes"]
         if spike_probes:
-            recorded[:] = False
+            recorded = np.zeros(self.n, dtype=bool)
             for pb in spike_probes:
                 off = self.offset[pb.target]
                 idx = (
                     np.arange(net.populations[pb.target].size) if pb.neurons is None else pb.neurons
                 )
                 recorded[off + idx] = True
-        samples: dict[str, tuple[list[int], list[np.ndarray]]] = {}
-        state_probes = [pb for pb in net.probes if pb.variable != "spikes"]
-        all_steps, all_ids = [], []
+        records = []
+        for pb in net.probes:
+            if pb.variable == "spikes":
+                continue
+            if pb.variable == "weights":
+                size = net.projection(pb.target).n_synapses
+            else:
+                size = net.populations[pb.target].size
+            index = np.arange(size, dtype=np.int64) if pb.neurons is None else pb.neurons
+            gidx = None if pb.variable == "weights" else self.offset[pb.target] + index
+            records.append(_ProbeRecord(pb, index, gidx))
+        state_recs = [r for r in records if r.gidx is not None]
+        weight_recs = [r for r in records if r.gidx is None]
+        log = _SpikeLog(steps, self.n)
         t0 = self.t
+        end = t0 + steps
         chunk = max(1, min(1000, steps // 100 or 1))
         done = 0
-        for k in range(steps):
-            t = self.t
-            ids = self.step()
-            ids = ids[recorded[ids]]
-            all_ids.append(ids)
-            all_steps.append(np.full(ids.size, t, dtype=np.int64))
-            for pb in state_probes:
-                if t % pb.every:
-                    continue
-                if pb.variable == "weights":
-                    vals = self.weights(pb.target)
-                else:
-                    vals = self.state(pb.variable)[
-                        self.offset[pb.target] : self.offset[pb.target]
-                        + net.populations[pb.target].size
-                    ]
-                if pb.neurons is not None:
-                    vals = vals[pb.neurons]
-                ts, vs = samples.setdefault(pb.key, ([], []))
-                ts.append(t)
-                vs.append(np.array(vals, copy=True))
-            if progress is not None and (k + 1) % chunk == 0:
-                progress(chunk)
-                done += chunk
+        while self.t < end:
+            stop = end
+            if progress is not None:
+                stop = min(stop, t0 + done + chunk)
+            for rec in weight_recs:
+                every = rec.probe.every
+                stop = min(stop, -(-self.t // every) * every + 1)
+            self._run_chunk(stop - self.t, log, t0, state_recs)
+            last = self.t - 1
+            for rec in weight_recs:
+                if last % rec.probe.every == 0:
+                    vals = self.weights(rec.probe.target)
+                    if rec.probe.neurons is not None:
+                        vals = vals[rec.probe.neurons]
+                    rec.steps.append(last)
+                    rec.blocks.append(np.array(vals, copy=True)[None])
+            if progress is not None:
+                while self.t - t0 - done >= chunk:
+                    progress(chunk)
+                    done += chunk
         if progress is not None and steps - done:
             progress(steps - done)
-        ids = np.concatenate(all_ids) if all_ids else np.zeros(0, np.int64)
-        step_arr = np.concatenate(all_steps) if all_steps else np.zeros(0, np.int64)
+        ids = log.ids[: log.pos].copy()
+        step_arr = np.repeat(np.arange(t0, end, dtype=np.int64), log.counts)
+        if recorded is not None:
+            keep = recorded[ids]
+            ids, step_arr = ids[keep], step_arr[keep]
         pop = np.searchsorted(starts, ids, side="right") - 1
         neuron = ids - starts[pop] if ids.size else ids
         probes = {}
-        for pb in state_probes:
-            ts, vs = samples.get(pb.key, ([], []))
-            size = (
-                net.projection(pb.target).n_synapses
-                if pb.variable == "weights"
-                else net.populations[pb.target].size
+        for rec in records:
+            pb = rec.probe
+            if rec.blocks:
+                values = np.concatenate(rec.blocks)
+            else:
+                values = np.zeros((0, rec.index.size), dtype=self.dtype)
+            tr = ProbeTrace(
+                pb.target, pb.variable, np.asarray(rec.steps, dtype=np.int64), rec.index, values
             )
-            index = np.arange(size) if pb.neurons is None else pb.neurons
-            values = np.stack(vs) if vs else np.zeros((0, index.size), dtype=self.dtype)
-            tr = ProbeTrace(pb.target, pb.variable, np.asarray(ts, dtype=np.int64), index, values)
             probes[tr.key] = tr
         weights = {pl.proj.name: self.weights(pl.proj.name) for pl in self.plastic}
-        del t0
         return RunResult(
             network=net.name,
             backend=self.backend,
@@ -262,6 +463,25 @@ class StepModel:
 class GoldenModel(StepModel):
     """The bit-exact model: integer state with the contract's widths.
 
+    Parameters
+    ----------
+    net
+        The network.
+    ring
+        Number of dendrite ring slots ``D``; by default the longest delay.
+    numba
+        ``None`` (default): the numba path when numba imports and ``SPIKEFAB_NO_NUMBA`` is not
+        set, else the numpy path; ``True``: the numba path (``ImportError`` without numba);
+        ``False``: the numpy path.
+
+    Attributes
+    ----------
+    u, v, ref
+        State of every neuron in global order (zero for sources), updated in place by each
+        step.
+    path
+        ``"numba"`` or ``"numpy"``: the path this model runs.
+
     Examples
     --------
     >>> from spikefab.mapping.loader import load
@@ -271,6 +491,14 @@ class GoldenModel(StepModel):
     backend = "golden"
     dtype = np.int64
 
+    def __init__(self, net: Network, ring: int | None = None, *, numba: bool | None = None):
+        self._kernels = _load_kernels(numba)
+        self.path = "numpy" if self._kernels is None else "numba"
+        super().__init__(net, ring)
+        if self._kernels is not None:
+            self._setup_kernel()
+
+    # state ---------------------------------------------------------------------------------
     def _synapse_values(self) -> np.ndarray:
         vals = [pr.weight << pr.weight_exp for pr in self.net.projections]
         return np.concatenate(vals).astype(np.int64) if vals else np.zeros(0, np.int64)
@@ -294,69 +522,111 @@ class GoldenModel(StepModel):
                 col[sl] = getattr(p.neuron, k)
             self.subtract[sl] = p.neuron.reset == "subtract"
         self.params = cols
+        # Per-neuron constants of the update (rows of _kernels.NEURON_ROWS). Sources get
+        # constants under which their zero state stays zero and never spikes.
+        one = 1 << P.DECAY_SHIFT
+        lif = self.is_lif
+        self._neuron = np.zeros((6, n), dtype=np.int64)
+        ku, kv, theta, bias, refractory, sub = self._neuron
+        ku[lif] = one - (cols["du"][lif] + P.DU_OFFSET)
+        kv[lif] = one - (cols["dv"][lif] + P.DV_OFFSET)
+        theta[:] = cols["vth"] << P.VTH_SHIFT
+        bias[lif] = cols["bias_mant"][lif] << cols["bias_exp"][lif]
+        refractory[lif] = cols["refractory"][lif]
+        sub[lif] = self.subtract[lif]
 
     def _update(self, acc: np.ndarray) -> np.ndarray:
-        c = self.params
-        u, v, ref, spiked = arith.lif_update(
-            self.u,
-            self.v,
-            self.ref,
-            acc,
-            c["du"],
-            c["dv"],
-            c["vth"],
-            c["bias_mant"],
-            c["bias_exp"],
-            c["refractory"],
-            self.subtract,
-        )
-        lif = self.is_lif
-        self.u = np.where(lif, u, 0)
-        self.v = np.where(lif, v, 0)
-        self.ref = np.where(lif, ref, 0)
-        return spiked & lif
+        """The LIF update of contract 2.3 over every neuron, in place (the numpy path)."""
+        ku, kv, theta, bias, refractory, sub = self._neuron
+        u, v, ref = self.u, self.v, self.ref
+        shift, mask = P.DECAY_SHIFT, (1 << P.DECAY_SHIFT) - 1
+        half, wmask = 1 << (P.UV_BITS - 1), (1 << P.UV_BITS) - 1
+        # a = clip(S) << 6
+        np.maximum(acc, P.INPUT_MIN, out=acc)
+        np.minimum(acc, P.INPUT_MAX, out=acc)
+        acc <<= P.ACT_SHIFT
+        # decay(x, d) = trunc(x * (4096 - d) / 4096): the arithmetic shift of the product
+        # rounds down, so negative products get 4095 added first
+        p = u * ku
+        p += (p >> 63) & mask
+        p >>= shift
+        p += acc
+        p += half
+        p &= wmask
+        p -= half
+        u[:] = p
+        q = v * kv
+        q += (q >> 63) & mask
+        q >>= shift
+        q += u
+        q += bias
+        np.maximum(q, P.V_MIN, out=q)
+        np.minimum(q, P.V_MAX, out=q)
+        free = ref == 0
+        spiked = q > theta
+        spiked &= free
+        reset = q - theta
+        reset *= sub
+        np.copyto(q, reset, where=spiked)
+        np.copyto(v, q, where=free)
+        ref -= ~free
+        np.copyto(ref, refractory, where=spiked)
+        return spiked
 
     def state(self, variable: str) -> np.ndarray:
         return {"u": self.u, "v": self.v}[variable]
 
+    # learning ------------------------------------------------------------------------------
     def _init_learning(self) -> None:
-        for pl in self.plastic:
-            pl.w = pl.proj.weight.astype(np.int64).copy()
-            pl.x = np.zeros(pl.n_pre, dtype=np.int64)
-            pl.y = np.zeros(pl.n_post, dtype=np.int64)
-            pl.lfsr = arith.lfsr_seed(pl.stdp.seed, np.arange(pl.n_post))
+        """Concatenate the traces, LFSRs and weights of the plastic projections.
+
+        Each projection's ``x``, ``y``, ``lfsr`` and ``w`` are views into the concatenations,
+        which both paths update in place.
+        """
+        pls = self.plastic
+        self._px = np.zeros(sum(pl.n_pre for pl in pls), dtype=np.int64)
+        self._py = np.zeros(sum(pl.n_post for pl in pls), dtype=np.int64)
+        self._plfsr = np.zeros_like(self._py)
+        self._pw = np.zeros(sum(pl.proj.n_synapses for pl in pls), dtype=np.int64)
+        xs = ys = ws = 0
+        for pl in pls:
+            pl.x = self._px[xs : xs + pl.n_pre]
+            pl.y = self._py[ys : ys + pl.n_post]
+            pl.lfsr = self._plfsr[ys : ys + pl.n_post]
+            pl.w = self._pw[ws : ws + pl.proj.n_synapses]
+            pl.lfsr[:] = arith.lfsr_seed(pl.stdp.seed, np.arange(pl.n_post))
+            pl.w[:] = pl.proj.weight
+            pl.starts = (xs, ys, ws)
+            xs, ys, ws = xs + pl.n_pre, ys + pl.n_post, ws + pl.proj.n_synapses
 
     def _learn(self, spiked: np.ndarray) -> None:
+        """The learning phase of contract 5.2 (the numpy path)."""
         for pl in self.plastic:
             s = pl.stdp
             pre_sp = spiked[pl.pre_off : pl.pre_off + pl.n_pre]
             post_sp = spiked[pl.post_off : pl.post_off + pl.n_post]
-            pl.x = arith.decay(pl.x, s.d_pre)
-            pl.y = arith.decay(pl.y, s.d_post)
+            pl.x[:] = arith.decay(pl.x, s.d_pre)
+            pl.y[:] = arith.decay(pl.y, s.d_post)
             if s.stochastic_rounding:
-                pl.lfsr = arith.lfsr_advance(pl.lfsr)
-            if pre_sp.any() or post_sp.any():
-                pi, qi = pl.proj.pre_idx, pl.proj.post_idx
-                act = np.flatnonzero(pre_sp[pi] | post_sp[qi])
-                if s.stochastic_rounding:
-                    rnd = pl.lfsr[qi[act]] & ((1 << s.shift) - 1)
-                else:
-                    rnd = (1 << s.shift) >> 1
-                dw = arith.stdp_dw(
-                    pl.x[pi[act]],
-                    pl.y[qi[act]],
-                    pre_sp[pi[act]],
-                    post_sp[qi[act]],
-                    s.a_plus,
-                    s.a_minus,
-                    s.shift,
-                    rnd,
-                )
-                w = np.clip(pl.w[act] + dw, s.w_min, s.w_max)
-                pl.w[act] = w
-                self.syn_val[pl.gsyn[act]] = w << pl.proj.weight_exp
-            pl.x = np.minimum(pl.x + np.where(pre_sp, s.bump_pre, 0), P.TRACE_MAX)
-            pl.y = np.minimum(pl.y + np.where(post_sp, s.bump_post, 0), P.TRACE_MAX)
+                pl.lfsr[:] = _lfsr_step_table()[pl.lfsr]
+            any_pre, any_post = pre_sp.any(), post_sp.any()
+            if not (any_pre or any_post):
+                continue
+            pi, qi = pl.pi, pl.qi
+            act = np.flatnonzero(pre_sp[pi] | post_sp[qi])
+            pa, qa = pi[act], qi[act]
+            mask = (1 << s.shift) - 1
+            rnd = pl.lfsr[qa] & mask if s.stochastic_rounding else (1 << s.shift) >> 1
+            dw = arith.stdp_dw(
+                pl.x[pa], pl.y[qa], pre_sp[pa], post_sp[qa], s.a_plus, s.a_minus, s.shift, rnd
+            )
+            w = np.clip(pl.w[act] + dw, s.w_min, s.w_max)
+            pl.w[act] = w
+            self.syn_val[pl.gsyn[act]] = w << pl.proj.weight_exp
+            if any_pre:
+                np.minimum(pl.x + np.where(pre_sp, s.bump_pre, 0), P.TRACE_MAX, out=pl.x)
+            if any_post:
+                np.minimum(pl.y + np.where(post_sp, s.bump_post, 0), P.TRACE_MAX, out=pl.y)
 
     def weights(self, name: str) -> np.ndarray:
         for pl in self.plastic:
@@ -370,3 +640,169 @@ class GoldenModel(StepModel):
             if pl.proj.name == name:
                 return pl.x.copy(), pl.y.copy()
         raise KeyError(f"projection {name!r} is not plastic")
+
+    # the numba path ------------------------------------------------------------------------
+    def _setup_kernel(self) -> None:
+        """Build the flat tables the kernel reads (see :func:`spikefab.sim._kernels.advance`)."""
+        k = self._kernels
+        assert k is not None
+        n = self.n
+        edges = np.diff(np.concatenate([[0], self.is_lif.view(np.int8), [0]]))
+        self._lif = np.stack([np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)], axis=1)
+        self._lif = np.ascontiguousarray(self._lif, dtype=np.int64)
+        self._syn_ptr = np.append(self.syn_start, self.syn_val.size).astype(np.int64)
+        self._spiked = np.zeros(-(-n // 8) * 8, dtype=np.uint8)
+        self._step_ids = np.empty(max(n, 1), dtype=np.int64)
+        self._step_count = np.zeros(1, dtype=np.int64)
+        self._no_probe = np.zeros((0, 3), dtype=np.int64)
+        self._no_probe_idx = np.zeros((2, 0), dtype=np.int64)
+        self._no_probe_out = np.zeros((1, 0), dtype=np.int64)
+        one = 1 << P.DECAY_SHIFT
+        pls = self.plastic
+        table = np.zeros((len(pls), len(k.PLASTIC_COLUMNS)), dtype=np.int64)
+        n_syn = self._pw.size
+        psyn = np.zeros((3, n_syn), dtype=np.int64)
+        porder = np.zeros((2, n_syn), dtype=np.int64)
+        pptr = []
+        n_ptr = 0
+        for r, pl in enumerate(pls):
+            s = pl.stdp
+            xs, ys, ws = pl.starts
+            we = ws + pl.proj.n_synapses
+            psyn[0, ws:we], psyn[1, ws:we], psyn[2, ws:we] = pl.pi, pl.qi, pl.gsyn
+            by_pre = np.argsort(pl.pi, kind="stable")
+            by_post = np.argsort(pl.qi, kind="stable")
+            porder[0, ws:we], porder[1, ws:we] = ws + by_pre, ws + by_post
+            pre_ptr = ws + np.searchsorted(pl.pi[by_pre], np.arange(pl.n_pre + 1))
+            post_ptr = ws + np.searchsorted(pl.qi[by_post], np.arange(pl.n_post + 1))
+            pptr += [pre_ptr, post_ptr]
+            row = dict(
+                pre_off=pl.pre_off,
+                post_off=pl.post_off,
+                n_pre=pl.n_pre,
+                n_post=pl.n_post,
+                x_start=xs,
+                y_start=ys,
+                syn_lo=ws,
+                syn_hi=we,
+                pre_ptr=n_ptr,
+                post_ptr=n_ptr + pl.n_pre + 1,
+                a_plus=s.a_plus,
+                a_minus=s.a_minus,
+                kx=one - s.d_pre,
+                ky=one - s.d_post,
+                bump_pre=s.bump_pre,
+                bump_post=s.bump_post,
+                shift=s.shift,
+                w_min=s.w_min,
+                w_max=s.w_max,
+                stochastic=int(s.stochastic_rounding),
+                weight_exp=pl.proj.weight_exp,
+            )
+            table[r] = [row[c] for c in k.PLASTIC_COLUMNS]
+            n_ptr += pl.n_pre + pl.n_post + 2
+        self._plastic_args = (
+            table,
+            self._px,
+            self._py,
+            self._plfsr,
+            self._pw,
+            psyn,
+            _cat(pptr),
+            porder,
+        )
+
+    def _advance(
+        self,
+        steps: int,
+        out_ids: np.ndarray,
+        out_pos: int,
+        counts: np.ndarray,
+        count_base: int,
+        probe: np.ndarray,
+        probe_idx: np.ndarray,
+        probe_out: np.ndarray,
+    ) -> tuple[int, int]:
+        """Run up to ``steps`` steps in the kernel (within one block of source spikes)."""
+        assert self._kernels is not None
+        t = self.t
+        base = self._src.window(t)
+        steps = min(steps, self._src.t1 - t)
+        done, pos = self._kernels.advance(
+            t,
+            steps,
+            self.ring,
+            self.u,
+            self.v,
+            self.ref,
+            self._neuron,
+            self._lif,
+            self._kernels.CONSTS,
+            self._src.ptr,
+            self._src.ids,
+            base,
+            self._syn_ptr,
+            self._syn_off,
+            self.syn_val,
+            *self._plastic_args,
+            self._spiked,
+            out_ids,
+            out_pos,
+            counts,
+            count_base,
+            probe,
+            probe_idx,
+            probe_out,
+        )
+        self.t += done
+        return done, pos
+
+    def step(self) -> np.ndarray:
+        """Advance one step; return the global ids that spiked, in increasing order."""
+        if self._kernels is None:
+            return super().step()
+        _, pos = self._advance(
+            1,
+            self._step_ids,
+            0,
+            self._step_count,
+            0,
+            self._no_probe,
+            self._no_probe_idx,
+            self._no_probe_out,
+        )
+        return self._step_ids[:pos].copy()
+
+    def _run_chunk(self, steps: int, log: _SpikeLog, t_run: int, probes: list[_ProbeRecord]) -> int:
+        if self._kernels is None:
+            return super()._run_chunk(steps, log, t_run, probes)
+        t = self.t
+        if probes:
+            gidx = [r.gidx for r in probes]
+            assert all(g is not None for g in gidx)
+            width = sum(g.size for g in gidx)
+            steps = min(steps, max(1, PROBE_BUFFER // max(width, 1)))
+            bounds = np.cumsum([0] + [g.size for g in gidx])
+            table = np.array(
+                [[bounds[k], bounds[k + 1], r.probe.every] for k, r in enumerate(probes)],
+                dtype=np.int64,
+            )
+            var = [
+                np.full(g.size, int(r.probe.variable == "v"))
+                for g, r in zip(gidx, probes, strict=True)
+            ]
+            idx = np.ascontiguousarray(np.stack([_cat(gidx), _cat(var)]))
+            out = np.empty((steps, width), dtype=np.int64)
+        else:
+            table, idx, out = self._no_probe, self._no_probe_idx, self._no_probe_out
+        log.reserve(self.n)
+        done, log.pos = self._advance(
+            steps, log.ids, log.pos, log.counts, t - t_run, table, idx, out
+        )
+        for k, rec in enumerate(probes):
+            every = rec.probe.every
+            rows = np.flatnonzero((np.arange(t, t + done) % every) == 0)
+            if rows.size:
+                rec.steps.extend((t + rows).tolist())
+                rec.blocks.append(out[rows, table[k, 0] : table[k, 1]])
+        return done

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SPIKE_FILE_VERSION", "ProbeTrace", "RunResult", "load_result"]
+__all__ = [
+    "SPIKE_FILE_VERSION",
+    "Comparison",
+    "ProbeTrace",
+    "RunResult",
+    "compare_results",
+    "load_result",
+]
 
 SPIKE_FILE_VERSION = 1
 
@@ -130,3 +137,62 @@ def load_result(path: str | Path) -> RunResult:
             probes=probes,
             weights=weights,
         )
+
+
+@dataclass
+class Comparison:
+    """The outcome of comparing two runs spike by spike (and probe by probe)."""
+
+    events: int
+    mismatches: int
+    first: str | None
+    probe_mismatches: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def equal(self) -> bool:
+        return self.mismatches == 0 and not any(self.probe_mismatches.values())
+
+
+def compare_results(a: RunResult, b: RunResult, context: int = 3) -> Comparison:
+    """Compare two runs of one network: every spike, then every probe sample.
+
+    ``first`` describes the first divergence: the step, population and neuron, what each
+    run did there, and the spikes of the neighbouring steps for context.
+    """
+    if a.populations != b.populations or a.population_sizes != b.population_sizes:
+        return Comparison(0, 1, f"different networks: {a.populations} vs {b.populations}")
+    steps = min(a.steps, b.steps)
+    key_a = set(zip(a.step.tolist(), a.population.tolist(), a.neuron.tolist(), strict=True))
+    key_b = set(zip(b.step.tolist(), b.population.tolist(), b.neuron.tolist(), strict=True))
+    key_a = {k for k in key_a if k[0] < steps}
+    key_b = {k for k in key_b if k[0] < steps}
+    diff = sorted(key_a ^ key_b)
+    first = None
+    if diff:
+        t, p, n = diff[0]
+        who = (f"{a.backend} spiked, {b.backend} did not" if (t, p, n) in key_a
+               else f"{b.backend} spiked, {a.backend} did not")  # fmt: skip
+        lines = [f"first divergence at step {t}: population {a.populations[p]!r} neuron {n}: {who}"]
+        for s in range(max(0, t - context), min(steps, t + context + 1)):
+            sa = sorted(k for k in key_a if k[0] == s)
+            sb = sorted(k for k in key_b if k[0] == s)
+            mark = " <" if sa != sb else ""
+            lines.append(f"  step {s:5d}  {a.backend:>8s}: {_names(a, sa)}")
+            lines.append(f"  {'':10s} {b.backend:>8s}: {_names(a, sb)}{mark}")
+        first = "\n".join(lines)
+    probe_mm = {}
+    for k in sorted(set(a.probes) & set(b.probes)):
+        pa, pb = a.probes[k], b.probes[k]
+        rows = min(len(pa.steps), len(pb.steps))
+        bad = pa.values[:rows] != pb.values[:rows]
+        probe_mm[k] = int(bad.sum())
+        if bad.any() and first is None:
+            r, c = np.argwhere(bad)[0]
+            first = (f"first divergence in probe {k} at step {int(pa.steps[r])}, index "
+                     f"{int(pa.index[c])}: {a.backend} {pa.values[r, c]} vs {b.backend} "
+                     f"{pb.values[r, c]}")  # fmt: skip
+    return Comparison(len(key_a | key_b), len(diff), first, probe_mm)
+
+
+def _names(r: RunResult, keys: list[tuple[int, int, int]]) -> str:
+    return ", ".join(f"{r.populations[k[1]]}[{k[2]}]" for k in keys) or "-"

@@ -1,0 +1,88 @@
+"""Top levels: the system with its host link, on a byte stream (simulation) or a UART.
+
+``SimTop`` carries the host link's bytes on two streams, which the Verilator harness
+(``sim/harness/``) connects to a pipe and cocotb drives directly. The board tops add a UART
+PHY (``hdl/uart.py``).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikefab.hdl.executor import Executor
+from spikefab.hdl.layouts import SystemConfig
+from spikefab.hdl.protocol import MAX_BODY
+from spikefab.hdl.slip import SlipReceiver, SlipSender
+from spikefab.hdl.system import System
+
+__all__ = ["HostLink", "SimTop"]
+
+#: Idle clock cycles after which a started frame is refused as TRUNCATED in simulation.
+SIM_TIMEOUT = 1 << 16
+
+
+class HostLink(wiring.Component):
+    """The SLIP receiver, the executor and the SLIP sender around one :class:`System`.
+
+    Attributes
+    ----------
+    i_rx : In(stream.Signature(8))
+        Bytes from the host.
+    o_tx : Out(stream.Signature(8))
+        Bytes to the host.
+    idle : Out(1)
+        No frame is being executed and no run is under way.
+    """
+
+    def __init__(self, config: SystemConfig, timeout: int = SIM_TIMEOUT):
+        if not isinstance(config, SystemConfig):
+            raise TypeError(f"config must be a SystemConfig, not {config!r}")
+        self._config = config
+        self._timeout = timeout
+        super().__init__(
+            {"i_rx": In(stream.Signature(8)), "o_tx": Out(stream.Signature(8)), "idle": Out(1)}
+        )
+
+    @property
+    def config(self) -> SystemConfig:
+        return self._config
+
+    def elaborate(self, platform):  # type: ignore[no-untyped-def]
+        m = Module()
+        m.submodules.rx = rx = SlipReceiver(MAX_BODY, self._timeout)
+        m.submodules.tx = tx = SlipSender()
+        m.submodules.executor = ex = Executor(self._config)
+        m.submodules.system = system = System(self._config)
+
+        wiring.connect(m, rx=wiring.flipped(self.i_rx), rx_port=rx.i_rx)
+        wiring.connect(m, tx_port=tx.o_tx, tx=wiring.flipped(self.o_tx))
+        m.d.comb += [
+            ex.i_frame.valid.eq(rx.o_frame.valid),
+            ex.i_frame.payload.length.eq(rx.o_frame.payload.length),
+            ex.i_frame.payload.error.eq(rx.o_frame.payload.error),
+            rx.o_frame.ready.eq(ex.i_frame.ready),
+            rx.rd_addr.eq(ex.rd_addr),
+            ex.rd_data.eq(rx.rd_data),
+        ]
+        wiring.connect(m, body=ex.o_body, sender=tx.i_body)
+        wiring.connect(m, req=ex.o_cfg, sys=system.i_cfg)
+        wiring.connect(m, rep=system.o_cfg, ex=ex.i_cfg)
+        wiring.connect(m, inj=ex.o_inject, sys=system.i_inject)
+        wiring.connect(m, host=system.o_host, ex=ex.i_host)
+        m.d.comb += [
+            ex.inject_free.eq(system.inject_free),
+            system.run_steps.eq(ex.run_steps),
+            system.run_start.eq(ex.run_start),
+            ex.run_busy.eq(system.run_busy),
+            ex.step.eq(system.step),
+            system.frames.eq(ex.frames),
+            system.errors.eq(ex.errors),
+            self.idle.eq(ex.idle & ~system.run_busy),
+        ]
+        return m
+
+
+class SimTop(HostLink):
+    """The whole device for simulation: bytes in, bytes out (ports ``i_rx``, ``o_tx``)."""

@@ -1,0 +1,327 @@
+"""The numba kernel of the golden model: whole steps of a network, compiled.
+
+:func:`advance` runs consecutive steps of :class:`~spikefab.sim.golden.GoldenModel` with the
+arithmetic of ``docs/contract.md`` (sections 2 to 5) in ``int64``, one neuron and one synaptic
+event at a time. It is the fast path of the golden model and must give, bit for bit, what the
+numpy path gives; ``tests/sim/test_fast_path.py`` compares the two at every step.
+
+Importing this module imports numba (an optional dependency: ``pip install "spikefab[fast]"``).
+The kernel is compiled on its first call and cached on disk (``cache=True``), so later
+processes only load it. Every argument is an ``int64`` array (the spike flags are ``uint8``)
+or an integer, so there is one compiled signature. The contract's constants are passed in
+:data:`CONSTS` rather than read as globals: numba's on-disk cache is keyed by this file only,
+and a change of ``hdl/params.py`` must not be hidden by a stale cache.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from spikefab.hdl import params as P
+
+__all__ = ["CONSTS", "NEURON_ROWS", "PLASTIC_COLUMNS", "advance"]
+
+#: The contract's constants, in the order the kernel reads them.
+CONSTS = np.array(
+    [
+        P.DECAY_SHIFT,
+        P.ACT_SHIFT,
+        P.INPUT_MIN,
+        P.INPUT_MAX,
+        P.V_MIN,
+        P.V_MAX,
+        P.UV_BITS,
+        P.TRACE_MAX,
+        P.LFSR_TAPS,
+        P.LFSR_SHIFTS_PER_STEP,
+    ],
+    dtype=np.int64,
+)
+
+#: Rows of the per-neuron constant table (shape ``(6, n)``).
+NEURON_ROWS = ("ku", "kv", "theta", "bias", "refractory", "subtract")
+
+#: Columns of the per-projection table of plastic projections (shape ``(P, 21)``).
+PLASTIC_COLUMNS = (
+    "pre_off",  # first global id of the pre population
+    "post_off",  # first global id of the post population
+    "n_pre",
+    "n_post",
+    "x_start",  # first pre trace in the concatenated x
+    "y_start",  # first post trace (and LFSR) in the concatenated y and lfsr
+    "syn_lo",  # first synapse in the concatenated plastic synapse arrays
+    "syn_hi",
+    "pre_ptr",  # first of the n_pre + 1 pointers of the by-pre synapse lists
+    "post_ptr",  # first of the n_post + 1 pointers of the by-post synapse lists
+    "a_plus",
+    "a_minus",
+    "kx",  # 4096 - d_pre
+    "ky",  # 4096 - d_post
+    "bump_pre",
+    "bump_post",
+    "shift",
+    "w_min",
+    "w_max",
+    "stochastic",
+    "weight_exp",
+)
+
+
+@njit(cache=True, nogil=True)
+def _decay(x: int, k: int, shift: int, mask: int) -> int:
+    """``sign(x) * ((|x| * k) >> shift)``: the product divided by ``2**shift``, truncated.
+
+    For ``k >= 0`` the product ``p = x * k`` has the sign of ``x``, and truncating ``p / 2**shift``
+    toward zero is ``(p + (mask if p < 0 else 0)) >> shift`` with an arithmetic shift; it is
+    written without a branch, as the sign of ``p`` is unpredictable.
+    """
+    p = x * k
+    return (p + ((p >> 63) & mask)) >> shift
+
+
+@njit(cache=True, nogil=True)
+def _update(acc, u, v, ref, ku, kv, theta, bias, refractory, sub, spiked, consts):
+    """The LIF update of contract 2.3 for one range of neurons.
+
+    Written without branches and over slices that start at 0 (so that the indices need no
+    check for negative values), which lets LLVM vectorize the loop.
+    """
+    shift12 = consts[0]
+    mask12 = (1 << shift12) - 1
+    act_shift = consts[1]
+    in_lo, in_hi = consts[2], consts[3]
+    v_lo, v_hi = consts[4], consts[5]
+    half24 = 1 << (consts[6] - 1)
+    mask24 = (1 << consts[6]) - 1
+    for i in range(u.size):
+        a = min(max(acc[i], in_lo), in_hi)
+        ui = _decay(u[i], ku[i], shift12, mask12) + (a << act_shift)
+        ui = ((ui + half24) & mask24) - half24
+        u[i] = ui
+        vi = _decay(v[i], kv[i], shift12, mask12) + ui + bias[i]
+        vi = min(max(vi, v_lo), v_hi)
+        r = ref[i]
+        free = r == 0
+        spike = free and vi > theta[i]
+        # refractory: v holds and ref counts down; a spike resets v and ref
+        v[i] = (vi - theta[i]) * sub[i] if spike else (vi if free else v[i])
+        ref[i] = refractory[i] if spike else max(r - 1, 0)
+        spiked[i] = spike
+
+
+@njit(cache=True, nogil=True)
+def _learn(spiked, syn_val, pl, px, py, plfsr, pw, psyn, pptr, porder, consts):
+    """The learning phase of one step for every plastic projection (contract 5.2)."""
+    shift12 = consts[0]
+    mask12 = (1 << shift12) - 1
+    trace_max = consts[7]
+    taps = consts[8]
+    n_shifts = consts[9]
+    for p in range(pl.shape[0]):
+        pre_off, post_off = pl[p, 0], pl[p, 1]
+        n_pre, n_post = pl[p, 2], pl[p, 3]
+        xs, ys = pl[p, 4], pl[p, 5]
+        pre_ptr, post_ptr = pl[p, 8], pl[p, 9]
+        a_plus, a_minus = pl[p, 10], pl[p, 11]
+        kx, ky = pl[p, 12], pl[p, 13]
+        bump_pre, bump_post = pl[p, 14], pl[p, 15]
+        sh = pl[p, 16]
+        w_min, w_max = pl[p, 17], pl[p, 18]
+        stochastic = pl[p, 19] != 0
+        wexp = pl[p, 20]
+        rmask = (1 << sh) - 1
+        half = (1 << sh) >> 1
+        # 1. decay the traces, advance the LFSRs
+        for i in range(xs, xs + n_pre):
+            px[i] = _decay(px[i], kx, shift12, mask12)
+        for j in range(ys, ys + n_post):
+            py[j] = _decay(py[j], ky, shift12, mask12)
+        if stochastic:
+            for j in range(ys, ys + n_post):
+                s = plfsr[j]
+                for _ in range(n_shifts):
+                    s = (s >> 1) ^ ((s & 1) * taps)
+                plfsr[j] = s
+        # 2. weight changes: synapses of spiking pre neurons (with or without a post spike),
+        # then synapses of spiking post neurons whose pre neuron did not spike
+        for i in range(n_pre):
+            if spiked[pre_off + i] == 0:
+                continue
+            xi = px[xs + i]
+            for e in range(pptr[pre_ptr + i], pptr[pre_ptr + i + 1]):
+                k = porder[0, e]
+                j = psyn[1, k]
+                num = -a_minus * py[ys + j]
+                if spiked[post_off + j] != 0:
+                    num += a_plus * xi
+                rnd = (plfsr[ys + j] & rmask) if stochastic else half
+                w = pw[k] + ((num + rnd) >> sh)
+                w = min(max(w, w_min), w_max)
+                pw[k] = w
+                syn_val[psyn[2, k]] = w << wexp
+        for j in range(n_post):
+            if spiked[post_off + j] == 0:
+                continue
+            rnd = (plfsr[ys + j] & rmask) if stochastic else half
+            for e in range(pptr[post_ptr + j], pptr[post_ptr + j + 1]):
+                k = porder[1, e]
+                i = psyn[0, k]
+                if spiked[pre_off + i] != 0:
+                    continue
+                w = pw[k] + ((a_plus * px[xs + i] + rnd) >> sh)
+                w = min(max(w, w_min), w_max)
+                pw[k] = w
+                syn_val[psyn[2, k]] = w << wexp
+        # 3. bump the traces of this step's spikes
+        for i in range(n_pre):
+            if spiked[pre_off + i] != 0:
+                px[xs + i] = min(px[xs + i] + bump_pre, trace_max)
+        for j in range(n_post):
+            if spiked[post_off + j] != 0:
+                py[ys + j] = min(py[ys + j] + bump_post, trace_max)
+
+
+@njit(cache=True, nogil=True)
+def advance(
+    t0,
+    n_steps,
+    ring,
+    u,
+    v,
+    ref,
+    neuron,
+    lif,
+    consts,
+    src_ptr,
+    src_ids,
+    src_base,
+    syn_ptr,
+    syn_off,
+    syn_val,
+    pl,
+    px,
+    py,
+    plfsr,
+    pw,
+    psyn,
+    pptr,
+    porder,
+    spiked,
+    out_ids,
+    out_pos,
+    counts,
+    count_base,
+    probe,
+    probe_idx,
+    probe_out,
+):
+    """Run steps ``t0 .. t0 + n_steps - 1`` (contract 4.1) and record their spikes.
+
+    Parameters
+    ----------
+    t0, n_steps
+        First step and number of steps.
+    ring
+        ``(D, n)`` dendrite ring: ``ring[s, i]`` is the exact sum due at neuron ``i`` at the
+        next step ``t`` with ``t mod D = s``.
+    u, v, ref
+        State of every neuron (global order), updated in place.
+    neuron
+        ``(6, n)`` per-neuron constants, rows :data:`NEURON_ROWS`: ``4096 - (du + 1)``,
+        ``4096 - dv``, ``vth << 6``, ``bias_mant << bias_exp``, ``refractory``, 1 for reset by
+        subtraction.
+    lif
+        ``(R, 2)`` ranges ``[lo, hi)`` of global ids of LIF neurons.
+    consts
+        :data:`CONSTS`.
+    src_ptr, src_ids, src_base
+        Spikes of the sources: those of step ``t0 + s`` are ``src_ids[src_ptr[src_base + s] :
+        src_ptr[src_base + s + 1]]`` (global ids).
+    syn_ptr, syn_off, syn_val
+        Synapses by pre neuron: those of neuron ``i`` are ``syn_ptr[i] .. syn_ptr[i + 1] - 1``;
+        ``syn_off = delay * n + post``; ``syn_val = w << weight_exp``.
+    pl, px, py, plfsr, pw, psyn, pptr, porder
+        Plastic projections: table (columns :data:`PLASTIC_COLUMNS`), concatenated traces,
+        LFSRs and weight mantissas; ``psyn`` rows are the local pre index, local post index and
+        global synapse index of every plastic synapse; ``porder`` rows are the plastic
+        synapses sorted by pre and by post, delimited by the pointers in ``pptr``.
+    spiked
+        ``uint8`` scratch of zeros (left as zeros), at least ``n`` long and a multiple of 8.
+    out_ids, out_pos
+        Spiking global ids are written in increasing order per step from ``out_ids[out_pos]``.
+    counts, count_base
+        ``counts[count_base + s]`` receives the number of spikes of step ``t0 + s``.
+    probe, probe_idx, probe_out
+        ``(Q, 3)`` probes ``[lo, hi, every]`` over the columns of ``probe_idx`` (rows: global
+        id, 0 for ``u`` or 1 for ``v``); after step ``t0 + s`` with ``(t0 + s) % every == 0``,
+        ``probe_out[s, lo:hi]`` receives the probed values.
+
+    Returns
+    -------
+    tuple of int
+        The number of steps run (fewer than ``n_steps`` when ``out_ids`` could not hold
+        another ``n`` ids) and the new ``out_pos``.
+    """
+    D = ring.shape[0]
+    n = ring.shape[1]
+    flat = ring.reshape(D * n)
+    dn = D * n
+    plastic = pl.shape[0] > 0
+    words = spiked.view(np.uint64)
+    pos = out_pos
+    for s in range(n_steps):
+        if pos + n > out_ids.shape[0]:
+            return s, pos
+        t = t0 + s
+        row = (t % D) * n
+        # 1. input and 2. update of the LIF neurons
+        for r in range(lif.shape[0]):
+            lo, hi = lif[r, 0], lif[r, 1]
+            _update(
+                flat[row + lo : row + hi],
+                u[lo:hi],
+                v[lo:hi],
+                ref[lo:hi],
+                neuron[0, lo:hi],
+                neuron[1, lo:hi],
+                neuron[2, lo:hi],
+                neuron[3, lo:hi],
+                neuron[4, lo:hi],
+                neuron[5, lo:hi],
+                spiked[lo:hi],
+                consts,
+            )
+        for i in range(n):
+            flat[row + i] = 0
+        for e in range(src_ptr[src_base + s], src_ptr[src_base + s + 1]):
+            spiked[src_ids[e]] = 1
+        # the spiking ids, in increasing order; eight flags are tested at once
+        c = 0
+        for word in range(words.size):
+            if words[word] != 0:
+                for i in range(8 * word, 8 * word + 8):
+                    if spiked[i] != 0:
+                        out_ids[pos + c] = i
+                        c += 1
+        counts[count_base + s] = c
+        # 3. delivery
+        for e in range(pos, pos + c):
+            i = out_ids[e]
+            for k in range(syn_ptr[i], syn_ptr[i + 1]):
+                w = row + syn_off[k]
+                if w >= dn:
+                    w -= dn
+                flat[w] += syn_val[k]
+        # probes of u and v
+        for q in range(probe.shape[0]):
+            if t % probe[q, 2] == 0:
+                for e in range(probe[q, 0], probe[q, 1]):
+                    g = probe_idx[0, e]
+                    probe_out[s, e] = u[g] if probe_idx[1, e] == 0 else v[g]
+        # 4. learning
+        if plastic:
+            _learn(spiked, syn_val, pl, px, py, plfsr, pw, psyn, pptr, porder, consts)
+        for e in range(pos, pos + c):
+            spiked[out_ids[e]] = 0
+        pos += c
+    return n_steps, pos

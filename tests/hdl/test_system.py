@@ -1,0 +1,249 @@
+"""The whole device (hdl/top.py) driven by the real host code, on Icarus and Verilator.
+
+The host runtime (``host/link.py``, ``host/runtime.py``) runs unchanged in a thread that
+cocotb bridges to the simulation: its transport puts bytes on ``i_rx`` and takes them from
+``o_tx`` (with random idle cycles and backpressure in the stressed runs). A random
+2-core network is mapped, loaded and run; every spike must equal the golden model's, and
+the probed ``v`` too. The link is also fed corrupted, truncated, unknown and garbage frames,
+each of which must get its error reply while the link carries on.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikefab.hdl.layouts import CoreConfig, CoreMem, SystemConfig, SystemMem
+from spikefab.hdl.protocol import ErrorCode, FrameDecoder, Op, encode_frame
+
+HERE = Path(__file__).parent
+ROOT = HERE.parents[1]
+CONFIG = SystemConfig(
+    cores=2,
+    core=CoreConfig(neurons=16, axons=64, synapses=256, delay_slots=4),
+    sources=16,
+    route_entries=256,
+    inject_depth=16,
+)
+TIMEOUT = 3000  # the receiver's idle timeout in cycles (small, for the truncation test)
+STEPS = 30
+
+try:
+    import cocotb
+    from cocotb.clock import Clock
+    from cocotb.task import bridge, resume
+    from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+except ImportError:
+    cocotb = None
+
+
+def random_network(seed: int):  # type: ignore[no-untyped-def]
+    """A random network for two 16-neuron cores: sources, two populations, recurrence."""
+    from spikefab.mapping.network import NetworkBuilder
+
+    rng = np.random.default_rng(seed)
+    b = NetworkBuilder(f"system{seed}")
+    b.spike_source("inp", 12, poisson={"rate_hz": 150, "seed": seed})
+    b.population("a", 14, du=int(rng.integers(200, 4096)), dv=int(rng.integers(0, 600)),
+                 vth=int(rng.integers(100, 400)), refractory=int(rng.integers(0, 3)))  # fmt: skip
+    b.population("b", 12, du=int(rng.integers(200, 4096)), dv=int(rng.integers(0, 600)),
+                 vth=int(rng.integers(100, 400)), reset="subtract")  # fmt: skip
+    for pre, post in [("inp", "a"), ("inp", "b"), ("a", "b"), ("b", "a"), ("a", "a")]:
+        b.project(
+            pre,
+            post,
+            connect={"kind": "fixed_probability", "p": 0.3, "seed": int(rng.integers(1 << 20))},
+            weight={"kind": "uniform", "low": -40, "high": 127, "seed": int(rng.integers(1 << 20))},
+            weight_exp=int(rng.integers(0, 3)),
+            delay={"kind": "uniform", "low": 1, "high": 4, "seed": int(rng.integers(1 << 20))},
+        )
+    b.probe("b", "v", neurons=[0, 5])
+    b.probe("b", "u")
+    b.probe("a", "u")
+    return b.build()
+
+
+if cocotb is not None:
+    from spikefab.host.link import Transport
+
+    class CocotbTransport(Transport):
+        """Bytes to and from the DUT's streams, for host code running in a bridge thread."""
+
+        def __init__(self, dut, stress: bool, seed: int):  # type: ignore[no-untyped-def]
+            self.dut = dut
+            self.rx: list[int] = []
+            self.tx = bytearray()
+            self.rng = random.Random(seed)
+            self.idle = 0.3 if stress else 0.0
+            self.bp = 0.3 if stress else 0.0
+
+        async def pump(self) -> None:
+            d = self.dut
+            while True:
+                await FallingEdge(d.clk)
+                offer = bool(self.rx) and self.rng.random() >= self.idle
+                d.i_rx__valid.value = int(offer)
+                if offer:
+                    d.i_rx__payload.value = self.rx[0]
+                ready = int(self.rng.random() >= self.bp)
+                d.o_tx__ready.value = ready
+                await ReadOnly()
+                if offer and int(d.i_rx__ready.value):
+                    self.rx.pop(0)
+                if ready and int(d.o_tx__valid.value):
+                    self.tx.append(int(d.o_tx__payload.value))
+
+        def write(self, data: bytes) -> None:
+            self.rx.extend(data)
+
+        def read(self, timeout: float) -> bytes:
+            return self._read(max(100, int(timeout * 20_000)))
+
+        @resume
+        async def _read(self, cycles: int) -> bytes:
+            for _ in range(cycles):
+                if self.tx:
+                    break
+                await ClockCycles(self.dut.clk, 1)
+            out = bytes(self.tx)
+            self.tx.clear()
+            return out
+
+    async def start(dut, stress: bool) -> CocotbTransport:  # type: ignore[no-untyped-def]
+        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        dut.i_rx__valid.value = 0
+        dut.o_tx__ready.value = 0
+        dut.rst.value = 1
+        await ClockCycles(dut.clk, 3)
+        dut.rst.value = 0
+        t = CocotbTransport(dut, stress, seed=int(os.environ.get("SPIKEFAB_SEED", "7")) + stress)
+        cocotb.start_soon(t.pump())
+        return t
+
+    @cocotb.test()
+    @cocotb.parametrize(stress=[False, True])
+    async def network_matches_golden(dut, stress: bool) -> None:  # type: ignore[no-untyped-def]
+        from spikefab.host.link import LinkDevice
+        from spikefab.host.runtime import check_device, run_network
+        from spikefab.mapping.image import place_sequential
+        from spikefab.sim.golden import GoldenModel
+        from spikefab.sim.results import compare_results
+
+        transport = await start(dut, stress)
+
+        @bridge
+        def host() -> list:
+            results = []
+            dev = LinkDevice(transport, timeout=120.0)
+            check_device(dev, CONFIG)
+            for seed in (1, 2):
+                net = random_network(seed)
+                image = place_sequential(net, CONFIG)
+                if os.environ.get("SPIKEFAB_DEBUG"):
+                    orig = dev.receive
+
+                    def logged(what, timeout=None):  # type: ignore[no-untyped-def]
+                        f = orig(what, timeout)
+                        dut._log.info("frame %s", f.body.hex())
+                        return f
+
+                    dev.receive = logged
+                got = run_network(net, image, dev, STEPS, "rtl")
+                results.append((net, got, dev.status()))
+            return results
+
+        for net, got, status in await host():
+            ref = GoldenModel(net).run(STEPS)
+            assert ref.n_spikes > 20, "a network that hardly fires proves little"
+            for k in ("b/u", "a/u"):
+                bad = np.argwhere(ref.probes[k].values != got.probes[k].values)
+                if bad.size:
+                    r, c = bad[0]
+                    dut._log.error("%s first u divergence step %d idx %d: %s vs %s; row golden %s rtl %s",
+                                   k, r, c, ref.probes[k].values[r, c], got.probes[k].values[r, c],
+                                   ref.probes[k].values[r], got.probes[k].values[r])
+            cmp = compare_results(ref, got)
+            assert cmp.equal, f"{net.name}: {cmp.mismatches} mismatches\n{cmp.first}"
+            assert status["step"] == STEPS
+            dut._log.info("%s: %d spikes equal; status %s", net.name, got.n_spikes, status)
+
+    @cocotb.test()
+    async def link_survives_bad_frames(dut) -> None:  # type: ignore[no-untyped-def]
+        from spikefab.host.link import LinkDevice
+
+        transport = await start(dut, stress=False)
+
+        @bridge
+        def host() -> None:
+            dev = LinkDevice(transport, timeout=120.0)
+            decoder = FrameDecoder()
+
+            def reply() -> bytes:
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    frames = list(decoder.feed(transport.read(0.05)))
+                    if frames:
+                        assert len(frames) == 1 and frames[0].error is None, frames
+                        return frames[0].body
+                raise AssertionError("no reply")
+
+            def error_of(wire: bytes) -> int:
+                transport.write(wire)
+                body = reply()
+                assert body[0] == Op.R_ERROR, body
+                return body[1]
+
+            info = dev.info()
+            # a corrupted CRC
+            wire = bytearray(encode_frame(bytes([Op.INFO])))
+            wire[2] ^= 0x01
+            assert error_of(bytes(wire)) == ErrorCode.CRC
+            # an unknown opcode, a wrong length, an address out of range
+            assert error_of(encode_frame(bytes([0x7E]))) == ErrorCode.OPCODE
+            assert error_of(encode_frame(bytes([Op.INFO, 0]))) == ErrorCode.LENGTH
+            bad = struct.pack("<BBBIH", Op.READ, 0, CoreMem.PARAMS.value, 15, 2)
+            assert error_of(encode_frame(bad)) == ErrorCode.ADDRESS
+            bad = struct.pack("<BBBIH", Op.READ, 9, 0, 0, 1)
+            assert error_of(encode_frame(bad)) == ErrorCode.ADDRESS
+            # a bad escape
+            assert error_of(bytes([0xC0, Op.INFO, 0xDB, 0x01, 0x00, 0x00, 0xC0])) == ErrorCode.ESCAPE
+            # injecting more than fits is refused whole
+            too_many = struct.pack("<BH", Op.INJECT, 17) + bytes(34)
+            assert error_of(encode_frame(too_many)) == ErrorCode.FULL
+            # garbage, then a good frame
+            transport.write(bytes(random.Random(3).randrange(256) for _ in range(40)) + b"\xc0")
+            time.sleep(0)
+            frames_seen = []
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not frames_seen:
+                frames_seen += list(decoder.feed(transport.read(0.05)))
+            assert frames_seen, "garbage must get an error reply"
+            assert all(f.body[0] == Op.R_ERROR for f in frames_seen)
+            assert dev.info() == info
+            # a truncated frame: half a WRITE, then silence past the timeout
+            half = encode_frame(struct.pack("<BBBIHQ", Op.WRITE, 0, 0, 0, 1, 5))[:8]
+            assert error_of(half) == ErrorCode.TRUNCATED
+            dev.write(0, CoreMem.PARAMS.value, 3, [0x1234])
+            assert dev.read(0, CoreMem.PARAMS.value, 3, 1) == [0x1234]
+            dev.write(0xFF, SystemMem.ROUTE_ENTRIES.value, 5, [3])
+            assert dev.read(0xFF, SystemMem.ROUTE_ENTRIES.value, 5, 1) == [3]
+            status = dev.status()
+            assert status["errors"] >= 9, status
+
+        await host()
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_system(sim: str) -> None:
+    from spikefab.hdl.top import SimTop
+    from spikefab.sim.rtl import run_cocotb, write_verilog
+
+    build = ROOT / "sim_build" / "system" / sim
+    verilog = write_verilog(SimTop(CONFIG, timeout=TIMEOUT), "spikefab_top", build / "top.v")
+    run_cocotb(sim, [verilog], "spikefab_top", "test_system", test_dir=HERE, build_dir=build)

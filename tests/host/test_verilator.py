@@ -1,0 +1,239 @@
+"""The whole device in Verilator, spoken to through the harness's pipes (contract 8).
+
+The first test builds the harness (a minute or two, once: the build is cached); the others
+share one running simulation.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+import time
+
+import pytest
+from spikefab.hdl.executor import info_bytes
+from spikefab.hdl.layouts import CoreConfig, CoreMem, SystemConfig, SystemMem, pack
+from spikefab.hdl.protocol import ErrorCode, FrameDecoder, Op, Target, encode_frame
+from spikefab.host.link import DeviceError, LinkDevice
+from spikefab.host.verilator import open_verilator
+from spikefab.sim.verilator import build_harness
+
+CONFIG = SystemConfig(
+    cores=2,
+    core=CoreConfig(neurons=16, axons=32, synapses=64, delay_slots=4),
+    sources=8,
+    route_entries=64,
+)
+#: Seconds to wait for a reply: generous, for a loaded CI machine.
+TIMEOUT = 30.0
+
+
+@pytest.fixture(scope="module")
+def device():
+    dev = open_verilator(CONFIG, timeout=TIMEOUT)
+    yield dev
+    dev.close()
+    assert dev.transport.proc.returncode == 0
+
+
+def replies(dev: LinkDevice, n: int) -> list[bytes]:
+    """Return the bodies of the next ``n`` frames, which must all be intact."""
+    out = []
+    for _ in range(n):
+        frame = dev.receive(f"reply {len(out) + 1} of {n}")
+        assert frame.error is None, frame
+        out.append(frame.body)
+    return out
+
+
+def error(code: ErrorCode, op: int = 0) -> bytes:
+    return bytes([Op.R_ERROR, code, op])
+
+
+def random_words(rng: random.Random, bits: int, n: int) -> list[int]:
+    """``n`` words of ``bits`` bits, with the SLIP bytes END and ESC among them."""
+    words = [rng.getrandbits(bits) for _ in range(n)]
+    words[0] = int.from_bytes(bytes([0xC0, 0xDB] * 4), "little") & ((1 << bits) - 1)
+    return words
+
+
+def test_build_is_cached():
+    first = build_harness(CONFIG)
+    start = time.monotonic()
+    again = build_harness(CONFIG)
+    assert again == first
+    assert again.exists()
+    assert time.monotonic() - start < 2.0
+
+
+def test_info_matches_config(device):
+    device.send(bytes([Op.INFO]))
+    assert replies(device, 1) == [info_bytes(CONFIG)]
+    info = device.info()
+    assert (info.cores, info.neurons, info.axons, info.synapses, info.delay_slots) == (
+        2,
+        16,
+        32,
+        64,
+        4,
+    )
+    assert (info.sources, info.route_entries) == (8, 64)
+
+
+@pytest.mark.parametrize("core", range(CONFIG.cores))
+def test_core_memories_round_trip(device, core):
+    rng = random.Random(core)
+    written = {}
+    for mem in (CoreMem.STATE, CoreMem.PARAMS, CoreMem.RING, CoreMem.AXONS, CoreMem.SYNAPSES):
+        bits = CONFIG.core.layout_of(mem).size
+        written[mem] = random_words(rng, bits, CONFIG.core.depth_of(mem))
+        device.write(core, mem.value, 0, written[mem])
+    for mem, words in written.items():
+        assert device.read(core, mem.value, 0, len(words)) == words, mem
+    # a part of a memory, at an offset
+    device.write(core, CoreMem.SYNAPSES.value, 5, [1, 2, 3])
+    assert device.read(core, CoreMem.SYNAPSES.value, 4, 5) == [
+        written[CoreMem.SYNAPSES][4],
+        1,
+        2,
+        3,
+        written[CoreMem.SYNAPSES][8],
+    ]
+
+
+def test_route_tables_round_trip(device):
+    rng = random.Random(7)
+    tables = {}
+    for mem in (SystemMem.ROUTE_POINTERS, SystemMem.ROUTE_ENTRIES):
+        bits = CONFIG.layout_of(mem).size
+        tables[mem] = random_words(rng, bits, CONFIG.depth_of(mem))
+        device.write(Target.SYSTEM, mem.value, 0, tables[mem])
+    for mem, words in tables.items():
+        assert device.read(Target.SYSTEM, mem.value, 0, len(words)) == words, mem
+    clear_routes(device)
+
+
+def clear_routes(dev: LinkDevice) -> None:
+    for mem in (SystemMem.ROUTE_POINTERS, SystemMem.ROUTE_ENTRIES):
+        dev.write(Target.SYSTEM, mem.value, 0, [0] * CONFIG.depth_of(mem))
+
+
+def test_status_counts_frames_and_errors(device):
+    before = device.status()
+    assert set(before) == {
+        "step",
+        "router_events",
+        "router_stalls",
+        "host_spikes",
+        "max_core_fifo",
+        "max_spike_fifo",
+        "errors",
+        "frames",
+    }
+    device.send(bytes([Op.STATUS, 0]))  # too long
+    assert replies(device, 1) == [error(ErrorCode.LENGTH, Op.STATUS)]
+    after = device.status()
+    assert after["frames"] == before["frames"] + 2
+    assert after["errors"] == before["errors"] + 1
+
+
+def test_address_out_of_range_is_refused(device):
+    with pytest.raises(DeviceError) as e:
+        device.read(CONFIG.cores, CoreMem.STATE.value, 0, 1)  # no such core
+    assert e.value.code == ErrorCode.ADDRESS
+    with pytest.raises(DeviceError) as e:
+        device.read(0, CoreMem.AXONS.value, CONFIG.core.axons - 1, 2)
+    assert e.value.code == ErrorCode.ADDRESS
+
+
+def test_unknown_opcode(device):
+    device.send(bytes([0x7F, 1, 2]))
+    assert replies(device, 1) == [error(ErrorCode.OPCODE, 0x7F)]
+    assert device.info().cores == CONFIG.cores
+
+
+def test_corrupt_crc(device):
+    wire = bytearray(encode_frame(bytes([Op.INFO])))
+    assert wire[-3] not in (0xC0, 0xDB, 0xC1, 0xDA)  # flipping bit 0 makes no SLIP byte
+    wire[-3] ^= 1  # the CRC's high byte
+    device.transport.write(bytes(wire))
+    assert replies(device, 1) == [error(ErrorCode.CRC)]
+    assert device.info().cores == CONFIG.cores
+
+
+@pytest.mark.parametrize(
+    ("garbage", "code"),
+    [
+        (b"\x00\x01\x02\x03\x04\x05", ErrorCode.CRC),
+        (b"\x42", ErrorCode.LENGTH),
+        (b"\x10\xdb\x11\x12\x13\x14", ErrorCode.ESCAPE),
+    ],
+)
+def test_garbage_between_frames(device, garbage, code):
+    # the garbage between two frames is a frame of its own, refused; the next one is served
+    device.transport.write(
+        encode_frame(bytes([Op.INFO])) + garbage + encode_frame(bytes([Op.INFO]))
+    )
+    assert replies(device, 3) == [info_bytes(CONFIG), error(code), info_bytes(CONFIG)]
+
+
+def test_truncated_frame(device):
+    wire = encode_frame(struct.pack("<BBBIH", Op.READ, 0, CoreMem.STATE.value, 0, 4))
+    device.transport.write(wire[: len(wire) // 2])
+    # the receiver gives up after SIM_TIMEOUT idle cycles; the harness clocks them promptly
+    assert replies(device, 1) == [error(ErrorCode.TRUNCATED)]
+    # the rest of the frame is discarded up to its END; the next frame is served
+    device.transport.write(wire[len(wire) // 2 :])
+    assert device.info().cores == CONFIG.cores
+    # nothing else came
+    assert device.transport.read(0.2) == b""
+
+
+def test_raw_frames_match_the_host_decoder(device):
+    # a READ reply full of SLIP bytes comes back intact through the harness's pipes
+    mask = (1 << CONFIG.core.layout_of(CoreMem.STATE).size) - 1
+    words = [w & mask for w in (0xC0DBC0DBC0DBC0DB, 0xDBDBDBDBDBDBDBDB, 0xC0C0C0C0C0C0C0C0, 0)]
+    device.write(1, CoreMem.STATE.value, 0, words)
+    device.transport.write(encode_frame(struct.pack("<BBBIH", Op.READ, 1, 0, 0, 4)))
+    decoder, frames, deadline = FrameDecoder(), [], time.monotonic() + TIMEOUT
+    while not frames and time.monotonic() < deadline:
+        frames += list(decoder.feed(device.transport.read(0.5)))
+    assert [f.body for f in frames] == [bytes([Op.R_DATA]) + struct.pack("<4Q", *words)]
+    assert frames[0].error is None
+
+
+def test_run_empty_network(device):
+    clear_routes(device)
+    start = device.status()["step"]
+    spikes, steps = [], []
+    device.run(20, lambda step, ids: spikes.append((step, ids)), lambda s, n: steps.append((s, n)))
+    assert spikes == []
+    assert steps == [(start + i, 0) for i in range(20)]
+    assert device.status()["step"] == start + 20
+
+
+def test_injected_source_reaches_the_host(device):
+    # source 3 routes to the host (dest = C), which receives its id C * N + 3 (contract 7.1)
+    C, N = CONFIG.cores, CONFIG.core.neurons
+    pointer = pack(CONFIG.route_pointer_layout, {"start": 5, "count": 1})
+    entry = pack(CONFIG.route_entry_layout, {"dest": C, "axon": 0})
+    clear_routes(device)
+    device.write(Target.SYSTEM, SystemMem.ROUTE_POINTERS.value, C * N + 3, [pointer])
+    device.write(Target.SYSTEM, SystemMem.ROUTE_ENTRIES.value, 5, [entry])
+    start = device.status()["step"]
+    device.inject([3])
+    spikes, steps = [], []
+    device.run(3, lambda step, ids: spikes.append((step, ids)), lambda s, n: steps.append((s, n)))
+    assert spikes == [(start, [C * N + 3])]
+    assert steps == [(start, 1), (start + 1, 0), (start + 2, 0)]
+    clear_routes(device)
+
+
+def test_close_ends_the_simulation():
+    dev = open_verilator(CONFIG, timeout=TIMEOUT)
+    assert dev.info().cores == CONFIG.cores
+    dev.send(bytes([Op.STATUS]))  # answered before the harness exits
+    dev.transport.proc.stdin.close()
+    assert replies(dev, 1)[0][0] == Op.R_STATUS
+    dev.close()
+    assert dev.transport.proc.returncode == 0
