@@ -1,6 +1,6 @@
 """Make the input of the STDP pattern demo: a repeated spike pattern hidden in Poisson noise.
 
-Run it from the repository root (it needs numpy only and is deterministic)::
+Run it (it needs numpy only and is deterministic; the output goes beside this script)::
 
     python examples/make_stdp_pattern.py            # writes examples/stdp_pattern_input.npz
     python examples/make_stdp_pattern.py -o other.npz

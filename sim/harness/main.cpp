@@ -7,8 +7,9 @@
 // held back. stdin is read without blocking while the design runs.
 //
 // When the design is idle, all input has been taken, all output written, and no frame is half
-// received, the harness sleeps in poll() on stdin (1 ms at a time) and clocks IDLE_BATCH cycles
-// per wake-up, so an idle simulation costs almost no CPU. After a byte that leaves a frame open
+// received, the harness sleeps in poll() on stdin (1 ms, doubling up to 32 ms while nothing
+// happens; input wakes it at once) and clocks IDLE_BATCH cycles per wake-up, so an idle
+// simulation costs almost no CPU. After a byte that leaves a frame open
 // (any byte but END, 0xC0), it clocks at full speed until the receiver's timeout (+rx-timeout)
 // has passed, so a truncated frame is reported TRUNCATED within milliseconds. (A design whose
 // `idle` does not rise right after reset gets a warning, and STUCK_QUIET cycles without a byte
@@ -60,7 +61,8 @@ constexpr size_t FLUSH_SIZE = 1 << 14;      // write stdout once this much is bu
 constexpr uint64_t FLUSH_GAP = 16;          // ... or after this many cycles without a byte
 constexpr uint64_t READ_EVERY = 256;        // cycles between reads while input is exhausted
 constexpr uint64_t IDLE_BATCH = 64;         // cycles clocked per poll() wake-up while idle
-constexpr int POLL_MS = 1;                  // poll() timeout while idle
+constexpr int POLL_MS = 1;                  // first poll() timeout while idle ...
+constexpr int POLL_MAX_MS = 32;             // ... doubling up to this while nothing happens
 constexpr uint64_t RX_MARGIN = 64;          // cycles after the receiver's timeout
 constexpr uint64_t STUCK_QUIET = 1u << 17;  // quiet cycles that count as idle if `idle` is stuck
 constexpr uint64_t PROBE_CYCLES = 16;       // cycles after reset in which `idle` must rise
@@ -212,10 +214,17 @@ class Harness {
             refill();
             if (in_pos_ < in_len_) continue;
             if (eof_) return 0;
-            // sleep until input arrives, clocking a few cycles per wake-up
-            refill(POLL_MS);
-            if (in_pos_ < in_len_ || eof_) continue;
+            // sleep until input arrives, clocking a few cycles per wake-up; input ends the
+            // sleep at once, so the timeout only sets how fast simulated time passes
+            const uint64_t before = cycle_;
+            refill(poll_ms_);
+            if (in_pos_ < in_len_ || eof_) {
+                poll_ms_ = POLL_MS;
+                continue;
+            }
             for (uint64_t i = 0; i < IDLE_BATCH; ++i) tick();
+            poll_ms_ = before == quiet_since_ ? std::min(2 * poll_ms_, POLL_MAX_MS) : POLL_MS;
+            quiet_since_ = cycle_;
         }
     }
 
@@ -238,6 +247,8 @@ class Harness {
     uint64_t last_rx_ = 0;
     uint64_t last_tx_ = 0;
     uint64_t last_read_ = 0;
+    uint64_t quiet_since_ = 0;  // the cycle the last idle wake-up ended
+    int poll_ms_ = POLL_MS;
 };
 
 }  // namespace

@@ -155,24 +155,37 @@ def corner_every_delay(cfg: CoreConfig) -> Network:
 
 
 def corner_refractory(cfg: CoreConfig) -> Network:
-    """Bias-driven neurons with refractory 0, 1, 2, 15, both reset modes; u keeps integrating."""
+    """Bias-driven neurons with refractory 0, 1, 2, 15, both reset modes; u keeps integrating
+    a weak inhibition during the refractory steps."""
     b = NetworkBuilder("refractory")
     b.spike_source("inp", 1, times=[list(range(0, 60, 4))])
     for r in (0, 1, 2, 15):
         for reset in ("zero", "subtract"):
             name = f"r{r}_{reset}"
-            b.population(
-                name,
-                1,
-                du=500,
-                dv=300,
-                vth=100,
-                bias_mant=3000,
-                bias_exp=1,
-                refractory=r,
-                reset=reset,
-            )
-            b.project("inp", name, weight=-60, weight_exp=3)
+            b.population(name, 1, du=500, dv=300, vth=100, bias_mant=3000, bias_exp=1,
+                         refractory=r, reset=reset)  # fmt: skip
+            b.project("inp", name, weight=-10)
+    return b.build()
+
+
+def corner_threshold_equal(cfg: CoreConfig) -> Network:
+    """v lands exactly on the threshold (no spike) and one above it (spike), in both reset
+    modes: a = 100 gives u = 6400 = 100 << 6, and v = u when dv = du = 4095."""
+    b = NetworkBuilder("threshold_equal")
+    b.spike_source("inp", 1, times=[list(range(0, 40, 3))])
+    b.population("equal", 2, du=4095, dv=4095, vth=100)
+    b.population("above", 2, du=4095, dv=4095, vth=100, bias_mant=1)
+    b.population("equal_sub", 1, du=4095, dv=4095, vth=100, reset="subtract")
+    b.population("above_sub", 1, du=4095, dv=4095, vth=100, bias_mant=1, reset="subtract")
+    for name in ("equal", "above", "equal_sub", "above_sub"):
+        b.project("inp", name, weight=100)
+    return b.build()
+
+
+def corner_all_spike(cfg: CoreConfig) -> Network:
+    """Every neuron of the core spikes every step: the most the output FIFO ever holds."""
+    b = NetworkBuilder("all_spike")
+    b.population("all", cfg.neurons, du=4095, dv=4095, vth=0, bias_mant=1)
     return b.build()
 
 
@@ -194,6 +207,8 @@ CORNERS: dict[str, Callable[[CoreConfig], Network]] = {
     "max_fan_in": corner_max_fan_in,
     "every_delay": corner_every_delay,
     "refractory": corner_refractory,
+    "threshold_equal": corner_threshold_equal,
+    "all_spike": corner_all_spike,
     "bias_exp_negative_weights": corner_bias_and_negative,
 }
 

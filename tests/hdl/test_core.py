@@ -142,23 +142,33 @@ class TB:
         d.i_events__valid.value = 0
 
     async def update(self) -> list[int]:
+        """Pulse ``step`` and collect the spikes until ``done``.
+
+        From the ``step`` cycle until ``done`` an event of the next step waits on
+        ``i_events``: the core must not take it (contract 6.3).
+        """
         d, start = self.dut, self.cycles
         d.step.value = 1
-        await self.tick()
-        d.step.value = 0
+        d.i_events__valid.value = 1
+        d.i_events__payload.value = 0
         spikes = []
         while True:
             ready = int(self.rng.random() >= self.bp)
             d.o_spikes__ready.value = ready
             await self.settle()
+            assert not int(d.i_events__ready.value), (
+                "the core took an event between `step` and `done`"
+            )
             if int(d.o_spikes__valid.value) and ready:
                 spikes.append(int(d.o_spikes__payload.value))
             finished = int(d.done.value)
             await self.tick()
+            d.step.value = 0
             if finished:
                 break
             self._wait_check(start, "the update phase")
         d.o_spikes__ready.value = 0
+        d.i_events__valid.value = 0
         return spikes
 
 
@@ -182,6 +192,9 @@ if cocotb is not None:
         await tb.start()
         await tb.load(c["words"])
         neuron_axon = c["neuron_axon"]
+        axon_words = c["words"][CoreMem.AXONS]
+        axon_count = [unpack(cfg.axon_layout, int(w))["count"] for w in axon_words]
+        events = n_spikes = 0
         prev: list[int] = []
         for t in range(len(c["u"])):
             axons = list(c["inputs_per_step"][t]) + [
@@ -200,6 +213,14 @@ if cocotb is not None:
                 got = unpack(NEURON_STATE, await tb.cfg_read(CoreMem.STATE, n))
                 exp = {"u": int(c["u"][t, n]), "v": int(c["v"][t, n]), "ref": int(c["ref"][t, n])}
                 assert got == exp, f"{case}: step {t}: neuron {n}: state {got} != golden {exp}"
+            # the counters and NOW (contract 6.1)
+            events += sum(int(axon_count[a]) for a in axons)
+            n_spikes += len(spikes)
+            regs = {r: await tb.cfg_read(CoreMem.REGS, r) for r in
+                    (CoreReg.NOW, CoreReg.EVENTS, CoreReg.SPIKES, CoreReg.STEPS)}  # fmt: skip
+            want_regs = {CoreReg.NOW: (t + 1) % cfg.delay_slots, CoreReg.EVENTS: events,
+                         CoreReg.SPIKES: n_spikes, CoreReg.STEPS: t + 1}  # fmt: skip
+            assert regs == want_regs, f"{case}: step {t}: registers {regs} != {want_regs}"
             prev = spikes
         dut._log.info(
             "%s (stress=%s): %d steps, %d spikes, %d cycles",
