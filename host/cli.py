@@ -166,12 +166,12 @@ def _system_for(network: Network, cores: int | None):  # type: ignore[no-untyped
     n = cores or max(1, -(-network.n_neurons // core.neurons))
     n_src = sum(p.size for p in network.populations.values() if p.is_source)
     sources = max(256, 1 << max(0, n_src - 1).bit_length())
-    return SystemConfig(cores=n, core=core, sources=sources, route_entries=16384,
-                        inject_depth=1024)  # fmt: skip
+    return SystemConfig(cores=n, core=core, sources=sources, route_entries=16384, inject_depth=1024)
 
 
-def _run_backend(network: Network, path: Path, backend: str, steps: int, cores: int | None,
-                 show: bool):  # type: ignore[no-untyped-def]  # fmt: skip
+def _run_backend(
+    network: Network, path: Path, backend: str, steps: int, cores: int | None, show: bool
+):  # type: ignore[no-untyped-def]
     """Run ``network`` on one backend and return its RunResult."""
     from tqdm import tqdm
 
@@ -208,10 +208,20 @@ def _run_backend(network: Network, path: Path, backend: str, steps: int, cores: 
 @main.command()
 @net_argument
 @click.option("--steps", "-n", default=1000, show_default=True, help="Steps to run.")
-@click.option("--backend", "-b", type=click.Choice(BACKENDS), default="golden",
-              show_default=True, help=BACKEND_HELP)  # fmt: skip
-@click.option("--cores", type=int, default=None,
-              help="Cores of the simulated system (default: as many as the network needs).")  # fmt: skip
+@click.option(
+    "--backend",
+    "-b",
+    type=click.Choice(BACKENDS),
+    default="golden",
+    show_default=True,
+    help=BACKEND_HELP,
+)
+@click.option(
+    "--cores",
+    type=int,
+    default=None,
+    help="Cores of the simulated system (default: as many as needed).",
+)
 @click.option(
     "--output",
     "-o",
@@ -225,8 +235,14 @@ def _run_backend(network: Network, path: Path, backend: str, steps: int, cores: 
     default=None,
     help="Show a progress bar (default: when writing to a terminal).",
 )
-def run(net: str | None, steps: int, backend: str, cores: int | None, output: Path,
-        progress: bool | None) -> None:  # fmt: skip
+def run(
+    net: str | None,
+    steps: int,
+    backend: str,
+    cores: int | None,
+    output: Path,
+    progress: bool | None,
+) -> None:
     """Run a network and write its spikes (and probes) to a spike file."""
     if steps < 1:
         raise click.BadParameter(f"must be >= 1, not {steps}", param_hint="--steps")
@@ -259,14 +275,30 @@ def _recorded_populations(network: Network) -> set[str]:
 @main.command()
 @net_argument
 @click.option("--steps", "-n", default=200, show_default=True, help="Steps to run.")
-@click.option("--against", type=click.Choice(BACKENDS[1:]), default="verilator",
-              show_default=True, help="The backend compared with the golden model.")  # fmt: skip
+@click.option(
+    "--against",
+    type=click.Choice(BACKENDS[1:]),
+    default="verilator",
+    show_default=True,
+    help="The backend compared with the golden model.",
+)
 @click.option("--cores", type=int, default=None, help="Cores of the simulated system.")
-@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also write both spike files (and a raster of each) into this folder.")  # fmt: skip
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write both spike files into this folder.",
+)
 @click.option("--progress/--no-progress", default=None, help="Show progress bars.")
-def compare(net: str | None, steps: int, against: str, cores: int | None, output: Path | None,
-            progress: bool | None) -> None:  # fmt: skip
+def compare(
+    net: str | None,
+    steps: int,
+    against: str,
+    cores: int | None,
+    output: Path | None,
+    progress: bool | None,
+) -> None:
     """Run a network on the golden model and on another backend; compare every spike.
 
     Prints the events compared and the mismatches; on a mismatch, the first divergence with
@@ -288,8 +320,10 @@ def compare(net: str | None, steps: int, against: str, cores: int | None, output
         golden.save(output / "golden.npz")
         other.save(output / f"{against}.npz")
     click.echo(f"{network.name}: {steps} steps, golden vs {against} ({wall:.1f} s)")
-    click.echo(f"  spike events compared: {cmp.events} (golden {golden.n_spikes}, "
-               f"{against} {other.n_spikes})")  # fmt: skip
+    click.echo(
+        f"  spike events compared: {cmp.events} (golden {golden.n_spikes}, "
+        f"{against} {other.n_spikes})"
+    )
     click.echo(f"  spike mismatches:      {cmp.mismatches}")
     for key, n in cmp.probe_mismatches.items():
         samples = golden.probes[key].values.size
