@@ -10,7 +10,6 @@ from __future__ import annotations
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-
 from spikefab.hdl.executor import Executor
 from spikefab.hdl.layouts import SystemConfig
 from spikefab.hdl.protocol import MAX_BODY

@@ -170,8 +170,11 @@ def compare_results(a: RunResult, b: RunResult, context: int = 3) -> Comparison:
     first = None
     if diff:
         t, p, n = diff[0]
-        who = (f"{a.backend} spiked, {b.backend} did not" if (t, p, n) in key_a
-               else f"{b.backend} spiked, {a.backend} did not")  # fmt: skip
+        who = (
+            f"{a.backend} spiked, {b.backend} did not"
+            if (t, p, n) in key_a
+            else f"{b.backend} spiked, {a.backend} did not"
+        )
         lines = [f"first divergence at step {t}: population {a.populations[p]!r} neuron {n}: {who}"]
         for s in range(max(0, t - context), min(steps, t + context + 1)):
             sa = sorted(k for k in key_a if k[0] == s)
@@ -188,9 +191,11 @@ def compare_results(a: RunResult, b: RunResult, context: int = 3) -> Comparison:
         probe_mm[k] = int(bad.sum())
         if bad.any() and first is None:
             r, c = np.argwhere(bad)[0]
-            first = (f"first divergence in probe {k} at step {int(pa.steps[r])}, index "
-                     f"{int(pa.index[c])}: {a.backend} {pa.values[r, c]} vs {b.backend} "
-                     f"{pb.values[r, c]}")  # fmt: skip
+            first = (
+                f"first divergence in probe {k} at step {int(pa.steps[r])}, index "
+                f"{int(pa.index[c])}: {a.backend} {pa.values[r, c]} vs {b.backend} "
+                f"{pb.values[r, c]}"
+            )
     return Comparison(len(key_a | key_b), len(diff), first, probe_mm)
 
 

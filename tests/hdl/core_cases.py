@@ -162,8 +162,17 @@ def corner_refractory(cfg: CoreConfig) -> Network:
     for r in (0, 1, 2, 15):
         for reset in ("zero", "subtract"):
             name = f"r{r}_{reset}"
-            b.population(name, 1, du=500, dv=300, vth=100, bias_mant=3000, bias_exp=1,
-                         refractory=r, reset=reset)  # fmt: skip
+            b.population(
+                name,
+                1,
+                du=500,
+                dv=300,
+                vth=100,
+                bias_mant=3000,
+                bias_exp=1,
+                refractory=r,
+                reset=reset,
+            )
             b.project("inp", name, weight=-10)
     return b.build()
 

@@ -216,10 +216,16 @@ if cocotb is not None:
             # the counters and NOW (contract 6.1)
             events += sum(int(axon_count[a]) for a in axons)
             n_spikes += len(spikes)
-            regs = {r: await tb.cfg_read(CoreMem.REGS, r) for r in
-                    (CoreReg.NOW, CoreReg.EVENTS, CoreReg.SPIKES, CoreReg.STEPS)}  # fmt: skip
-            want_regs = {CoreReg.NOW: (t + 1) % cfg.delay_slots, CoreReg.EVENTS: events,
-                         CoreReg.SPIKES: n_spikes, CoreReg.STEPS: t + 1}  # fmt: skip
+            regs = {
+                r: await tb.cfg_read(CoreMem.REGS, r)
+                for r in (CoreReg.NOW, CoreReg.EVENTS, CoreReg.SPIKES, CoreReg.STEPS)
+            }
+            want_regs = {
+                CoreReg.NOW: (t + 1) % cfg.delay_slots,
+                CoreReg.EVENTS: events,
+                CoreReg.SPIKES: n_spikes,
+                CoreReg.STEPS: t + 1,
+            }
             assert regs == want_regs, f"{case}: step {t}: registers {regs} != {want_regs}"
             prev = spikes
         dut._log.info(
