@@ -13,10 +13,11 @@ output bit goes into a parallel-load, serial-out register, all in the core's clo
 ``sout``
     Bit 0 of the output register.
 
-Every core input is then a flip-flop and every core output ends in one, so the wrapper adds
-no logic to the core's paths, and nothing can be optimized away: each input bit is reachable
+Every core input is then a flip-flop and every core output ends in one (behind the load
+multiplexer, one LUT), so the wrapper adds next to no logic to the core's paths, and nothing
+can be optimized away: each input bit is reachable
 from ``sin``, and each output bit reaches ``sout``. Besides ``clk`` and ``rst`` (Amaranth's
-``sync`` domain) the design has 5 pins.
+``sync`` domain) the design has 4 pins.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _flat_ports(core: NeuronCore) -> tuple[list, list]:
 
 
 class PinWrapper(wiring.Component):
-    """A :class:`~spikefab.hdl.core.NeuronCore` behind serial shift chains (5 pins)."""
+    """A :class:`~spikefab.hdl.core.NeuronCore` behind serial shift chains (4 pins)."""
 
     def __init__(self, config: CoreConfig):
         self._config = config

@@ -2,7 +2,7 @@
 
 The default core (``CoreConfig()``: 256 neurons, 256 axons, 4096 synapse entries, 16 delay
 slots, 24-bit accumulators) is wrapped by :class:`_pinwrap.PinWrapper` (every core port
-behind serial shift chains, 5 pins plus ``clk`` and ``rst``), converted to RTLIL by
+behind serial shift chains, 4 pins plus ``clk`` and ``rst``), converted to RTLIL by
 Amaranth, synthesized by Yosys and placed and routed by nextpnr, all from the YoWASP
 packages on PyPI (the ``fpga`` extra)::
 

@@ -1,7 +1,7 @@
 """The whole device in Verilator, spoken to through the harness's pipes (contract 8).
 
-The first test builds the harness (a minute or two, once: the build is cached); the others
-share one running simulation.
+The first test to run builds the harness (a minute or two, once: the build is cached, and
+concurrent workers wait for one another); most tests share one running simulation.
 """
 
 from __future__ import annotations
