@@ -96,12 +96,14 @@ def run_network(
     steps: int,
     backend: str,
     progress: Callable[[int], None] | None = None,
+    load_image: bool = True,
 ) -> RunResult:
     """Run ``net`` (mapped as ``image``) on ``device`` for ``steps`` steps from reset.
 
-    Sources are computed on the host (contract section 1) and injected step by step; steps
-    without sources or probes run in batches. ``v`` and ``u`` probes are read back after
-    each sampled step.
+    The image is loaded first unless ``load_image`` is false (it must then be loaded and
+    reset already). Sources are computed on the host (contract section 1) and injected step
+    by step; steps without sources or probes run in batches. ``v`` and ``u`` probes are
+    read back after each sampled step.
 
     Raises
     ------
@@ -111,7 +113,8 @@ def run_network(
         When the device fails (see :mod:`spikefab.host.link`).
     """
     cfg = image.config
-    load(device, image)
+    if load_image:
+        load(device, image)
     pops = list(net.populations.values())
     pop_of_gid, idx_of_gid = image.gid_table(net)
 

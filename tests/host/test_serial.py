@@ -31,7 +31,7 @@ from spikefab.sim.verilator import build_harness
 EXAMPLES = Path(__file__).parents[2] / "examples"
 CONFIG = SystemConfig(
     cores=1,
-    core=CoreConfig(neurons=256, axons=1024, synapses=16384, delay_slots=16),
+    core=CoreConfig(neurons=256, axons=2048, synapses=16384, delay_slots=16),
     sources=256,
     route_entries=16384,
     inject_depth=1024,

@@ -1,0 +1,144 @@
+"""The Verilator backend against the golden model on one network, in one run.
+
+Prints, for the balanced example (or ``--network``): simulated steps per second and synaptic
+events per second of the Verilator backend (the generated RTL driven over the host link
+through a pipe), the host-link bytes per spike event in each direction, the time spent
+loading the image, and the golden/Verilator wall-time ratio. Both runs are compared spike by
+spike; a mismatch stops the bench.
+
+Run it from the repository root::
+
+    .venv/bin/python bench/verilator.py                 # balanced, 500 steps
+    .venv/bin/python bench/verilator.py --network synfire --steps 2000
+
+The first run for a system size builds the Verilator harness (a few minutes for four cores
+on a 2-core machine; cached in ``~/.cache/spikefab``); the build time is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+
+class CountingTransport:
+    """Wraps a transport and counts the bytes each way."""
+
+    def __init__(self, inner):  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.sent = 0
+        self.received = 0
+
+    def write(self, data: bytes) -> None:
+        self.sent += len(data)
+        self.inner.write(data)
+
+    def read(self, timeout: float) -> bytes:
+        data = self.inner.read(timeout)
+        self.received += len(data)
+        return data
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def main() -> int:
+    from spikefab.host.cli import _system_for
+    from spikefab.host.link import LinkDevice
+    from spikefab.host.runtime import load, run_network
+    from spikefab.mapping.image import place_sequential
+    from spikefab.mapping.loader import load as load_net
+    from spikefab.sim.golden import GoldenModel
+    from spikefab.sim.results import compare_results
+    from spikefab.sim.verilator import build_harness
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--network", default="balanced", help="example name or YAML file")
+    ap.add_argument("--steps", type=int, default=500)
+    args = ap.parse_args()
+    path = Path(args.network)
+    if not path.exists():
+        path = Path(str(resources.files("spikefab.examples") / f"{args.network}.yaml"))
+    net = load_net(path)
+    config = _system_for(net, None)
+    image = place_sequential(net, config)
+    print(f"command: {' '.join(sys.argv)}")
+    print(f"network {net.name}: {net.n_neurons} LIF neurons, {net.n_synapses} synapses; "
+          f"{args.steps} steps; system of {config.cores} core(s) x {config.core.neurons} "
+          f"neurons")  # fmt: skip
+
+    t0 = time.perf_counter()
+    program = build_harness(config, progress=True)
+    build_s = time.perf_counter() - t0
+
+    # golden, and the synaptic events its spikes cause (out-degree of every spike)
+    model = GoldenModel(net)
+    t0 = time.perf_counter()
+    golden = model.run(args.steps)
+    golden_s = time.perf_counter() - t0
+    pops = list(net.populations.values())
+    degree = {p.index: np.zeros(p.size, dtype=np.int64) for p in pops}
+    for pr in net.projections:
+        pre = net.populations[pr.pre]
+        degree[pre.index] += np.bincount(pr.pre_idx, minlength=pre.size)
+    events = sum(
+        int(degree[p.index][golden.neuron[golden.population == p.index]].sum()) for p in pops
+    )
+
+    import subprocess
+
+    from spikefab.hdl.top import SIM_TIMEOUT
+    from spikefab.host.link import PipeTransport
+
+    proc = subprocess.Popen(
+        [str(program), f"+rx-timeout={SIM_TIMEOUT}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    transport = CountingTransport(PipeTransport(proc))
+    device = LinkDevice(transport, timeout=120.0)
+    t0 = time.perf_counter()
+    load(device, image)
+    load_s = time.perf_counter() - t0
+    load_sent = transport.sent
+    transport.sent = transport.received = 0
+    t0 = time.perf_counter()
+    rtl = run_network(net, image, device, args.steps, "verilator", load_image=False)
+    run_s = time.perf_counter() - t0
+    sent, received = transport.sent, transport.received
+    device.close()
+
+    cmp = compare_results(golden, rtl)
+    if not cmp.equal:
+        print(f"MISMATCH: {cmp.mismatches} spikes differ\n{cmp.first}")
+        return 1
+    n_hw = int(np.isin(golden.population, [p.index for p in net.populations.values()
+                                           if not p.is_source]).sum())  # fmt: skip
+    sim_s = args.steps * net.dt_ms / 1000
+    print(f"harness build (cached when 0): {build_s:.1f} s; image load {load_s:.2f} s "
+          f"({load_sent} bytes)")  # fmt: skip
+    print(f"spikes {golden.n_spikes} ({n_hw} from LIF neurons, reported by the device), "
+          f"synaptic events {events}; identical in both runs")  # fmt: skip
+    print()
+    print(
+        f"{'backend':12s} {'wall s':>9s} {'steps/s':>10s} {'events/s':>11s} {'sim s/wall s':>13s}"
+    )
+    for name, wall in (("golden", golden_s), ("verilator", run_s)):
+        print(f"{name:12s} {wall:9.3f} {args.steps / wall:10.1f} {events / wall:11.3e} "
+              f"{sim_s / wall:13.4f}")  # fmt: skip
+    print()
+    print(f"host link during the run: {sent} bytes to the device, {received} from it; "
+          f"{received / max(n_hw, 1):.2f} bytes per reported spike, "
+          f"{(sent + received) / max(events, 1):.3f} bytes per synaptic event")  # fmt: skip
+    print(f"golden / verilator wall-time ratio: {golden_s / run_s:.4f} "
+          f"(verilator is {run_s / golden_s:.0f}x slower)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
