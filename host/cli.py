@@ -162,7 +162,7 @@ def _system_for(network: Network, cores: int | None):  # type: ignore[no-untyped
     """The simulated system a network runs on: cores of the default size, as many as needed."""
     from spikefab.hdl.layouts import CoreConfig, SystemConfig
 
-    core = CoreConfig(neurons=256, axons=2048, synapses=16384, delay_slots=16)
+    core = CoreConfig(neurons=256, axons=2048, synapses=32768, delay_slots=16)
     n = cores or max(1, -(-network.n_neurons // core.neurons))
     n_src = sum(p.size for p in network.populations.values() if p.is_source)
     sources = max(256, 1 << max(0, n_src - 1).bit_length())

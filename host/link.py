@@ -132,6 +132,8 @@ class PipeTransport(Transport):
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
 
 
 class SerialTransport(Transport):
@@ -371,4 +373,11 @@ class LinkDevice:
         return {r.name.lower(): v for r, v in zip(SystemReg, values, strict=True)}
 
     def close(self) -> None:
+        """End the link (and the simulation behind a pipe)."""
         self.transport.close()
+
+    def __enter__(self) -> LinkDevice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

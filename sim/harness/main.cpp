@@ -55,17 +55,17 @@
 
 namespace {
 
-constexpr uint8_t END = 0xC0;               // SLIP frame delimiter
-constexpr size_t READ_CHUNK = 1 << 16;      // bytes per read() of stdin
-constexpr size_t FLUSH_SIZE = 1 << 14;      // write stdout once this much is buffered
-constexpr uint64_t FLUSH_GAP = 16;          // ... or after this many cycles without a byte
-constexpr uint64_t READ_EVERY = 256;        // cycles between reads while input is exhausted
-constexpr uint64_t IDLE_BATCH = 64;         // cycles clocked per poll() wake-up while idle
-constexpr int POLL_MS = 1;                  // first poll() timeout while idle ...
-constexpr int POLL_MAX_MS = 32;             // ... doubling up to this while nothing happens
-constexpr uint64_t RX_MARGIN = 64;          // cycles after the receiver's timeout
-constexpr uint64_t STUCK_QUIET = 1u << 17;  // quiet cycles that count as idle if `idle` is stuck
-constexpr uint64_t PROBE_CYCLES = 16;       // cycles after reset in which `idle` must rise
+constexpr uint8_t END = 0xC0;                // SLIP frame delimiter
+constexpr size_t READ_CHUNK = 1 << 16;       // bytes per read() of stdin
+constexpr size_t FLUSH_SIZE = 1 << 14;       // write stdout once this much is buffered
+constexpr uint64_t FLUSH_GAP = 16;           // ... or after this many cycles without a byte
+constexpr uint64_t READ_EVERY = 256;         // cycles between reads while input is exhausted
+constexpr uint64_t IDLE_BATCH = 64;          // cycles clocked per poll() wake-up while idle
+constexpr int POLL_MS = 1;                   // first poll() timeout while idle ...
+constexpr int POLL_MAX_MS = 32;              // ... doubling up to this while nothing happens
+constexpr uint64_t RX_MARGIN = 64;           // cycles after the receiver's timeout
+constexpr uint64_t STUCK_QUIET = 1u << 17;   // quiet cycles that count as idle if `idle` is stuck
+constexpr uint64_t PROBE_CYCLES = 1u << 16;  // cycles after reset in which `idle` must rise
 
 const char* g_prog = "spikefab_top";
 

@@ -17,9 +17,8 @@ import tty
 from pathlib import Path
 
 import pytest
-
-from spikefab.hdl.layouts import CoreConfig, SystemConfig
 from spikefab.hdl.top import SIM_TIMEOUT
+from spikefab.host.cli import _system_for
 from spikefab.host.link import LinkDevice, LinkTimeoutError, SerialTransport
 from spikefab.host.runtime import check_device, run_network
 from spikefab.mapping.image import place_sequential
@@ -29,13 +28,8 @@ from spikefab.sim.results import compare_results
 from spikefab.sim.verilator import build_harness
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
-CONFIG = SystemConfig(
-    cores=1,
-    core=CoreConfig(neurons=256, axons=2048, synapses=16384, delay_slots=16),
-    sources=256,
-    route_entries=16384,
-    inject_depth=1024,
-)
+# the system `spikefab run --backend verilator` uses for a one-core network (one build)
+CONFIG = _system_for(load(EXAMPLES / "synfire.yaml"), None)
 
 
 class PtyBridge:
