@@ -31,8 +31,20 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: $(STAMP)
-	$(PY) bench/golden.py
+# Brian2 (the golden model's peer) fails to import with numpy 2.4, so it gets a venv of
+# its own with an older numpy.
+BENCH_VENV  ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+$(BENCH_STAMP): pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet "numpy<2.4" -e '.[bench,fast]'
+	rm -f $(BENCH_VENV)/.installed-* && touch $@
+
+bench: $(BENCH_STAMP) $(STAMP)
+	$(BENCH_VENV)/bin/python bench/golden.py
+	$(PY) bench/verilator_backend.py
 
 clean:
 	rm -rf $(VENV) out sim_build build *.egg-info
