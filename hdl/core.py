@@ -6,8 +6,8 @@ section 6 for its memories and ports. A step is two phases:
 *Delivery.* Input events (an axon each) are accepted on ``i_events``. The axon table gives
 the range of synapse entries of the axon; each entry ``(target, weight, weight_exp,
 delay - 1)`` adds ``weight << weight_exp`` to ring slot ``(now + delay - 1) mod D`` of its
-target. The pipeline takes one synapse entry per clock, across axon boundaries, with a
-forwarding path for back-to-back updates of one accumulator.
+target. The pipeline takes one synapse entry per clock, across axon boundaries, with
+forwarding paths for back-to-back updates of one accumulator.
 
 *Update.* After ``step`` is pulsed and the delivery pipeline has drained, neurons
 ``0 .. N-1`` are updated, one per clock: each reads and clears ring slot ``now``, decays
@@ -18,6 +18,26 @@ spike. When the last spike has left, ``done`` pulses and ``now`` advances.
 
 Between steps the configuration port (``i_cfg``/``o_cfg``) writes and reads every memory and
 register; it is served only while the delivery pipeline is empty and no update runs.
+
+Timing. Every memory's read data is registered before any logic uses it, and every control
+decision (is the delivery pipeline empty, may the update issue a neuron, does a counter
+count) is a flip-flop computed a cycle ahead, so no path runs from one memory or decision
+through another. This costs latency, not throughput: a delivery phase takes ``E + 7``
+cycles for ``E`` synaptic events and an update ``N + 8`` (``DELIVERY_CYCLES`` and
+``UPDATE_CYCLES``).
+
+Memories. The neuron state and the ring are read and written at two addresses on every
+clock, so they are simple dual-port memories. The synapse table, the axon table and the
+neuron parameters are only read while the core runs and written only through the
+configuration port, so they live in two single-port *banks* (one address for reads and
+writes, the read disabled while writing): the synapse bank holds the synapse entries and
+the low :data:`PARAMS_SPLIT` bits of each neuron's parameters, the axon bank the axon rows
+and the rest of the parameters. Delivery reads the synapse and the axon table, the update
+reads the parameters, never both at once. On an iCE40 platform (``platform.family ==
+"iCE40"``) the banks are marked ``ram_style = "huge"`` so that Yosys maps them to the
+UP5K's single-port SPRAM; since the SPRAM has no initial contents, the synthesis script
+must delete the memories' ``$meminit`` cells (Amaranth always emits zeros; contract 6.3
+has the image write every word anyway, see ``bench/synth_core.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +46,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
 from spikefab.hdl import params as P
 from spikefab.hdl.layouts import (
     CFG_DATA_BITS,
@@ -42,8 +63,10 @@ __all__ = ["NeuronCore"]
 SPIKE_FIFO_DEPTH = 16
 #: Depth of the FIFO of axon ranges between the axon table and the entry iterator.
 RANGE_FIFO_DEPTH = 4
-#: Update pipeline stages between the memory read and the state write-back.
-UPDATE_STAGES = 5
+#: Update pipeline stages between the memory read and the state write-back (U0 .. U6).
+UPDATE_STAGES = 7
+#: Bits of a neuron's parameter word held in the synapse bank; the rest are in the axon bank.
+PARAMS_SPLIT = 32
 
 
 def _clip(m: Module, x, lo: int, hi: int, shape) -> Signal:  # type: ignore[no-untyped-def]
@@ -101,26 +124,68 @@ class NeuronCore(wiring.Component):
     def elaborate(self, platform):  # type: ignore[no-untyped-def]
         cfg = self._config
         N, D = cfg.neurons, cfg.delay_slots
+        nb = cfg.neuron_bits
         m = Module()
 
         # memories --------------------------------------------------------------------------
-        m.submodules.state = state = Memory(shape=NEURON_STATE, depth=N, init=[])
-        m.submodules.params = params = Memory(shape=NEURON_PARAMS, depth=N, init=[])
-        m.submodules.ring = ring = Memory(shape=cfg.ring_layout, depth=cfg.ring_depth, init=[])
-        m.submodules.axons = axons = Memory(shape=cfg.axon_layout, depth=cfg.axons, init=[])
-        m.submodules.synapses = synapses = Memory(
-            shape=cfg.synapse_layout, depth=cfg.synapses, init=[]
+        # No port ever reads a word in the cycle it is written (the delivery forwards the two
+        # writes its ring reads miss; the banks do not read while writing), so Yosys need not
+        # add collision logic.
+        dual = {"no_rw_check": 1}
+        bank = dict(dual)
+        if getattr(platform, "family", None) == "iCE40":
+            bank["ram_style"] = "huge"
+        syn_bits, axon_bits = cfg.synapse_layout.size, cfg.axon_layout.size
+        hi_bits = NEURON_PARAMS.size - PARAMS_SPLIT
+        # the parameter rows follow the tables, from a power of two on (word base + n)
+        syn_base, axon_base = max(cfg.synapses, N), max(cfg.axons, N)
+        m.submodules.state = state = Memory(shape=NEURON_STATE, depth=N, init=[], attrs=dual)
+        m.submodules.ring = ring = Memory(
+            shape=cfg.ring_layout, depth=cfg.ring_depth, init=[], attrs=dual
+        )
+        m.submodules.syn_bank = syn_bank = Memory(
+            shape=max(syn_bits, PARAMS_SPLIT), depth=syn_base + N, init=[], attrs=bank
+        )
+        m.submodules.axon_bank = axon_bank = Memory(
+            shape=max(axon_bits, hi_bits), depth=axon_base + N, init=[], attrs=bank
         )
         state_rd, state_wr = state.read_port(), state.write_port()
-        params_rd, params_wr = params.read_port(), params.write_port()
         ring_rd, ring_wr = ring.read_port(), ring.write_port()
-        axon_rd, axon_wr = axons.read_port(), axons.write_port()
-        syn_rd, syn_wr = synapses.read_port(), synapses.write_port()
+        syn_rd, syn_wr = syn_bank.read_port(), syn_bank.write_port()
+        axon_rd, axon_wr = axon_bank.read_port(), axon_bank.write_port()
+        # a bank has one address, and does not read while it writes
+        syn_addr = Signal.like(syn_rd.addr)
+        axon_addr = Signal.like(axon_rd.addr)
+        m.d.comb += [
+            syn_rd.addr.eq(syn_addr),
+            syn_wr.addr.eq(syn_addr),
+            syn_rd.en.eq(~syn_wr.en),
+            axon_rd.addr.eq(axon_addr),
+            axon_wr.addr.eq(axon_addr),
+            axon_rd.en.eq(~axon_wr.en),
+        ]
 
-        m.submodules.spike_fifo = spike_fifo = fifo.SyncFIFO(
-            width=cfg.neuron_bits, depth=SPIKE_FIFO_DEPTH
-        )
-        range_width = len(Cat(axon_rd.data.start, axon_rd.data.count))
+        def params_row(base: int, n):  # type: ignore[no-untyped-def]
+            """The bank address ``base + n`` of neuron ``n``'s parameters (``base >= N``)."""
+            return Cat(n[:nb], Const(0, exact_log2(base) - nb), Const(1, 1))
+
+        # every read is registered before use
+        state_q = Signal(NEURON_STATE)
+        ring_q = Signal(signed(cfg.acc_bits))
+        syn_q = Signal(len(syn_rd.data))
+        axon_q = Signal(len(axon_rd.data))
+        m.d.sync += [
+            state_q.eq(state_rd.data),
+            ring_q.eq(ring_rd.data.acc),
+            syn_q.eq(syn_rd.data),
+            axon_q.eq(axon_rd.data),
+        ]
+        entry = cfg.synapse_layout(syn_q[:syn_bits])
+        axon_row = cfg.axon_layout(axon_rd.data[:axon_bits])
+        params_q = NEURON_PARAMS(Cat(syn_q[:PARAMS_SPLIT], axon_q[:hi_bits]))
+
+        m.submodules.spike_fifo = spike_fifo = fifo.SyncFIFO(width=nb, depth=SPIKE_FIFO_DEPTH)
+        range_width = len(Cat(axon_row.start, axon_row.count))
         m.submodules.range_fifo = range_fifo = fifo.SyncFIFO(
             width=range_width, depth=RANGE_FIFO_DEPTH
         )
@@ -144,17 +209,15 @@ class NeuronCore(wiring.Component):
         ]
 
         # delivery pipeline ---------------------------------------------------------------------
+        # D0 issues an entry (reads the synapse bank), D1 registers it, D2 reads the ring,
+        # D3 registers the ring word, D4 adds and writes back.
         delivering = Signal()  # the FSM is in the delivery phase and not serving the config port
         fetch_inflight = Signal()
         ptr = Signal(cfg.synapse_bits)
         remaining = Signal(cfg.synapse_bits + 1)
-        s1_valid = Signal()
-        s2_valid = Signal()
-        s2_addr = Signal(range(cfg.ring_depth))
-        s2_val = Signal(signed(cfg.acc_bits))
-        last_valid = Signal()
-        last_addr = Signal(range(cfg.ring_depth))
-        last_sum = Signal(signed(cfg.acc_bits))
+        active = Signal()  # remaining != 0: D0 issues the entry at ptr
+        last = Signal()  # remaining == 1
+        d1_valid, d2_valid, d3_valid, d4_valid = Signal(), Signal(), Signal(), Signal()
 
         room = Signal()
         m.d.comb += room.eq(range_fifo.level + fetch_inflight < RANGE_FIFO_DEPTH)
@@ -165,65 +228,111 @@ class NeuronCore(wiring.Component):
 
         # axon table read -> range FIFO
         m.d.comb += [
-            range_fifo.w_data.eq(Cat(axon_rd.data.start, axon_rd.data.count)),
+            range_fifo.w_data.eq(Cat(axon_row.start, axon_row.count)),
             range_fifo.w_en.eq(fetch_inflight),
         ]
-        # entry iterator
-        issue = Signal()
-        m.d.comb += issue.eq(remaining != 0)
+        # D0: the entry iterator; `active` and `last` are kept with `remaining`
         next_start = range_fifo.r_data[: cfg.synapse_bits]
         next_count = range_fifo.r_data[cfg.synapse_bits :]
-        with m.If(issue):
-            m.d.sync += [ptr.eq(ptr + 1), remaining.eq(remaining - 1)]
-        with m.If(((remaining == 0) | (remaining == 1)) & range_fifo.r_rdy):
+        with m.If(active):
+            m.d.sync += [
+                ptr.eq(ptr + 1),
+                remaining.eq(remaining - 1),
+                active.eq(~last),
+                last.eq(remaining == 2),
+            ]
+        with m.If((~active | last) & range_fifo.r_rdy):
             m.d.comb += range_fifo.r_en.eq(1)
-            m.d.sync += [ptr.eq(next_start), remaining.eq(next_count)]
-        m.d.sync += s1_valid.eq(issue)
+            m.d.sync += [
+                ptr.eq(next_start),
+                remaining.eq(next_count),
+                active.eq(next_count != 0),
+                last.eq(next_count == 1),
+            ]
+        m.d.sync += [d1_valid.eq(active), d2_valid.eq(d1_valid)]
 
-        # S1: synapse entry -> ring address and value
-        entry = syn_rd.data
+        # D1: the entry arrives from the synapse bank (into syn_q)
+        # D2: synapse entry -> ring address (read) and value
         slot = Signal(range(D)) if D > 1 else Const(0, 1)
         if D > 1:
             m.d.comb += slot.eq(now + entry.delay)
-        s1_addr = Signal(range(cfg.ring_depth))
-        m.d.comb += s1_addr.eq(Cat(entry.target, slot) if D > 1 else entry.target)
+        d2_addr = Signal(range(cfg.ring_depth))
+        m.d.comb += d2_addr.eq(Cat(entry.target, slot) if D > 1 else entry.target)
+        d3_addr = Signal.like(d2_addr)
+        d3_val = Signal(signed(cfg.acc_bits))
         m.d.sync += [
-            s2_valid.eq(s1_valid),
-            s2_addr.eq(s1_addr),
-            s2_val.eq(entry.weight << entry.weight_exp),
+            d3_valid.eq(d2_valid),
+            d3_addr.eq(d2_addr),
+            d3_val.eq(entry.weight << entry.weight_exp),
         ]
-        # S2: read-modify-write with forwarding of the previous write
+        # D3: the ring word arrives (into ring_q); the read missed the writes of D4 in this
+        # cycle and the next, so match the entry against them for forwarding
+        d4_addr, d4_val = Signal.like(d3_addr), Signal.like(d3_val)
+        d4_fwd1, d4_fwd2 = Signal(), Signal()  # take the last write / the one before it
+        last_valid = Signal()
+        last_addr = Signal.like(d3_addr)
+        last_sum = Signal(signed(cfg.acc_bits))
+        last2_sum = Signal(signed(cfg.acc_bits))
+        m.d.sync += [
+            d4_valid.eq(d3_valid),
+            d4_addr.eq(d3_addr),
+            d4_val.eq(d3_val),
+            d4_fwd1.eq(d4_valid & (d4_addr == d3_addr)),
+            d4_fwd2.eq(last_valid & (last_addr == d3_addr)),
+        ]
+        # D4: read-modify-write, forwarding the two previous writes
         old = Signal(signed(cfg.acc_bits))
-        m.d.comb += old.eq(Mux(last_valid & (last_addr == s2_addr), last_sum, ring_rd.data.acc))
-        s2_sum = Signal(signed(cfg.acc_bits))
-        m.d.comb += s2_sum.eq(old + s2_val)
-        m.d.sync += [last_valid.eq(s2_valid), last_addr.eq(s2_addr), last_sum.eq(s2_sum)]
-        with m.If(s2_valid):
+        m.d.comb += old.eq(Mux(d4_fwd1, last_sum, Mux(d4_fwd2, last2_sum, ring_q)))
+        d4_sum = Signal(signed(cfg.acc_bits))
+        m.d.comb += d4_sum.eq(old + d4_val)
+        m.d.sync += [
+            last_valid.eq(d4_valid),
+            last_addr.eq(d4_addr),
+            last_sum.eq(d4_sum),
+            last2_sum.eq(last_sum),
+        ]
+        with m.If(d4_valid):
             m.d.sync += reg_events.eq(reg_events + 1)
 
-        delivery_empty = Signal()
-        m.d.comb += delivery_empty.eq(
-            ~fetch_inflight & ~range_fifo.r_rdy & (remaining == 0) & ~s1_valid & ~s2_valid
+        # the pipeline is empty; registered, and only set when no event enters meanwhile
+        delivery_busy = Signal()
+        m.d.comb += delivery_busy.eq(
+            fetch_inflight | range_fifo.r_rdy | active | d1_valid | d2_valid | d3_valid | d4_valid
         )
+        delivery_empty = Signal(init=1)
+        deliver_tick = Signal()  # the last cycle had delivery work: count it
+        m.d.sync += [
+            delivery_empty.eq(~delivery_busy & ~take),
+            deliver_tick.eq(delivery_busy | take),
+        ]
+        with m.If(deliver_tick):
+            m.d.sync += reg_deliver_cycles.eq(reg_deliver_cycles + 1)
 
         # update pipeline -----------------------------------------------------------------------
+        # U0: the memories' words arrive (into the read registers); U1: operands; U2: the
+        # decay products; U3: new u, decayed v plus bias; U4: the sum v + u; U5: clip,
+        # threshold, reset and refractory; U6: write back, spike out.
         n_issue = Signal(range(N + 1))
-        valid = [Signal(name=f"u{k}_valid") for k in range(1, UPDATE_STAGES + 1)]
-        nidx = [Signal(cfg.neuron_bits, name=f"u{k}_n") for k in range(1, UPDATE_STAGES + 1)]
+        valid = [Signal(name=f"u{k}_valid") for k in range(UPDATE_STAGES)]
+        nidx = [Signal(nb, name=f"u{k}_n") for k in range(UPDATE_STAGES)]
         updating = Signal()
-        can_issue = Signal()
-        m.d.comb += can_issue.eq(
-            updating & (n_issue != N) & (spike_fifo.level + sum(valid) + 1 <= SPIKE_FIFO_DEPTH)
+        # issue: a neuron is issued this cycle, decided in the previous one. Issuing the next
+        # requires room in the spike FIFO for every neuron in flight, this one included.
+        issue = Signal()
+        m.d.sync += issue.eq(
+            updating
+            & ~Mux(issue, n_issue == N - 1, n_issue == N)
+            & (spike_fifo.level + sum(valid) + issue + 1 <= SPIKE_FIFO_DEPTH)
         )
-        m.d.sync += [valid[0].eq(can_issue), nidx[0].eq(n_issue)]
+        m.d.sync += [valid[0].eq(issue), nidx[0].eq(n_issue)]
         for k in range(1, UPDATE_STAGES):
             m.d.sync += [valid[k].eq(valid[k - 1]), nidx[k].eq(nidx[k - 1])]
-        with m.If(can_issue):
+        with m.If(issue):
             m.d.sync += n_issue.eq(n_issue + 1)
 
-        # U1: memory data -> operands
-        st, pr = state_rd.data, params_rd.data
-        acc = ring_rd.data.acc
+        # U1: registered memory words -> operands
+        st, pr = state_q, params_q
+        acc = ring_q
         a1 = _clip(m, acc, P.INPUT_MIN, P.INPUT_MAX, signed(P.INPUT_BITS))
         u2_a = Signal(signed(P.INPUT_BITS))
         u2_uneg, u2_vneg = Signal(), Signal()
@@ -279,43 +388,60 @@ class NeuronCore(wiring.Component):
             u4_ref.eq(u3_ref),
             u4_pr.eq(u3_pr),
         ]
-        # U4: clip, threshold, reset, refractory
-        vi_raw = Signal(signed(P.UV_BITS + 4))
-        m.d.comb += vi_raw.eq(u4_vb + u4_u)
+        # U4: the unclipped input to the threshold, vi_raw = v + bias + u
+        u5_vi_raw = Signal(signed(P.UV_BITS + 4))
+        u5_u, u5_v, u5_ref = Signal.like(u4_u), Signal.like(u4_v), Signal.like(u4_ref)
+        u5_pr = Signal(NEURON_PARAMS)
+        m.d.sync += [
+            u5_vi_raw.eq(u4_vb + u4_u),
+            u5_u.eq(u4_u),
+            u5_v.eq(u4_v),
+            u5_ref.eq(u4_ref),
+            u5_pr.eq(u4_pr),
+        ]
+        # U5: clip, threshold, reset, refractory. theta = vth << 6 lies in 0 .. V_MAX, so the
+        # clip to V_MIN .. V_MAX never changes vi > theta: the comparison and the reset by
+        # subtraction use vi_raw, in parallel with the clip.
+        vi_raw = u5_vi_raw
+        over = Signal()
+        m.d.comb += over.eq(vi_raw > P.V_MAX)
         vi = _clip(m, vi_raw, P.V_MIN, P.V_MAX, signed(P.UV_BITS))
         theta = Signal(unsigned(P.VTH_BITS + P.VTH_SHIFT))
-        m.d.comb += theta.eq(u4_pr.vth << P.VTH_SHIFT)
+        m.d.comb += theta.eq(u5_pr.vth << P.VTH_SHIFT)
         refr = Signal()
-        m.d.comb += refr.eq(u4_ref != 0)
+        m.d.comb += refr.eq(u5_ref != 0)
         fire = Signal()
-        m.d.comb += fire.eq(~refr & (vi > theta))
-        u5_u = Signal(signed(P.UV_BITS))
-        u5_v = Signal(signed(P.UV_BITS))
-        u5_ref = Signal(P.REFRACTORY_BITS)
-        u5_fire = Signal()
+        m.d.comb += fire.eq(~refr & (vi_raw > theta))
+        vsub = Signal(signed(P.UV_BITS + 1))  # vi - theta when fire
+        m.d.comb += vsub.eq(Mux(over, P.V_MAX - theta, vi_raw - theta))
+        u6_u = Signal(signed(P.UV_BITS))
+        u6_v = Signal(signed(P.UV_BITS))
+        u6_ref = Signal(P.REFRACTORY_BITS)
+        u6_fire = Signal()
         with m.If(refr):
-            m.d.sync += [u5_v.eq(u4_v), u5_ref.eq(u4_ref - 1)]
+            m.d.sync += [u6_v.eq(u5_v), u6_ref.eq(u5_ref - 1)]
         with m.Elif(fire):
             m.d.sync += [
-                u5_v.eq(Mux(u4_pr.reset_subtract, vi - theta, 0)),
-                u5_ref.eq(u4_pr.refractory),
+                u6_v.eq(Mux(u5_pr.reset_subtract, vsub, 0)),
+                u6_ref.eq(u5_pr.refractory),
             ]
         with m.Else():
-            m.d.sync += [u5_v.eq(vi), u5_ref.eq(0)]
-        m.d.sync += [u5_u.eq(u4_u), u5_fire.eq(fire & valid[3])]
-        # U5: write back, spike out
+            m.d.sync += [u6_v.eq(vi), u6_ref.eq(0)]
+        m.d.sync += [u6_u.eq(u5_u), u6_fire.eq(fire & valid[5])]
+        # U6: write back, spike out
         m.d.comb += [
-            spike_fifo.w_data.eq(nidx[4]),
-            spike_fifo.w_en.eq(valid[4] & u5_fire),
+            spike_fifo.w_data.eq(nidx[6]),
+            spike_fifo.w_en.eq(valid[6] & u6_fire),
         ]
-        with m.If(valid[4] & u5_fire):
+        with m.If(valid[6] & u6_fire):
             m.d.sync += reg_spikes.eq(reg_spikes + 1)
 
         # configuration port --------------------------------------------------------------------
-        req = self.i_cfg.payload
+        # A request is registered when accepted (cfg_q); CFG_ACCESS drives the memory ports
+        # from it, a read's word arrives in CFG_WAIT and is registered, CFG_READ selects it
+        # into `reply`, and CFG_REPLY offers it on o_cfg.
+        cfg_q = Signal(cfg.cfg_request_layout)
         reply = Signal(CFG_DATA_BITS)
-        rd_mem = Signal(CoreMem)
-        rd_reg = Signal(range(len(CoreReg)))
         m.d.comb += self.o_cfg.payload.data.eq(reply)
 
         regs = {
@@ -330,68 +456,67 @@ class NeuronCore(wiring.Component):
         # port multiplexing by phase ------------------------------------------------------------
         # defaults: the delivery pipeline owns the ports
         m.d.comb += [
-            axon_rd.addr.eq(self.i_events.payload.axon),
-            syn_rd.addr.eq(ptr),
-            ring_rd.addr.eq(s1_addr),
-            ring_wr.addr.eq(s2_addr),
-            ring_wr.data.acc.eq(s2_sum),
-            ring_wr.en.eq(s2_valid),
+            axon_addr.eq(self.i_events.payload.axon),
+            syn_addr.eq(ptr),
+            ring_rd.addr.eq(d2_addr),
+            ring_wr.addr.eq(d4_addr),
+            ring_wr.data.acc.eq(d4_sum),
+            ring_wr.en.eq(d4_valid),
             state_rd.addr.eq(n_issue),
-            params_rd.addr.eq(n_issue),
-            state_wr.addr.eq(nidx[4]),
-            state_wr.data.u.eq(u5_u),
-            state_wr.data.v.eq(u5_v),
-            state_wr.data.ref.eq(u5_ref),
-            state_wr.en.eq(valid[4]),
+            state_wr.addr.eq(nidx[6]),
+            state_wr.data.u.eq(u6_u),
+            state_wr.data.v.eq(u6_v),
+            state_wr.data.ref.eq(u6_ref),
+            state_wr.en.eq(valid[6]),
         ]
-        update_ring_addr = Cat(n_issue[: cfg.neuron_bits], now) if D > 1 else n_issue
 
         with m.FSM(name="phase"):
             with m.State("DELIVER"):
                 m.d.comb += self.idle.eq(delivery_empty & ~self.i_events.valid)
                 with m.If(delivery_empty & step_req):
-                    m.d.sync += [step_req.eq(0), n_issue.eq(0)]
+                    # the first neuron issues in the first cycle of UPDATE: the spike FIFO
+                    # is empty and nothing is in flight
+                    m.d.sync += [step_req.eq(0), n_issue.eq(0), issue.eq(1)]
                     m.next = "UPDATE"
                 with m.Elif(delivery_empty & self.i_cfg.valid):
                     m.d.comb += self.i_cfg.ready.eq(1)
-                    self._cfg_access(
-                        m,
-                        cfg,
-                        req,
-                        regs,
-                        rd_mem,
-                        rd_reg,
-                        state_rd,
-                        state_wr,
-                        params_rd,
-                        params_wr,
-                        ring_rd,
-                        ring_wr,
-                        axon_rd,
-                        axon_wr,
-                        syn_rd,
-                        syn_wr,
-                    )
-                    with m.If(~req.write):
-                        m.next = "CFG_READ"
+                    m.d.sync += cfg_q.eq(self.i_cfg.payload)
+                    m.next = "CFG_ACCESS"
                 with m.Else():
                     # after `step`, the events waiting belong to the next delivery phase
                     m.d.comb += delivering.eq(~step_req & ~self.step)
-                    with m.If(~delivery_empty | take):
-                        m.d.sync += reg_deliver_cycles.eq(reg_deliver_cycles + 1)
+            with m.State("CFG_ACCESS"):
+                self._cfg_access(
+                    m,
+                    cfg,
+                    cfg_q,
+                    regs,
+                    params_row,
+                    (syn_base, axon_base),
+                    (state_rd, state_wr),
+                    (ring_rd, ring_wr),
+                    (syn_addr, syn_wr),
+                    (axon_addr, axon_wr),
+                )
+                with m.If(cfg_q.write):
+                    m.next = "DELIVER"
+                with m.Else():
+                    m.next = "CFG_WAIT"
+            with m.State("CFG_WAIT"):
+                m.next = "CFG_READ"
             with m.State("CFG_READ"):
-                with m.Switch(rd_mem):
+                with m.Switch(cfg_q.mem):
                     with m.Case(CoreMem.STATE):
-                        m.d.sync += reply.eq(state_rd.data.as_value())
+                        m.d.sync += reply.eq(state_q.as_value())
                     with m.Case(CoreMem.PARAMS):
-                        m.d.sync += reply.eq(params_rd.data.as_value())
+                        m.d.sync += reply.eq(params_q.as_value())
                     with m.Case(CoreMem.RING):
-                        m.d.sync += reply.eq(ring_rd.data.as_value())
+                        m.d.sync += reply.eq(ring_q.as_unsigned())
                     with m.Case(CoreMem.AXONS):
-                        m.d.sync += reply.eq(axon_rd.data.as_value())
+                        m.d.sync += reply.eq(axon_q[:axon_bits])
                     with m.Case(CoreMem.SYNAPSES):
-                        m.d.sync += reply.eq(syn_rd.data.as_value())
-                    with m.Case(CoreMem.REGS), m.Switch(rd_reg):
+                        m.d.sync += reply.eq(syn_q[:syn_bits])
+                    with m.Case(CoreMem.REGS), m.Switch(cfg_q.addr):
                         for r, sig in regs.items():
                             with m.Case(r.value):
                                 m.d.sync += reply.eq(sig)
@@ -407,10 +532,12 @@ class NeuronCore(wiring.Component):
             with m.State("UPDATE"):
                 m.d.comb += [
                     updating.eq(1),
-                    ring_rd.addr.eq(update_ring_addr),
-                    ring_wr.addr.eq(update_ring_addr),
+                    syn_addr.eq(params_row(syn_base, n_issue)),
+                    axon_addr.eq(params_row(axon_base, n_issue)),
+                    ring_rd.addr.eq(Cat(n_issue[:nb], now) if D > 1 else n_issue),
+                    ring_wr.addr.eq(Cat(nidx[0], now) if D > 1 else nidx[0]),
                     ring_wr.data.acc.eq(0),
-                    ring_wr.en.eq(can_issue),
+                    ring_wr.en.eq(valid[0]),
                 ]
                 m.d.sync += reg_update_cycles.eq(reg_update_cycles + 1)
                 with m.If((n_issue == N) & ~Cat(*valid).any() & ~spike_fifo.r_rdy):
@@ -421,54 +548,50 @@ class NeuronCore(wiring.Component):
                     m.next = "DELIVER"
         return m
 
-    def _cfg_access(
-        self,
-        m,
-        cfg,
-        req,
-        regs,
-        rd_mem,
-        rd_reg,  # type: ignore[no-untyped-def]
-        state_rd,
-        state_wr,
-        params_rd,
-        params_wr,
-        ring_rd,
-        ring_wr,
-        axon_rd,
-        axon_wr,
-        syn_rd,
-        syn_wr,
+    def _cfg_access(  # type: ignore[no-untyped-def]
+        self, m, cfg, req, regs, params_row, bases, state, ring, syn, axon
     ):
-        """Drive the memory ports for one configuration request (write now, or start a read)."""
-        m.d.sync += [rd_mem.eq(req.mem), rd_reg.eq(req.addr)]
-        ports = {
-            CoreMem.STATE: (state_rd, state_wr, cfg.neuron_bits),
-            CoreMem.PARAMS: (params_rd, params_wr, cfg.neuron_bits),
-            CoreMem.RING: (ring_rd, ring_wr, len(ring_rd.addr)),
-            CoreMem.AXONS: (axon_rd, axon_wr, cfg.axon_bits),
-            CoreMem.SYNAPSES: (syn_rd, syn_wr, cfg.synapse_bits),
-        }
+        """Drive the memory ports for one registered request (write now, or start a read)."""
+        syn_base, axon_base = bases
+        syn_addr, syn_wr = syn
+        axon_addr, axon_wr = axon
+        data = req.data
         with m.Switch(req.mem):
-            for mem, (rd, wr, bits) in ports.items():
+            for mem, (rd, wr), bits in (
+                (CoreMem.STATE, state, cfg.neuron_bits),
+                (CoreMem.RING, ring, len(ring[0].addr)),
+            ):
                 with m.Case(mem):
                     m.d.comb += [
                         rd.addr.eq(req.addr[:bits]),
                         wr.addr.eq(req.addr[:bits]),
-                        wr.data.eq(req.data[: len(wr.data.as_value())]),
+                        wr.data.eq(data[: len(wr.data.as_value())]),
                         wr.en.eq(req.write),
                     ]
+            with m.Case(CoreMem.PARAMS):
+                m.d.comb += [
+                    syn_addr.eq(params_row(syn_base, req.addr)),
+                    axon_addr.eq(params_row(axon_base, req.addr)),
+                    syn_wr.data.eq(data[:PARAMS_SPLIT]),
+                    axon_wr.data.eq(data[PARAMS_SPLIT : NEURON_PARAMS.size]),
+                    syn_wr.en.eq(req.write),
+                    axon_wr.en.eq(req.write),
+                ]
+            with m.Case(CoreMem.AXONS):
+                m.d.comb += [
+                    axon_addr.eq(req.addr[: cfg.axon_bits]),
+                    axon_wr.data.eq(data[: cfg.axon_layout.size]),
+                    axon_wr.en.eq(req.write),
+                ]
+            with m.Case(CoreMem.SYNAPSES):
+                m.d.comb += [
+                    syn_addr.eq(req.addr[: cfg.synapse_bits]),
+                    syn_wr.data.eq(data[: cfg.synapse_layout.size]),
+                    syn_wr.en.eq(req.write),
+                ]
             with m.Case(CoreMem.REGS), m.If(req.write), m.Switch(req.addr):
-                for r in (
-                    CoreReg.NOW,
-                    CoreReg.EVENTS,
-                    CoreReg.DELIVERY_CYCLES,
-                    CoreReg.UPDATE_CYCLES,
-                    CoreReg.SPIKES,
-                    CoreReg.STEPS,
-                ):
-                    sig = regs[r]
+                for r, sig in regs.items():
                     if isinstance(sig, Const):
                         continue
                     with m.Case(r.value):
-                        m.d.sync += sig.eq(req.data[: len(sig)])
+                        m.d.sync += sig.eq(data[: len(sig)])

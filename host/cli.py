@@ -158,15 +158,91 @@ BACKEND_HELP = (
 )
 
 
-def _system_for(network: Network, cores: int | None):  # type: ignore[no-untyped-def]
-    """The simulated system a network runs on: cores of the default size, as many as needed."""
+def _system_for(network: Network, cores: int | None, compact: bool = False):  # type: ignore[no-untyped-def]
+    """The simulated system a network runs on: cores of the default size, as many as needed.
+
+    With ``compact``, the memories are cut to what the network needs (powers of two), which
+    keeps an event-driven simulator's image load short; Verilator uses the fixed size so that
+    one build serves many networks.
+    """
     from spikefab.hdl.layouts import CoreConfig, SystemConfig
+    from spikefab.mapping.image import place_sequential
 
     core = CoreConfig(neurons=256, axons=2048, synapses=32768, delay_slots=16)
     n = cores or max(1, -(-network.n_neurons // core.neurons))
     n_src = sum(p.size for p in network.populations.values() if p.is_source)
     sources = max(256, 1 << max(0, n_src - 1).bit_length())
-    return SystemConfig(cores=n, core=core, sources=sources, route_entries=16384, inject_depth=1024)
+    config = SystemConfig(
+        cores=n, core=core, sources=sources, route_entries=16384, inject_depth=1024
+    )
+    if not compact:
+        return config
+
+    def pow2(x: int, lo: int) -> int:
+        return max(lo, 1 << max(0, x - 1).bit_length())
+
+    stats = place_sequential(network, config).stats
+    small = CoreConfig(
+        neurons=pow2(min(network.n_neurons, 256), 16),
+        axons=pow2(max(stats["axons"]), 16),
+        synapses=pow2(max(stats["entries"]), 16),
+        delay_slots=pow2(network.max_delay, 1),
+    )
+    n = cores or max(1, -(-network.n_neurons // small.neurons))
+    return SystemConfig(
+        cores=n,
+        core=small,
+        sources=pow2(max(n_src, 1), 16),
+        route_entries=pow2(stats["route_entries"], 16),
+        inject_depth=min(1024, pow2(max(n_src, 1), 16)),
+    )
+
+
+def _run_icarus(network: Network, path: Path, steps: int, cores: int | None):  # type: ignore[no-untyped-def]
+    """Run a network on the device's RTL in Icarus Verilog (through cocotb)."""
+    import hashlib
+    import json
+
+    import spikefab.sim
+    from spikefab.hdl.top import SimTop
+    from spikefab.mapping.image import place_sequential
+    from spikefab.sim.results import load_result
+    from spikefab.sim.rtl import run_cocotb, write_verilog
+    from spikefab.sim.verilator import cache_dir
+
+    config = _system_for(network, cores, compact=True)
+    image = place_sequential(network, config, network_yaml=path.read_text())
+    key = hashlib.sha256(repr(config).encode()).hexdigest()[:16]
+    build = cache_dir() / "icarus" / key
+    click.echo(
+        f"icarus: {config.cores} core(s) of {config.core.neurons} neurons, "
+        f"{config.core.synapses} synapse entries; simulating in {build} ...",
+        err=True,
+    )
+    verilog = write_verilog(SimTop(config), "spikefab_top", build / "spikefab_top.v")
+    image.save(build / "image.npz")
+    spikes = build / "spikes.npz"
+    spikes.unlink(missing_ok=True)
+    job = {
+        "image": str(build / "image.npz"),
+        "network": str(path),
+        "steps": steps,
+        "backend": "icarus",
+        "output": str(spikes),
+    }
+    (build / "job.json").write_text(json.dumps(job))
+    run_cocotb(
+        "icarus",
+        [verilog],
+        "spikefab_top",
+        "spikefab.sim.cocotb_device",
+        test_dir=Path(spikefab.sim.__file__).parent,
+        build_dir=build,
+        extra_env={"SPIKEFAB_JOB": str(build / "job.json")},
+    )
+    if not spikes.exists():
+        raise click.ClickException(f"the Icarus run wrote no spike file; see {build}")
+    return load_result(spikes)
 
 
 def _run_backend(
@@ -282,24 +358,32 @@ def _recorded_populations(network: Network) -> set[str]:
     show_default=True,
     help="The backend compared with the golden model.",
 )
+@click.option(
+    "--with",
+    "also",
+    type=click.Choice(["icarus"]),
+    multiple=True,
+    help="Also compare the RTL in Icarus Verilog (slow: about a second per step).",
+)
 @click.option("--cores", type=int, default=None, help="Cores of the simulated system.")
 @click.option(
     "--output",
     "-o",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Also write both spike files into this folder.",
+    help="Also write the spike files into this folder.",
 )
 @click.option("--progress/--no-progress", default=None, help="Show progress bars.")
 def compare(
     net: str | None,
     steps: int,
     against: str,
+    also: tuple[str, ...],
     cores: int | None,
     output: Path | None,
     progress: bool | None,
 ) -> None:
-    """Run a network on the golden model and on another backend; compare every spike.
+    """Run a network on the golden model and on other backends; compare every spike.
 
     Prints the events compared and the mismatches; on a mismatch, the first divergence with
     its context (step, population, neuron, what each side did) and exits with status 1.
@@ -311,27 +395,36 @@ def compare(
     path, network = _load(net)
     show = sys.stderr.isatty() if progress is None else progress
     golden = _run_backend(network, path, "golden", steps, cores, show)
-    t0 = time.perf_counter()
-    other = _run_backend(network, path, against, steps, cores, show)
-    wall = time.perf_counter() - t0
-    cmp = compare_results(golden, other)
     if output is not None:
         output.mkdir(parents=True, exist_ok=True)
         golden.save(output / "golden.npz")
-        other.save(output / f"{against}.npz")
-    click.echo(f"{network.name}: {steps} steps, golden vs {against} ({wall:.1f} s)")
-    click.echo(
-        f"  spike events compared: {cmp.events} (golden {golden.n_spikes}, "
-        f"{against} {other.n_spikes})"
-    )
-    click.echo(f"  spike mismatches:      {cmp.mismatches}")
-    for key, n in cmp.probe_mismatches.items():
-        samples = golden.probes[key].values.size
-        click.echo(f"  probe {key}: {samples} values compared, {n} mismatches")
-    if not cmp.equal:
-        click.echo(cmp.first)
+    failed = False
+    for backend in (against, *also):
+        t0 = time.perf_counter()
+        if backend == "icarus":
+            other = _run_icarus(network, path, steps, cores)
+        else:
+            other = _run_backend(network, path, backend, steps, cores, show)
+        wall = time.perf_counter() - t0
+        cmp = compare_results(golden, other)
+        if output is not None:
+            other.save(output / f"{backend}.npz")
+        click.echo(f"{network.name}: {steps} steps, golden vs {backend} ({wall:.1f} s)")
+        click.echo(
+            f"  spike events compared: {cmp.events} (golden {golden.n_spikes}, "
+            f"{backend} {other.n_spikes})"
+        )
+        click.echo(f"  spike mismatches:      {cmp.mismatches}")
+        for key, n in cmp.probe_mismatches.items():
+            samples = golden.probes[key].values.size
+            click.echo(f"  probe {key}: {samples} values compared, {n} mismatches")
+        if cmp.equal:
+            click.echo("  identical")
+        else:
+            click.echo(cmp.first)
+            failed = True
+    if failed:
         sys.exit(1)
-    click.echo("  identical")
 
 
 def _model(network: Network, backend: str):  # type: ignore[no-untyped-def]

@@ -35,9 +35,7 @@ STEPS = 30
 
 try:
     import cocotb
-    from cocotb.clock import Clock
-    from cocotb.task import bridge, resume
-    from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+    from cocotb.task import bridge
 except ImportError:
     cocotb = None
 
@@ -81,61 +79,11 @@ def random_network(seed: int):  # type: ignore[no-untyped-def]
 
 
 if cocotb is not None:
-    from spikefab.host.link import Transport
+    from spikefab.sim.cocotb_device import start as start_device
 
-    class CocotbTransport(Transport):
-        """Bytes to and from the DUT's streams, for host code running in a bridge thread."""
-
-        def __init__(self, dut, stress: bool, seed: int):  # type: ignore[no-untyped-def]
-            self.dut = dut
-            self.rx: list[int] = []
-            self.tx = bytearray()
-            self.rng = random.Random(seed)
-            self.idle = 0.3 if stress else 0.0
-            self.bp = 0.3 if stress else 0.0
-
-        async def pump(self) -> None:
-            d = self.dut
-            while True:
-                await FallingEdge(d.clk)
-                offer = bool(self.rx) and self.rng.random() >= self.idle
-                d.i_rx__valid.value = int(offer)
-                if offer:
-                    d.i_rx__payload.value = self.rx[0]
-                ready = int(self.rng.random() >= self.bp)
-                d.o_tx__ready.value = ready
-                await ReadOnly()
-                if offer and int(d.i_rx__ready.value):
-                    self.rx.pop(0)
-                if ready and int(d.o_tx__valid.value):
-                    self.tx.append(int(d.o_tx__payload.value))
-
-        def write(self, data: bytes) -> None:
-            self.rx.extend(data)
-
-        def read(self, timeout: float) -> bytes:
-            return self._read(max(100, int(timeout * 20_000)))
-
-        @resume
-        async def _read(self, cycles: int) -> bytes:
-            for _ in range(cycles):
-                if self.tx:
-                    break
-                await ClockCycles(self.dut.clk, 1)
-            out = bytes(self.tx)
-            self.tx.clear()
-            return out
-
-    async def start(dut, stress: bool) -> CocotbTransport:  # type: ignore[no-untyped-def]
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        dut.i_rx__valid.value = 0
-        dut.o_tx__ready.value = 0
-        dut.rst.value = 1
-        await ClockCycles(dut.clk, 3)
-        dut.rst.value = 0
-        t = CocotbTransport(dut, stress, seed=int(os.environ.get("SPIKEFAB_SEED", "7")) + stress)
-        cocotb.start_soon(t.pump())
-        return t
+    async def start(dut, stress: bool):  # type: ignore[no-untyped-def]
+        seed = int(os.environ.get("SPIKEFAB_SEED", "7")) + stress
+        return await start_device(dut, stress, seed)
 
     @cocotb.test()
     @cocotb.parametrize(stress=[False, True])
