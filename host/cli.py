@@ -46,6 +46,34 @@ def _load(net: str | None) -> tuple[Path, Network]:
         sys.exit(1)
 
 
+def _is_image(net: str | None) -> bool:
+    return net is not None and net.endswith(".npz") and Path(net).is_file()
+
+
+def _load_any(net: str | None):  # type: ignore[no-untyped-def]
+    """Load a network, or an image and the network it holds: ``(path, network, image)``."""
+    if not _is_image(net):
+        path, network = _load(net)
+        return path, network, None
+    from spikefab.mapping.image import load_image
+    from spikefab.mapping.loader import load_text
+
+    assert net is not None
+    path = Path(net)
+    try:
+        image = load_image(path)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    if not image.network_yaml:
+        raise click.ClickException(f"{path}: the image holds no network description")
+    try:
+        network = load_text(image.network_yaml, source=f"{path} (network)", base=path.parent)
+    except NetworkError as e:
+        click.echo(str(e), err=True)
+        sys.exit(1)
+    return path, network, image
+
+
 def _describe(net: Network) -> str:
     kinds = sum(1 for p in net.populations.values() if p.is_source)
     return (
@@ -64,7 +92,8 @@ def main() -> None:
     """Spiking networks on open neuromorphic hardware.
 
     NET is a network file (YAML) or the name of a bundled example (see `spikefab
-    examples`); without it, the bundled `synfire` example is used.
+    examples`); without it, the bundled `synfire` example is used. `run` and `compare` also
+    take an image written by `spikefab map` (.npz).
     """
 
 
@@ -198,8 +227,64 @@ def _system_for(network: Network, cores: int | None, compact: bool = False):  # 
     )
 
 
-def _run_icarus(network: Network, path: Path, steps: int, cores: int | None):  # type: ignore[no-untyped-def]
-    """Run a network on the device's RTL in Icarus Verilog (through cocotb)."""
+#: The core of the simulated systems, and the most cores they have.
+SIM_CORE = dict(neurons=256, axons=2048, synapses=32768, delay_slots=16)
+SIM_MAX_CORES = 15
+
+
+def _hardware(
+    network: Network,
+    cores: int | None = None,
+    neurons: int | None = None,
+    axons: int | None = None,
+    synapses: int | None = None,
+    delay_slots: int | None = None,
+    acc_bits: int | None = None,
+    route_entries: int | None = None,
+    sources: int | None = None,
+):  # type: ignore[no-untyped-def]
+    """The hardware a network is mapped onto: the simulated system's, with any size given."""
+    from spikefab.hdl.layouts import CoreConfig
+    from spikefab.mapping.hardware import Hardware
+
+    n_src = sum(p.size for p in network.populations.values() if p.is_source)
+    given = dict(neurons=neurons, axons=axons, synapses=synapses, delay_slots=delay_slots)
+    sizes = {k: v if v is not None else SIM_CORE[k] for k, v in given.items()}
+    try:
+        core = CoreConfig(**sizes, acc_bits=24 if acc_bits is None else acc_bits)
+        return Hardware(
+            cores=cores or SIM_MAX_CORES,
+            core=core,
+            route_entries=route_entries or 16384,
+            sources=sources or max(256, 1 << max(0, n_src - 1).bit_length()),
+            inject_depth=1024,
+        )
+    except (TypeError, ValueError) as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _map(
+    network: Network,
+    path: Path,
+    cores: int | None,
+    method: str = "greedy",
+    seed: int = 0,
+):  # type: ignore[no-untyped-def]
+    """Map a network onto the simulated system (as many cores as it uses, unless ``cores``)."""
+    from spikefab.mapping.core_image import FitError
+    from spikefab.mapping.mapper import map_network
+
+    try:
+        m = map_network(network, _hardware(network, cores), method, seed=seed)
+        return m.image(trim=cores is None, network_yaml=path.read_text())
+    except FitError as e:
+        raise click.ClickException(str(e)) from None
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _run_icarus(network: Network, path: Path, steps: int, cores: int | None, image=None):  # type: ignore[no-untyped-def]
+    """Run a network (or an image) on the device's RTL in Icarus Verilog (through cocotb)."""
     import hashlib
     import json
 
@@ -210,8 +295,11 @@ def _run_icarus(network: Network, path: Path, steps: int, cores: int | None):  #
     from spikefab.sim.rtl import run_cocotb, write_verilog
     from spikefab.sim.verilator import cache_dir
 
-    config = _system_for(network, cores, compact=True)
-    image = place_sequential(network, config, network_yaml=path.read_text())
+    if image is None:
+        config = _system_for(network, cores, compact=True)
+        image = place_sequential(network, config, network_yaml=path.read_text())
+    else:
+        config = image.config
     key = hashlib.sha256(repr(config).encode()).hexdigest()[:16]
     build = cache_dir() / "icarus" / key
     click.echo(
@@ -225,7 +313,7 @@ def _run_icarus(network: Network, path: Path, steps: int, cores: int | None):  #
     spikes.unlink(missing_ok=True)
     job = {
         "image": str(build / "image.npz"),
-        "network": str(path),
+        "network": str(path if path.suffix != ".npz" else path.with_suffix(".yaml")),
         "steps": steps,
         "backend": "icarus",
         "output": str(spikes),
@@ -246,9 +334,19 @@ def _run_icarus(network: Network, path: Path, steps: int, cores: int | None):  #
 
 
 def _run_backend(
-    network: Network, path: Path, backend: str, steps: int, cores: int | None, show: bool
+    network: Network,
+    path: Path,
+    backend: str,
+    steps: int,
+    cores: int | None,
+    show: bool,
+    image=None,  # type: ignore[no-untyped-def]
+    method: str = "greedy",
 ):  # type: ignore[no-untyped-def]
-    """Run ``network`` on one backend and return its RunResult."""
+    """Run ``network`` on one backend and return its RunResult.
+
+    The system backends run ``image``, or the network mapped on the fly with ``method``.
+    """
     from tqdm import tqdm
 
     if backend in ("golden", "float"):
@@ -256,14 +354,10 @@ def _run_backend(
         with tqdm(total=steps, unit="step", disable=not show, desc=backend) as bar:
             return model.run(steps, progress=bar.update)
     from spikefab.host.runtime import check_device, run_network
-    from spikefab.mapping.core_image import FitError
-    from spikefab.mapping.image import place_sequential
 
-    config = _system_for(network, cores)
-    try:
-        image = place_sequential(network, config, network_yaml=path.read_text())
-    except FitError as e:
-        raise click.ClickException(str(e)) from None
+    if image is None:
+        image = _map(network, path, cores, method)
+    config = image.config
     if backend == "system":
         from spikefab.sim.system_model import SystemModel
 
@@ -279,6 +373,15 @@ def _run_backend(
             return run_network(network, image, device, steps, backend, progress=bar.update)
     finally:
         device.close()
+
+
+placement_option = click.option(
+    "--placement",
+    type=click.Choice(["greedy", "partition", "random"]),
+    default="greedy",
+    show_default=True,
+    help="How a network is placed when it is mapped on the fly (see `spikefab map`).",
+)
 
 
 @main.command()
@@ -311,6 +414,7 @@ def _run_backend(
     default=None,
     help="Show a progress bar (default: when writing to a terminal).",
 )
+@placement_option
 def run(
     net: str | None,
     steps: int,
@@ -318,14 +422,15 @@ def run(
     cores: int | None,
     output: Path,
     progress: bool | None,
+    placement: str,
 ) -> None:
-    """Run a network and write its spikes (and probes) to a spike file."""
+    """Run a network (or an image) and write its spikes (and probes) to a spike file."""
     if steps < 1:
         raise click.BadParameter(f"must be >= 1, not {steps}", param_hint="--steps")
-    path, network = _load(net)
+    path, network, image = _load_any(net)
     show = sys.stderr.isatty() if progress is None else progress
     t0 = time.perf_counter()
-    result = _run_backend(network, path, backend, steps, cores, show)
+    result = _run_backend(network, path, backend, steps, cores, show, image, placement)
     wall = time.perf_counter() - t0
     output.parent.mkdir(parents=True, exist_ok=True)
     result.save(output)
@@ -374,6 +479,7 @@ def _recorded_populations(network: Network) -> set[str]:
     help="Also write the spike files into this folder.",
 )
 @click.option("--progress/--no-progress", default=None, help="Show progress bars.")
+@placement_option
 def compare(
     net: str | None,
     steps: int,
@@ -382,8 +488,12 @@ def compare(
     cores: int | None,
     output: Path | None,
     progress: bool | None,
+    placement: str,
 ) -> None:
     """Run a network on the golden model and on other backends; compare every spike.
+
+    Given an image, the golden model runs the network it holds and the system backends run
+    the image.
 
     Prints the events compared and the mismatches; on a mismatch, the first divergence with
     its context (step, population, neuron, what each side did) and exits with status 1.
@@ -392,7 +502,7 @@ def compare(
 
     if steps < 1:
         raise click.BadParameter(f"must be >= 1, not {steps}", param_hint="--steps")
-    path, network = _load(net)
+    path, network, image = _load_any(net)
     show = sys.stderr.isatty() if progress is None else progress
     golden = _run_backend(network, path, "golden", steps, cores, show)
     if output is not None:
@@ -402,9 +512,9 @@ def compare(
     for backend in (against, *also):
         t0 = time.perf_counter()
         if backend == "icarus":
-            other = _run_icarus(network, path, steps, cores)
+            other = _run_icarus(network, path, steps, cores, image)
         else:
-            other = _run_backend(network, path, backend, steps, cores, show)
+            other = _run_backend(network, path, backend, steps, cores, show, image, placement)
         wall = time.perf_counter() - t0
         cmp = compare_results(golden, other)
         if output is not None:
@@ -425,6 +535,117 @@ def compare(
             failed = True
     if failed:
         sys.exit(1)
+
+
+@main.command("map")
+@net_argument
+@placement_option
+@click.option("--cores", type=int, default=None, help=f"Cores [default: {SIM_MAX_CORES}].")
+@click.option("--neurons", type=int, default=None, help="Neurons per core [default: 256].")
+@click.option("--axons", type=int, default=None, help="Axons per core [default: 2048].")
+@click.option(
+    "--synapses", type=int, default=None, help="Synapse entries per core [default: 32768]."
+)
+@click.option("--delay-slots", type=int, default=None, help="Delay slots [default: 16].")
+@click.option("--acc-bits", type=int, default=None, help="Accumulator width [default: 24].")
+@click.option("--route-entries", type=int, default=None, help="Router entries [default: 16384].")
+@click.option(
+    "--sources",
+    type=int,
+    default=None,
+    help="Host source ids [default: the sources, rounded up to a power of two, >= 256].",
+)
+@click.option(
+    "--rate-steps",
+    type=int,
+    default=200,
+    show_default=True,
+    help="Golden-model steps run to measure firing rates, which weight the partition and "
+    "give events per step; 0: weight by synapse counts.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of random choices.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Image file to write (.npz); it holds only the cores up to the last one used "
+    "unless --cores is given.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PNG of the placement and the traffic between cores.",
+)
+def map_(
+    net: str | None,
+    placement: str,
+    cores: int | None,
+    neurons: int | None,
+    axons: int | None,
+    synapses: int | None,
+    delay_slots: int | None,
+    acc_bits: int | None,
+    route_entries: int | None,
+    sources: int | None,
+    rate_steps: int,
+    seed: int,
+    output: Path | None,
+    plot_path: Path | None,
+) -> None:
+    """Place a network on cores, build its tables and print how it uses the hardware.
+
+    The report gives every core's use of every limit, the router's, and the expected
+    events per step between cores, from the host and to the host. A network that does not
+    fit is refused with the limit it exceeds, where, by how much and what would make it fit.
+    """
+    from spikefab.mapping.core_image import FitError
+    from spikefab.mapping.mapper import expected_rates, format_report, map_network
+
+    if rate_steps < 0:
+        raise click.BadParameter(f"must be >= 0, not {rate_steps}", param_hint="--rate-steps")
+    t0 = time.perf_counter()
+    path, network = _load(net)
+    hw = _hardware(
+        network, cores, neurons, axons, synapses, delay_slots, acc_bits, route_entries, sources
+    )
+    t_load = time.perf_counter() - t0
+
+    def log(msg: str) -> None:
+        click.echo(f"[{time.perf_counter() - t0:6.2f} s] {msg}", err=True)
+
+    log(f"loaded {_describe(network)}")
+    rates = None
+    if rate_steps:
+        rates = expected_rates(network, rate_steps)
+        log(f"firing rates measured over {rate_steps} golden steps")
+    try:
+        m = map_network(network, hw, placement, rates=rates, seed=seed, log=log)
+    except FitError as e:
+        raise click.ClickException(str(e)) from None
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(format_report(m))
+    click.echo(
+        f"total: {time.perf_counter() - t0:.2f} s (loading {t_load:.2f} s"
+        + (", rates" if rate_steps else "")
+        + ")"
+    )
+    if plot_path is not None:
+        from spikefab.mapping.plot import plot_mapping
+
+        plot_mapping(m, plot_path)
+        click.echo(f"placement and traffic -> {plot_path}")
+    if output is not None:
+        try:
+            image = m.image(trim=cores is None, network_yaml=path.read_text())
+        except FitError as e:
+            raise click.ClickException(f"no image written: {e}") from None
+        output.parent.mkdir(parents=True, exist_ok=True)
+        image.save(output)
+        click.echo(f"image ({image.config.cores} cores) -> {output}")
 
 
 def _model(network: Network, backend: str):  # type: ignore[no-untyped-def]

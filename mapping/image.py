@@ -5,9 +5,8 @@ table that says where each network neuron lives (population/index <-> core/neuro
 host source id of each spike-source neuron), and the network description itself, so that an
 image file alone can be run, on hardware or on the golden model.
 
-:func:`place_sequential` is the simple placement: LIF neurons fill cores in population
-order. Each core gets one axon per neuron (anywhere) that has synapses onto it, and each
-spiking neuron one route entry per core it reaches, plus one to the host.
+:func:`place_sequential` maps a network with the greedy placement; the mapper itself is
+:mod:`spikefab.mapping.mapper` (``docs/mapping.md``).
 """
 
 from __future__ import annotations
@@ -20,16 +19,12 @@ from pathlib import Path
 import numpy as np
 from spikefab.hdl import params as P
 from spikefab.hdl.layouts import (
-    NEURON_PARAMS,
-    NEURON_STATE,
     CoreMem,
     SystemConfig,
-    pack,
 )
-from spikefab.mapping.core_image import FitError
 from spikefab.mapping.network import Network
 
-__all__ = ["IMAGE_VERSION", "Image", "load_image", "place_sequential"]
+__all__ = ["IMAGE_VERSION", "Image", "load_image", "place_sequential", "recorded_neurons"]
 
 IMAGE_VERSION = 1
 
@@ -177,174 +172,25 @@ def load_image(path: str | Path) -> Image:
 
 
 def place_sequential(net: Network, config: SystemConfig, network_yaml: str = "") -> Image:
-    """Fill cores with the network's LIF neurons in order and build every table.
+    """Map a network onto a system with the greedy placement and return its image.
+
+    Neurons fill cores in network order (see :mod:`spikefab.mapping.placement`).
 
     Raises
     ------
     FitError
         Naming each limit the network exceeds, where, and by how much.
     """
-    N = config.core.neurons
-    C = config.cores
-    problems: list[str] = []
-    core_of: dict[str, np.ndarray] = {}
-    neuron_of: dict[str, np.ndarray] = {}
-    source_of: dict[str, np.ndarray] = {}
-    pos = 0
-    n_src = 0
-    for p in net.populations.values():
-        if p.is_source:
-            source_of[p.name] = np.arange(n_src, n_src + p.size, dtype=np.int64)
-            n_src += p.size
-        else:
-            g = np.arange(pos, pos + p.size, dtype=np.int64)
-            core_of[p.name], neuron_of[p.name] = g // N, g % N
-            pos += p.size
-    if pos > C * N:
-        problems.append(f"{pos} neurons; {C} cores of {N} hold {C * N} ({pos - C * N} too many)")
-    if n_src > config.sources:
-        problems.append(
-            f"{n_src} source neurons; the router has {config.sources} source ids "
-            f"({n_src - config.sources} too many)"
-        )
-    if net.max_delay > config.core.delay_slots:
-        problems.append(
-            f"delays up to {net.max_delay} steps; cores have {config.core.delay_slots} delay slots"
-        )
-    if any(pr.stdp is not None for pr in net.projections):
-        problems.append("plastic projections; the cores have no learning unit yet")
-    if problems:
-        raise FitError(f"network {net.name!r} does not fit: needs " + "; ".join(problems))
+    from spikefab.mapping.mapper import place
 
-    # every synapse as (sender key, target core, target neuron, weight, exp, delay); a sender
-    # is a core neuron (its global id) or a host source (C * N + source id)
-    send, tcore, tneu, w, e, d = [], [], [], [], [], []
-    for pr in net.projections:
-        pre = net.populations[pr.pre]
-        if pre.is_source:
-            send.append(C * N + source_of[pr.pre][pr.pre_idx])
-        else:
-            send.append(core_of[pr.pre][pr.pre_idx] * N + neuron_of[pr.pre][pr.pre_idx])
-        tcore.append(core_of[pr.post][pr.post_idx])
-        tneu.append(neuron_of[pr.post][pr.post_idx])
-        w.append(pr.weight)
-        e.append(np.full(pr.n_synapses, pr.weight_exp))
-        d.append(pr.delay)
-    cat = [
-        np.concatenate(x).astype(np.int64) if x else np.zeros(0, np.int64)
-        for x in (send, tcore, tneu, w, e, d)
-    ]
-    send_a, tcore_a, tneu_a, w_a, e_a, d_a = cat
-
-    core_words: list[dict[CoreMem, list[int]]] = []
-    # (sender, core) -> axon, per core
-    axon_of_pair: dict[tuple[int, int], int] = {}
-    for k in range(C):
-        sel = np.flatnonzero(tcore_a == k)
-        senders = np.unique(send_a[sel])
-        if senders.size > config.core.axons:
-            problems.append(
-                f"core {k}: {senders.size} axons; a core has {config.core.axons} "
-                f"({senders.size - config.core.axons} too many)"
-            )
-        if sel.size > config.core.synapses:
-            problems.append(
-                f"core {k}: {sel.size} synapse entries; a core holds "
-                f"{config.core.synapses} ({sel.size - config.core.synapses} too many)"
-            )
-        axon = np.searchsorted(senders, send_a[sel])
-        for a, s in enumerate(senders):
-            axon_of_pair[(int(s), k)] = a
-        order = np.argsort(axon, kind="stable")
-        sel, axon = sel[order], axon[order]
-        worst = np.zeros(N, dtype=np.int64)
-        np.add.at(worst, tneu_a[sel], np.abs(w_a[sel]) << e_a[sel])
-        if worst.size and worst.max() > config.core.acc_limit:
-            n = int(np.argmax(worst))
-            problems.append(
-                f"core {k} neuron {n} can receive a sum of {int(worst[n])} in one step; the "
-                f"{config.core.acc_bits}-bit accumulator holds {config.core.acc_limit}"
-            )
-        if problems:
-            continue
-        sl, al = config.core.synapse_layout, config.core.axon_layout
-        words: dict[CoreMem, list[int]] = {}
-        words[CoreMem.SYNAPSES] = [
-            pack(
-                sl,
-                {"target": int(t), "weight": int(ww), "weight_exp": int(ee), "delay": int(dd) - 1},
-            )
-            for t, ww, ee, dd in zip(tneu_a[sel], w_a[sel], e_a[sel], d_a[sel], strict=True)
-        ]
-        starts = np.searchsorted(axon, np.arange(senders.size))
-        counts = np.bincount(axon, minlength=senders.size)
-        words[CoreMem.AXONS] = [
-            pack(al, {"start": int(s) if c else 0, "count": int(c)})
-            for s, c in zip(starts, counts, strict=True)
-        ]
-        params = [0] * N
-        for p in net.populations.values():
-            if p.neuron is None:
-                continue
-            n = p.neuron
-            word = pack(
-                NEURON_PARAMS,
-                {
-                    "du": n.du,
-                    "dv": n.dv,
-                    "vth": n.vth,
-                    "bias_mant": n.bias_mant,
-                    "bias_exp": n.bias_exp,
-                    "refractory": n.refractory,
-                    "reset_subtract": int(n.reset == "subtract"),
-                },
-            )
-            for j in neuron_of[p.name][core_of[p.name] == k]:
-                params[int(j)] = word
-        words[CoreMem.PARAMS] = params
-        words[CoreMem.STATE] = [pack(NEURON_STATE, {"u": 0, "v": 0, "ref": 0})] * N
-        core_words.append(words)
-    if problems:
-        raise FitError(f"network {net.name!r} does not fit: needs " + "; ".join(problems))
-
-    # routes: each sender -> one entry per core it reaches, plus the host for LIF neurons
-    recorded = _recorded(net)
-    dest_of: dict[int, list[tuple[int, int]]] = {}
-    for (s, k), a in axon_of_pair.items():
-        dest_of.setdefault(s, []).append((k, a))
-    for name, cores_arr in core_of.items():
-        if not recorded[name].any():
-            continue
-        g = cores_arr * N + neuron_of[name]
-        for gg in g[recorded[name]]:
-            dest_of.setdefault(int(gg), []).append((C, 0))
-    pl, el = config.route_pointer_layout, config.route_entry_layout
-    pointers = [pack(pl, {"start": 0, "count": 0})] * config.pointer_depth
-    entries: list[int] = []
-    for s in sorted(dest_of):
-        dests = sorted(dest_of[s])
-        pointers[s] = pack(pl, {"start": len(entries), "count": len(dests)})
-        entries += [pack(el, {"dest": k, "axon": a}) for k, a in dests]
-    if len(entries) > config.route_entries:
-        raise FitError(
-            f"network {net.name!r} does not fit: needs {len(entries)} route entries; the "
-            f"router holds {config.route_entries} ({len(entries) - config.route_entries} too many)"
-        )
-    stats = {
-        "neurons": pos,
-        "sources": n_src,
-        "synapses": int(send_a.size),
-        "route_entries": len(entries),
-        "axons": [len(cw[CoreMem.AXONS]) for cw in core_words],
-        "entries": [len(cw[CoreMem.SYNAPSES]) for cw in core_words],
-    }
-    return Image(
-        config, core_words, pointers, entries, core_of, neuron_of, source_of, network_yaml, stats
-    )
+    return place(net, config, "greedy", network_yaml=network_yaml)
 
 
-def _recorded(net: Network) -> dict[str, np.ndarray]:
-    """Which neurons' spikes go to the host: all, or those of the `spikes` probes."""
+def recorded_neurons(net: Network) -> dict[str, np.ndarray]:
+    """Return, for each LIF population, which neurons' spikes go to the host.
+
+    All of them, or only those of the network's ``spikes`` probes if it has any.
+    """
     spike_probes = [pb for pb in net.probes if pb.variable == "spikes"]
     out = {}
     for name, p in net.populations.items():
