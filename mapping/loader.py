@@ -61,17 +61,27 @@ def load_text(text: str, source: str = "<string>", base: Path | None = None) -> 
     return from_dict(data, source=source, lines=lines, base=base)
 
 
-def load(path: str | Path) -> Network:
-    """Load a network description from a YAML file.
+def load(path: str | Path, dt_ms: float | None = None) -> Network:
+    """Load a network description from a YAML file, or a NIR graph from a ``.nir`` file.
+
+    ``dt_ms`` is the step with which a NIR graph is discretized (``docs/nir.md``); without
+    it, the step the graph records. A YAML description states its own ``dt_ms``.
 
     Raises
     ------
     FileNotFoundError
         When the file does not exist.
     NetworkError
-        Every problem found in the description.
+        Every problem found in the description (for a NIR graph, a
+        :class:`~spikefab.mapping.nir.NIRError`, also when the ``nir`` package is missing).
     """
     path = Path(path)
+    if path.suffix == ".nir":
+        from spikefab.mapping.nir import load_nir
+
+        return load_nir(path, dt_ms)
+    if dt_ms is not None:
+        raise ValueError(f"dt_ms applies to NIR graphs; {path} states its own dt_ms")
     text = path.read_text()
     return load_text(text, source=str(path), base=path.parent)
 

@@ -1,0 +1,221 @@
+"""Network files as the command line takes them: YAML or NIR, with recorded input spikes.
+
+``spikefab run`` and ``compare`` take ``--input FILE`` to drive a network's spike-source
+populations from recorded spikes (``docs/nir.md``, "Recorded inputs"). The file is one of:
+
+- an ``.npz`` with integer arrays ``<population>/step`` and ``<population>/neuron`` for each
+  spike source it drives (others keep their own spikes);
+- a spike file written by ``spikefab run`` (``docs/spike-file.md``): the spikes of the
+  populations named like the network's spike sources are replayed into them;
+- for a network with a single spike source: an ``.npz`` with arrays ``step`` and ``neuron``,
+  or a dense ``steps x neurons`` array (``.npy``, or the only array of an ``.npz``), where a
+  nonzero entry is a spike.
+
+The network is then described again with each driven source reading its spikes from a file
+(``file:`` in ``docs/network-format.md``); the description is written into the cache, so
+that every backend, including those that load the description themselves, sees the same
+spikes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from spikefab.mapping.network import NetworkError, Problem
+
+__all__ = ["InputError", "network_file", "read_inputs"]
+
+
+class InputError(ValueError):
+    """A recorded-input file cannot drive the network's spike sources."""
+
+
+def read_inputs(
+    path: str | Path, sources: dict[str, int]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Read recorded spikes for spike-source populations.
+
+    Parameters
+    ----------
+    path
+        The input file (formats in the module's docstring).
+    sources
+        The network's spike-source populations: name -> size.
+
+    Returns
+    -------
+    dict
+        ``name -> (step, neuron)`` integer arrays, sorted by step then neuron, for each
+        source the file drives.
+
+    Raises
+    ------
+    InputError
+        When the file's arrays do not fit the sources, naming what is accepted.
+    """
+    path = Path(path)
+    names = ", ".join(sources) or "(none)"
+    try:
+        if path.suffix == ".npy":
+            arrays = {"": np.load(path, allow_pickle=False)}
+        else:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: cannot read recorded spikes ({e})") from None
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if "populations" in arrays and "population" in arrays:
+        # a spike file: replay the spikes of populations named like a source
+        pops = [str(x) for x in arrays["populations"]]
+        for idx, name in enumerate(pops):
+            if name in sources:
+                sel = arrays["population"] == idx
+                out[name] = (arrays["step"][sel], arrays["neuron"][sel])
+        if not out:
+            raise InputError(
+                f"{path}: a spike file of populations {', '.join(pops)}, none of which is a spike "
+                f"source of the network; its spike sources: {names}"
+            )
+    elif any("/" in k for k in arrays):
+        per: dict[str, dict[str, np.ndarray]] = {}
+        for key, arr in arrays.items():
+            name, _, what = key.rpartition("/")
+            if what not in ("step", "neuron") or not name:
+                raise InputError(
+                    f"{path}: array {key!r} is not <population>/step or <population>/neuron"
+                )
+            per.setdefault(name, {})[what] = arr
+        for name, d in per.items():
+            if name not in sources:
+                raise InputError(
+                    f"{path}: {name!r} is not a spike source of the network; its spike "
+                    f"sources: {names}"
+                )
+            if set(d) != {"step", "neuron"}:
+                raise InputError(f"{path}: {name!r} needs both {name}/step and {name}/neuron")
+            out[name] = (d["step"], d["neuron"])
+    else:
+        if len(sources) != 1:
+            raise InputError(
+                f"{path}: arrays without population names drive a network's only spike source, "
+                f"but this network has {len(sources)} ({names}); give <population>/step and "
+                "<population>/neuron arrays"
+            )
+        name = next(iter(sources))
+        if set(arrays) == {"step", "neuron"}:
+            out[name] = (arrays["step"], arrays["neuron"])
+        elif len(arrays) == 1 and next(iter(arrays.values())).ndim == 2:
+            dense = next(iter(arrays.values()))
+            if dense.shape[1] != sources[name]:
+                raise InputError(
+                    f"{path}: a dense array of {dense.shape[1]} columns for {name!r}, which has "
+                    f"{sources[name]} neurons; expected steps x {sources[name]}"
+                )
+            step, neuron = np.nonzero(dense)
+            out[name] = (step, neuron)
+        else:
+            raise InputError(
+                f"{path}: arrays {', '.join(arrays)}; expected step and neuron, a single dense "
+                "steps x neurons array, or <population>/step and <population>/neuron"
+            )
+    for name, (step, neuron) in list(out.items()):
+        step, neuron = np.asarray(step), np.asarray(neuron)
+        if step.shape != neuron.shape or step.ndim != 1:
+            raise InputError(f"{path}: {name!r}: step and neuron must be 1-d arrays of one length")
+        if step.size and (step.dtype.kind not in "iu" or neuron.dtype.kind not in "iu"):
+            raise InputError(f"{path}: {name!r}: step and neuron must be integers")
+        step, neuron = step.astype(np.int64), neuron.astype(np.int64)
+        bad = (step < 0) | (neuron < 0) | (neuron >= sources[name])
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise InputError(
+                f"{path}: {name!r}: spike {k} is (step {step[k]}, neuron {neuron[k]}); accepted "
+                f"steps >= 0 and neurons 0..{sources[name] - 1}"
+            )
+        order = np.lexsort((neuron, step))
+        step, neuron = step[order], neuron[order]
+        if step.size > 1 and np.any((np.diff(step) == 0) & (np.diff(neuron) == 0)):
+            raise InputError(f"{path}: {name!r}: a neuron spikes twice in one step")
+        out[name] = (step, neuron)
+    return out
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(len(p).to_bytes(8, "little"))
+        h.update(p)
+    return h.hexdigest()[:16]
+
+
+def network_file(
+    path: str | Path, dt_ms: float | None = None, input_file: str | Path | None = None
+) -> tuple[Path, list[str]]:
+    """Return the YAML description to load for a network file given on the command line.
+
+    A YAML file without recorded inputs is returned as it is. A ``.nir`` file is imported
+    (:func:`spikefab.mapping.nir.import_nir`) and recorded inputs are attached to the sources
+    they drive; the description that results is written into the cache and its path returned.
+
+    Returns
+    -------
+    tuple
+        The path to load, and the notes of a NIR import (empty for YAML).
+
+    Raises
+    ------
+    NetworkError
+        For a network or NIR graph with problems (also when ``nir`` is not installed).
+    InputError
+        For recorded inputs that do not fit the network.
+    ValueError
+        For ``dt_ms`` given with a YAML network, which states its own step.
+    """
+    from spikefab.mapping.loader import from_dict
+    from spikefab.sim.verilator import cache_dir
+
+    path = Path(path)
+    is_nir = path.suffix == ".nir"
+    if dt_ms is not None and not is_nir:
+        raise ValueError(
+            f"--dt-ms applies to NIR graphs; {path} is a network description with its own dt_ms"
+        )
+    if not is_nir and input_file is None:
+        return path, []
+    notes: list[str] = []
+    if is_nir:
+        from spikefab.mapping.nir import import_nir
+
+        imported = import_nir(path, dt_ms)
+        doc, notes = imported.doc, imported.notes
+    else:
+        doc = yaml.safe_load(path.read_text())
+        if not isinstance(doc, dict):
+            from spikefab.mapping.loader import load
+
+            load(path)  # reports what is wrong with the file
+            raise NetworkError([Problem((), "is not a network description")], str(path))
+        for pop in (doc.get("populations") or {}).values():
+            if isinstance(pop, dict) and isinstance(pop.get("file"), str):
+                pop["file"] = str((path.parent / pop["file"]).resolve())
+    parts = [path.read_bytes(), repr(dt_ms).encode()]
+    if input_file is not None:
+        parts.append(Path(input_file).read_bytes())
+    folder = cache_dir() / "networks" / _digest(*parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    if input_file is not None:
+        net = from_dict(doc, source=str(path), base=path.parent)
+        sources = {p.name: p.size for p in net.populations.values() if p.is_source}
+        for name, (step, neuron) in read_inputs(input_file, sources).items():
+            npz = folder / f"input{list(sources).index(name)}.npz"
+            np.savez(npz, step=step, neuron=neuron)
+            pop: dict[str, Any] = {"kind": "spike_source", "size": sources[name], "file": str(npz)}
+            doc["populations"][name] = pop
+        notes.append(f"spike sources driven from {input_file}")
+    out = folder / f"{path.stem}.yaml"
+    out.write_text(yaml.safe_dump(doc, sort_keys=False, width=1 << 16))
+    return out, notes
