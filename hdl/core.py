@@ -11,7 +11,7 @@ forwarding paths for back-to-back updates of one accumulator.
 
 *Update.* After ``step`` is pulsed and the delivery pipeline has drained, neurons
 ``0 .. N-1`` are updated, one per clock: each reads and clears ring slot ``now``, decays
-``u`` and ``v`` with two multipliers, and writes its state back; spikes leave on
+``u`` and ``v`` with four multipliers, and writes its state back; spikes leave on
 ``o_spikes`` through a FIFO. The update issues a neuron only when the FIFO has room for
 every neuron in flight, so backpressure on ``o_spikes`` pauses the update without losing a
 spike. When the last spike has left, ``done`` pulses and ``now`` advances.
@@ -19,12 +19,17 @@ spike. When the last spike has left, ``done`` pulses and ``now`` advances.
 Between steps the configuration port (``i_cfg``/``o_cfg``) writes and reads every memory and
 register; it is served only while the delivery pipeline is empty and no update runs.
 
-Timing. Every memory's read data is registered before any logic uses it, and every control
-decision (is the delivery pipeline empty, may the update issue a neuron, does a counter
-count) is a flip-flop computed a cycle ahead, so no path runs from one memory or decision
-through another. This costs latency, not throughput: a delivery phase takes ``E + 7``
-cycles for ``E`` synaptic events and an update ``N + 8`` (``DELIVERY_CYCLES`` and
-``UPDATE_CYCLES``).
+Timing. Every memory's read data is registered before it meets more than a multiplexer;
+every memory port is driven from registers through at most a multiplexer whose selects are
+flip-flops; the phases are one flip-flop each, and every control decision (is the delivery
+pipeline empty, may the update issue a neuron, is the update over, does a counter count) is
+a flip-flop computed a cycle ahead; the 32-bit counters count in 16-bit halves; and the decay
+products are split into 12 x 13-bit halves whose operand and product registers
+(reset-less) Yosys packs into the DSP blocks, so that the multiplications run between
+registers of the DSP blocks themselves.
+This costs latency, not throughput: with the events offered back to back and ``o_spikes``
+always ready, a delivery phase of ``E`` synaptic events takes ``E + 10`` cycles and an update
+``N + 11`` (``DELIVERY_CYCLES`` and ``UPDATE_CYCLES``; contract 6.3).
 
 Memories. The neuron state and the ring are read and written at two addresses on every
 clock, so they are simple dual-port memories. The synapse table, the axon table and the
@@ -41,6 +46,9 @@ has the image write every word anyway, see ``bench/synth_core.py``).
 """
 
 from __future__ import annotations
+
+from functools import reduce
+from operator import or_
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import fifo, stream, wiring
@@ -59,20 +67,48 @@ from spikefab.hdl.layouts import (
 
 __all__ = ["NeuronCore"]
 
-#: Depth of the output spike FIFO; the update keeps this many places for spikes in flight.
+#: Depth of the output spike FIFO (a power of two); the update keeps this many places for
+#: spikes in flight.
 SPIKE_FIFO_DEPTH = 16
 #: Depth of the FIFO of axon ranges between the axon table and the entry iterator.
 RANGE_FIFO_DEPTH = 4
-#: Update pipeline stages between the memory read and the state write-back (U0 .. U6).
-UPDATE_STAGES = 7
+#: Update pipeline stages between the memory read and the state write-back (U0 .. U8).
+UPDATE_STAGES = 9
 #: Bits of a neuron's parameter word held in the synapse bank; the rest are in the axon bank.
 PARAMS_SPLIT = 32
 
 
 def _clip(m: Module, x, lo: int, hi: int, shape) -> Signal:  # type: ignore[no-untyped-def]
     out = Signal(shape)
-    m.d.comb += out.eq(Mux(x > hi, hi, Mux(x < lo, lo, x)))
+    # x > hi as x >= hi + 1: an ordering test is a carry chain alone, "greater than" would add
+    # a zero test of the difference
+    m.d.comb += out.eq(Mux(x >= hi + 1, hi, Mux(x < lo, lo, x)))
     return out
+
+
+class _Counter:
+    """A 32-bit counter register (contract 6.1), counted in two 16-bit halves.
+
+    The high half counts in the cycle after the low half wraps, so that no carry chain is
+    longer than 16 bits. The value is whole again one cycle after the last count, long before
+    the configuration port (served only between steps) can read it.
+    """
+
+    def __init__(self, name: str):
+        self.lo = Signal(16, name=f"{name}_lo")
+        self.hi = Signal(16, name=f"{name}_hi")
+        self.wrap = Signal(name=f"{name}_wrap")  # the low half wrapped in the last cycle
+        self.value = Cat(self.lo, self.hi)
+
+    def count(self, m: Module, enable) -> None:  # type: ignore[no-untyped-def]
+        with m.If(enable):
+            m.d.sync += self.lo.eq(self.lo + 1)
+        m.d.sync += self.wrap.eq(enable & (self.lo == 0xFFFF))
+        with m.If(self.wrap):
+            m.d.sync += self.hi.eq(self.hi + 1)
+
+    def load(self, m: Module, data) -> None:  # type: ignore[no-untyped-def]
+        m.d.sync += [self.lo.eq(data[:16]), self.hi.eq(data[16:32]), self.wrap.eq(0)]
 
 
 class NeuronCore(wiring.Component):
@@ -128,29 +164,38 @@ class NeuronCore(wiring.Component):
         m = Module()
 
         # memories --------------------------------------------------------------------------
-        # No port ever reads a word in the cycle it is written (the delivery forwards the two
-        # writes its ring reads miss; the banks do not read while writing), so Yosys need not
-        # add collision logic.
+        # No word read in the cycle it is written is ever used (the delivery forwards the three
+        # writes its ring read misses; the banks do not read while writing), so Yosys need not
+        # add collision logic (no_rw_check). Yosys honours that attribute only when it merges a
+        # register into an asynchronous read port, so the state and the ring are read that
+        # way, into reset-less registers (state_word, ring_word) that become the block RAMs'
+        # own; from a synchronous port it would keep Amaranth's "old data on collision" and
+        # emulate it on an iCE40 with a comparator in front of the RAM.
         dual = {"no_rw_check": 1}
         bank = dict(dual)
         if getattr(platform, "family", None) == "iCE40":
             bank["ram_style"] = "huge"
         syn_bits, axon_bits = cfg.synapse_layout.size, cfg.axon_layout.size
         hi_bits = NEURON_PARAMS.size - PARAMS_SPLIT
-        # the parameter rows follow the tables, from a power of two on (word base + n)
+        # the parameter rows follow the tables, from a power of two on (word base + n); a bank
+        # is 2 * base words deep, a power of two, so that an ECP5 maps it to block RAMs
+        # without a row multiplexer behind them (on an iCE40 the SPRAM is deep enough)
         syn_base, axon_base = max(cfg.synapses, N), max(cfg.axons, N)
         m.submodules.state = state = Memory(shape=NEURON_STATE, depth=N, init=[], attrs=dual)
         m.submodules.ring = ring = Memory(
             shape=cfg.ring_layout, depth=cfg.ring_depth, init=[], attrs=dual
         )
         m.submodules.syn_bank = syn_bank = Memory(
-            shape=max(syn_bits, PARAMS_SPLIT), depth=syn_base + N, init=[], attrs=bank
+            shape=max(syn_bits, PARAMS_SPLIT), depth=2 * syn_base, init=[], attrs=bank
         )
         m.submodules.axon_bank = axon_bank = Memory(
-            shape=max(axon_bits, hi_bits), depth=axon_base + N, init=[], attrs=bank
+            shape=max(axon_bits, hi_bits), depth=2 * axon_base, init=[], attrs=bank
         )
-        state_rd, state_wr = state.read_port(), state.write_port()
-        ring_rd, ring_wr = ring.read_port(), ring.write_port()
+        state_rd, state_wr = state.read_port(domain="comb"), state.write_port()
+        ring_rd, ring_wr = ring.read_port(domain="comb"), ring.write_port()
+        state_word = Signal(NEURON_STATE, reset_less=True)
+        ring_word = Signal(signed(cfg.acc_bits), reset_less=True)
+        m.d.sync += [state_word.eq(state_rd.data), ring_word.eq(ring_rd.data.acc)]
         syn_rd, syn_wr = syn_bank.read_port(), syn_bank.write_port()
         axon_rd, axon_wr = axon_bank.read_port(), axon_bank.write_port()
         # a bank has one address, and does not read while it writes
@@ -169,71 +214,104 @@ class NeuronCore(wiring.Component):
             """The bank address ``base + n`` of neuron ``n``'s parameters (``base >= N``)."""
             return Cat(n[:nb], Const(0, exact_log2(base) - nb), Const(1, 1))
 
-        # every read is registered before use
-        state_q = Signal(NEURON_STATE)
-        ring_q = Signal(signed(cfg.acc_bits))
-        syn_q = Signal(len(syn_rd.data))
-        axon_q = Signal(len(axon_rd.data))
-        m.d.sync += [
-            state_q.eq(state_rd.data),
-            ring_q.eq(ring_rd.data.acc),
-            syn_q.eq(syn_rd.data),
-            axon_q.eq(axon_rd.data),
-        ]
-        entry = cfg.synapse_layout(syn_q[:syn_bits])
-        axon_row = cfg.axon_layout(axon_rd.data[:axon_bits])
-        params_q = NEURON_PARAMS(Cat(syn_q[:PARAMS_SPLIT], axon_q[:hi_bits]))
-
-        m.submodules.spike_fifo = spike_fifo = fifo.SyncFIFO(width=nb, depth=SPIKE_FIFO_DEPTH)
-        range_width = len(Cat(axon_row.start, axon_row.count))
+        # the spike FIFO: the update's credits (`claimed`) keep it from overflowing, so unlike
+        # amaranth.lib.fifo's, a write does not look at its level
+        m.submodules.spike_fifo = spike_fifo = Memory(shape=nb, depth=SPIKE_FIFO_DEPTH, init=[])
+        spike_wr, spike_rd = spike_fifo.write_port(), spike_fifo.read_port(domain="comb")
         m.submodules.range_fifo = range_fifo = fifo.SyncFIFO(
-            width=range_width, depth=RANGE_FIFO_DEPTH
+            width=2 * cfg.synapse_bits + 2, depth=RANGE_FIFO_DEPTH
         )
 
         # registers ----------------------------------------------------------------------------
         now = Signal(range(D)) if D > 1 else Const(0, 1)
-        reg_events = Signal(32)
-        reg_deliver_cycles = Signal(32)
-        reg_update_cycles = Signal(32)
-        reg_spikes = Signal(32)
-        reg_steps = Signal(32)
+        events = _Counter("events")
+        deliver_cycles = _Counter("deliver_cycles")
+        update_cycles = _Counter("update_cycles")
+        spikes = _Counter("spikes")
+        steps = _Counter("steps")
         step_req = Signal()
         with m.If(self.step):
             m.d.sync += step_req.eq(1)
 
-        # spikes out
+        # phase flags (see "phases" below), which select the memory ports
+        updating = Signal()  # the update runs (UPDATE)
+        accepting = Signal(init=1)  # DELIVER, and `step` has not been seen
+        cfg_sel = {mem: Signal(name=f"cfg_{mem.name.lower()}") for mem in CoreMem}
+        # cfg_sel[mem]: the registered request for `mem` is served in this cycle
+
+        # spikes out, from the FIFO's head (its tail is written in U8)
+        spike_head = Signal(range(SPIKE_FIFO_DEPTH))
+        spike_tail = Signal(range(SPIKE_FIFO_DEPTH))
+        spike_level = Signal(range(SPIKE_FIFO_DEPTH + 1))
+        spike_out = Signal()
         m.d.comb += [
-            self.o_spikes.valid.eq(spike_fifo.r_rdy),
-            self.o_spikes.payload.neuron.eq(spike_fifo.r_data),
-            spike_fifo.r_en.eq(self.o_spikes.ready),
+            spike_rd.addr.eq(spike_head),
+            self.o_spikes.valid.eq(spike_level != 0),
+            self.o_spikes.payload.neuron.eq(spike_rd.data),
+            spike_out.eq(self.o_spikes.valid & self.o_spikes.ready),
         ]
+        with m.If(spike_out):
+            m.d.sync += spike_head.eq(spike_head + 1)
+
+        # read registers ------------------------------------------------------------------------
+        # every memory word is registered once more after the memory's own read register; the
+        # ring word with the forwarding of two of the delivery's writes (see D4)
+        state_q = Signal(NEURON_STATE)
+        ring_q = Signal(signed(cfg.acc_bits))
+        syn_q = Signal(len(syn_rd.data))
+        axon_q = Signal(len(axon_rd.data))
+        m.d.sync += [state_q.eq(state_word), syn_q.eq(syn_rd.data), axon_q.eq(axon_rd.data)]
+        params_q = NEURON_PARAMS(Cat(syn_q[:PARAMS_SPLIT], axon_q[:hi_bits]))
 
         # delivery pipeline ---------------------------------------------------------------------
-        # D0 issues an entry (reads the synapse bank), D1 registers it, D2 reads the ring,
-        # D3 registers the ring word, D4 adds and writes back.
-        delivering = Signal()  # the FSM is in the delivery phase and not serving the config port
-        fetch_inflight = Signal()
+        # An event is taken and reads the axon bank; F1: its row arrives (into axon_q); F2:
+        # the row enters the range FIFO. D0 issues an entry (reads the synapse bank), D1: the
+        # entry arrives (into syn_q), D2 turns it into a ring address and a value, D3 reads
+        # the ring, D4: the ring word arrives (into ring_q), D5 adds, D6 writes back.
+        f1_valid, f2_valid = Signal(), Signal()
+        f2_nonempty, f2_single = Signal(), Signal()  # the row's count != 0, == 1
+        ranges = Signal(range(RANGE_FIFO_DEPTH + 1))  # events in F2 or in the range FIFO
         ptr = Signal(cfg.synapse_bits)
         remaining = Signal(cfg.synapse_bits + 1)
         active = Signal()  # remaining != 0: D0 issues the entry at ptr
         last = Signal()  # remaining == 1
-        d1_valid, d2_valid, d3_valid, d4_valid = Signal(), Signal(), Signal(), Signal()
+        d1_valid, d2_valid, d3_valid = Signal(), Signal(), Signal()
+        d4_valid, d5_valid, d6_valid = Signal(), Signal(), Signal()
 
+        delivery_empty = Signal(init=1)  # registered, see below
+        # room in the range FIFO for the events in F1, F2 and the FIFO, and one more:
+        # ranges + f1_valid < RANGE_FIFO_DEPTH, written as two comparisons
         room = Signal()
-        m.d.comb += room.eq(range_fifo.level + fetch_inflight < RANGE_FIFO_DEPTH)
-        m.d.comb += self.i_events.ready.eq(delivering & room)
+        m.d.comb += room.eq(Mux(f1_valid, ranges < RANGE_FIFO_DEPTH - 1, ranges < RANGE_FIFO_DEPTH))
+        # after `step`, the events waiting belong to the next delivery phase; a configuration
+        # request is served first once the pipeline is empty
+        m.d.comb += self.i_events.ready.eq(
+            accepting & ~self.step & room & ~(delivery_empty & self.i_cfg.valid)
+        )
         take = Signal()
         m.d.comb += take.eq(self.i_events.valid & self.i_events.ready)
-        m.d.sync += fetch_inflight.eq(take)
 
-        # axon table read -> range FIFO
+        # F1: the row arrives (into axon_q); F2: the row enters the range FIFO as (start, count,
+        # count == 1), or is dropped if it is empty. The count is tested from the register, not
+        # as it leaves the block RAM, whose clock-to-output delay leaves no room for it.
+        row = cfg.axon_layout(axon_q[:axon_bits])
+        dropped = Signal()
         m.d.comb += [
-            range_fifo.w_data.eq(Cat(axon_row.start, axon_row.count)),
-            range_fifo.w_en.eq(fetch_inflight),
+            f2_nonempty.eq(row.count != 0),
+            f2_single.eq(row.count == 1),
+            range_fifo.w_data.eq(Cat(row.start, row.count, f2_single)),
+            range_fifo.w_en.eq(f2_valid & f2_nonempty),
+            dropped.eq(f2_valid & ~f2_nonempty),
+        ]
+        m.d.sync += [
+            f1_valid.eq(take),
+            f2_valid.eq(f1_valid),
+            ranges.eq(ranges + f1_valid - range_fifo.r_en - dropped),
         ]
         # D0: the entry iterator; `active` and `last` are kept with `remaining`
         next_start = range_fifo.r_data[: cfg.synapse_bits]
-        next_count = range_fifo.r_data[cfg.synapse_bits :]
+        next_count = range_fifo.r_data[cfg.synapse_bits : -1]
+        next_single = range_fifo.r_data[-1]
         with m.If(active):
             m.d.sync += [
                 ptr.eq(ptr + 1),
@@ -246,83 +324,96 @@ class NeuronCore(wiring.Component):
             m.d.sync += [
                 ptr.eq(next_start),
                 remaining.eq(next_count),
-                active.eq(next_count != 0),
-                last.eq(next_count == 1),
+                active.eq(1),
+                last.eq(next_single),
             ]
-        m.d.sync += [d1_valid.eq(active), d2_valid.eq(d1_valid)]
+        m.d.sync += d1_valid.eq(active)
 
-        # D1: the entry arrives from the synapse bank (into syn_q)
-        # D2: synapse entry -> ring address (read) and value
+        # D1: the synapse entry arrives (into syn_q)
+        # D2: synapse entry -> ring address and value
+        entry = cfg.synapse_layout(syn_q[:syn_bits])
         slot = Signal(range(D)) if D > 1 else Const(0, 1)
         if D > 1:
             m.d.comb += slot.eq(now + entry.delay)
-        d2_addr = Signal(range(cfg.ring_depth))
-        m.d.comb += d2_addr.eq(Cat(entry.target, slot) if D > 1 else entry.target)
-        d3_addr = Signal.like(d2_addr)
+        d3_addr = Signal(range(cfg.ring_depth))
         d3_val = Signal(signed(cfg.acc_bits))
         m.d.sync += [
+            d2_valid.eq(d1_valid),
             d3_valid.eq(d2_valid),
-            d3_addr.eq(d2_addr),
+            d3_addr.eq(Cat(entry.target, slot) if D > 1 else entry.target),
             d3_val.eq(entry.weight << entry.weight_exp),
         ]
-        # D3: the ring word arrives (into ring_q); the read missed the writes of D4 in this
-        # cycle and the next, so match the entry against them for forwarding
+        # D3: the ring is read at d3_addr
         d4_addr, d4_val = Signal.like(d3_addr), Signal.like(d3_val)
-        d4_fwd1, d4_fwd2 = Signal(), Signal()  # take the last write / the one before it
+        m.d.sync += [d4_valid.eq(d3_valid), d4_addr.eq(d3_addr), d4_val.eq(d3_val)]
+        # D4: the ring word arrives (into ring_word). The read missed the writes of D6 in its
+        # own cycle (`last` now; the word read is undefined then), in this one (d6) and in the
+        # next: the first two are forwarded into ring_q now, the third is matched for
+        # forwarding in D5.
+        d6_addr = Signal.like(d4_addr)
+        d6_sum = Signal(signed(cfg.acc_bits))
         last_valid = Signal()
-        last_addr = Signal.like(d3_addr)
-        last_sum = Signal(signed(cfg.acc_bits))
-        last2_sum = Signal(signed(cfg.acc_bits))
+        last_addr = Signal.like(d4_addr)
+        last_sum = Signal.like(d6_sum)
+        d5_addr, d5_val = Signal.like(d4_addr), Signal.like(d4_val)
+        d5_fwd = Signal()
         m.d.sync += [
-            d4_valid.eq(d3_valid),
-            d4_addr.eq(d3_addr),
-            d4_val.eq(d3_val),
-            d4_fwd1.eq(d4_valid & (d4_addr == d3_addr)),
-            d4_fwd2.eq(last_valid & (last_addr == d3_addr)),
+            ring_q.eq(
+                Mux(
+                    d6_valid & (d6_addr == d4_addr),
+                    d6_sum,
+                    Mux(last_valid & (last_addr == d4_addr), last_sum, ring_word),
+                )
+            ),
+            d5_valid.eq(d4_valid),
+            d5_addr.eq(d4_addr),
+            d5_val.eq(d4_val),
+            d5_fwd.eq(d5_valid & (d5_addr == d4_addr)),
         ]
-        # D4: read-modify-write, forwarding the two previous writes
+        # D5: add, forwarding the sum about to be written
         old = Signal(signed(cfg.acc_bits))
-        m.d.comb += old.eq(Mux(d4_fwd1, last_sum, Mux(d4_fwd2, last2_sum, ring_q)))
-        d4_sum = Signal(signed(cfg.acc_bits))
-        m.d.comb += d4_sum.eq(old + d4_val)
+        m.d.comb += old.eq(Mux(d5_fwd, d6_sum, ring_q))
         m.d.sync += [
-            last_valid.eq(d4_valid),
-            last_addr.eq(d4_addr),
-            last_sum.eq(d4_sum),
-            last2_sum.eq(last_sum),
+            d6_valid.eq(d5_valid),
+            d6_addr.eq(d5_addr),
+            d6_sum.eq(old + d5_val),
         ]
-        with m.If(d4_valid):
-            m.d.sync += reg_events.eq(reg_events + 1)
+        # D6: write back (from registers, see the memory ports)
+        m.d.sync += [last_valid.eq(d6_valid), last_addr.eq(d6_addr), last_sum.eq(d6_sum)]
+        events.count(m, d6_valid)
 
         # the pipeline is empty; registered, and only set when no event enters meanwhile
         delivery_busy = Signal()
         m.d.comb += delivery_busy.eq(
-            fetch_inflight | range_fifo.r_rdy | active | d1_valid | d2_valid | d3_valid | d4_valid
+            Cat(f1_valid, f2_valid, range_fifo.r_rdy, active, d1_valid, d2_valid, d3_valid).any()
+            | Cat(d4_valid, d5_valid, d6_valid).any()
         )
-        delivery_empty = Signal(init=1)
         deliver_tick = Signal()  # the last cycle had delivery work: count it
         m.d.sync += [
             delivery_empty.eq(~delivery_busy & ~take),
             deliver_tick.eq(delivery_busy | take),
         ]
-        with m.If(deliver_tick):
-            m.d.sync += reg_deliver_cycles.eq(reg_deliver_cycles + 1)
+        deliver_cycles.count(m, deliver_tick)
 
         # update pipeline -----------------------------------------------------------------------
         # U0: the memories' words arrive (into the read registers); U1: operands; U2: the
-        # decay products; U3: new u, decayed v plus bias; U4: the sum v + u; U5: clip,
-        # threshold, reset and refractory; U6: write back, spike out.
+        # decay products, in halves; U3: the decays, less their rounding; U4: new u, decayed
+        # v plus bias; U5: the sum v + u; U6: the comparisons of the threshold and the clip;
+        # U7: clip, threshold, reset and refractory; U8: write back, spike out.
         n_issue = Signal(range(N + 1))
         valid = [Signal(name=f"u{k}_valid") for k in range(UPDATE_STAGES)]
         nidx = [Signal(nb, name=f"u{k}_n") for k in range(UPDATE_STAGES)]
-        updating = Signal()
+        # claimed: places of the spike FIFO taken by a spike or claimed by a neuron in flight
+        # (U0 .. U8), the level of the FIFO plus sum(valid)
+        claimed = Signal(range(SPIKE_FIFO_DEPTH + 1))
         # issue: a neuron is issued this cycle, decided in the previous one. Issuing the next
-        # requires room in the spike FIFO for every neuron in flight, this one included.
+        # requires room in the spike FIFO for every neuron in flight, this one included:
+        # claimed + issue + 1 <= SPIKE_FIFO_DEPTH, written as two comparisons.
         issue = Signal()
         m.d.sync += issue.eq(
             updating
             & ~Mux(issue, n_issue == N - 1, n_issue == N)
-            & (spike_fifo.level + sum(valid) + issue + 1 <= SPIKE_FIFO_DEPTH)
+            & Mux(issue, claimed <= SPIKE_FIFO_DEPTH - 2, claimed <= SPIKE_FIFO_DEPTH - 1)
         )
         m.d.sync += [valid[0].eq(issue), nidx[0].eq(n_issue)]
         for k in range(1, UPDATE_STAGES):
@@ -330,268 +421,353 @@ class NeuronCore(wiring.Component):
         with m.If(issue):
             m.d.sync += n_issue.eq(n_issue + 1)
 
-        # U1: registered memory words -> operands
+        # U1: registered memory words -> operands. The decay of x by f = 4096 - d is
+        # sign(x) * ((|x| * f) >> 12) = ((x * f) >> 12) + (1 if x < 0 and x * f is not a
+        # multiple of 4096), and with x = xh * 4096 + xl (xh = x >> 12 signed, xl = x mod
+        # 4096), (x * f) >> 12 = xh * f + ((xl * f) >> 12) and x * f mod 4096 = xl * f mod
+        # 4096: two products of 12 x 13 bits, each one DSP block. The operand registers of
+        # the products are reset-less, as are the products, so that Yosys makes them the DSP
+        # blocks' own input and pipeline registers.
         st, pr = state_q, params_q
         acc = ring_q
         a1 = _clip(m, acc, P.INPUT_MIN, P.INPUT_MAX, signed(P.INPUT_BITS))
+        one = 1 << P.DECAY_SHIFT
+        xl_bits, xh_bits = P.DECAY_SHIFT, P.UV_BITS - P.DECAY_SHIFT
+        u2_ul, u2_vl = Signal(xl_bits, reset_less=True), Signal(xl_bits, reset_less=True)
+        u2_uh = Signal(signed(xh_bits), reset_less=True)
+        u2_vh = Signal(signed(xh_bits), reset_less=True)
+        u2_fu = Signal(P.DECAY_SHIFT + 1, reset_less=True)
+        u2_fv = Signal(P.DECAY_SHIFT + 1, reset_less=True)
         u2_a = Signal(signed(P.INPUT_BITS))
         u2_uneg, u2_vneg = Signal(), Signal()
-        u2_uabs = Signal(P.UV_BITS)
-        u2_vabs = Signal(P.UV_BITS)
-        u2_fu = Signal(P.DECAY_SHIFT + 1)
-        u2_fv = Signal(P.DECAY_SHIFT + 1)
+        u2_bias = Signal(signed(P.BIAS_MANT_BITS + P.BIAS_EXP_MAX))
         u2_v = Signal(signed(P.UV_BITS))
         u2_ref = Signal(P.REFRACTORY_BITS)
         u2_pr = Signal(NEURON_PARAMS)
-        one = 1 << P.DECAY_SHIFT
         m.d.sync += [
+            u2_ul.eq(st.u[:xl_bits]),
+            u2_uh.eq(st.u[xl_bits:]),
+            u2_vl.eq(st.v[:xl_bits]),
+            u2_vh.eq(st.v[xl_bits:]),
+            u2_fu.eq(one - P.DU_OFFSET - pr.du),
+            u2_fv.eq(one - P.DV_OFFSET - pr.dv),
             u2_a.eq(a1),
             u2_uneg.eq(st.u < 0),
             u2_vneg.eq(st.v < 0),
-            u2_uabs.eq(Mux(st.u < 0, -st.u, st.u)),
-            u2_vabs.eq(Mux(st.v < 0, -st.v, st.v)),
-            u2_fu.eq(one - P.DU_OFFSET - pr.du),
-            u2_fv.eq(one - P.DV_OFFSET - pr.dv),
+            u2_bias.eq(pr.bias_mant << pr.bias_exp),
             u2_v.eq(st.v),
             u2_ref.eq(st.ref),
             u2_pr.eq(pr),
         ]
-        # U2: the two decay products
-        u3_pu = Signal(P.UV_BITS + P.DECAY_SHIFT + 1)
-        u3_pv = Signal(P.UV_BITS + P.DECAY_SHIFT + 1)
+        # U2: the products xl * f (unsigned) and xh * f (signed), for u and v
+        prod = max(xl_bits, xh_bits) + P.DECAY_SHIFT + 1
+        u3_pul, u3_pvl = Signal(prod, reset_less=True), Signal(prod, reset_less=True)
+        u3_puh = Signal(signed(prod), reset_less=True)
+        u3_pvh = Signal(signed(prod), reset_less=True)
         u3_a, u3_uneg, u3_vneg = Signal.like(u2_a), Signal(), Signal()
-        u3_v, u3_ref, u3_pr = Signal.like(u2_v), Signal.like(u2_ref), Signal(NEURON_PARAMS)
+        u3_bias, u3_v, u3_ref = Signal.like(u2_bias), Signal.like(u2_v), Signal.like(u2_ref)
+        u3_pr = Signal(NEURON_PARAMS)
         m.d.sync += [
-            u3_pu.eq(u2_uabs * u2_fu),
-            u3_pv.eq(u2_vabs * u2_fv),
+            u3_pul.eq(u2_ul * u2_fu),
+            u3_puh.eq(u2_uh * u2_fu),
+            u3_pvl.eq(u2_vl * u2_fv),
+            u3_pvh.eq(u2_vh * u2_fv),
             u3_a.eq(u2_a),
             u3_uneg.eq(u2_uneg),
             u3_vneg.eq(u2_vneg),
+            u3_bias.eq(u2_bias),
             u3_v.eq(u2_v),
             u3_ref.eq(u2_ref),
             u3_pr.eq(u2_pr),
         ]
-        # U3: truncating decay, new u (wrapped to 24 bits), decayed v plus bias
-        udec = Signal(signed(P.UV_BITS + 2))
-        vdec = Signal(signed(P.UV_BITS + 2))
-        m.d.comb += [
-            udec.eq(Mux(u3_uneg, -(u3_pu >> P.DECAY_SHIFT), u3_pu >> P.DECAY_SHIFT)),
-            vdec.eq(Mux(u3_vneg, -(u3_pv >> P.DECAY_SHIFT), u3_pv >> P.DECAY_SHIFT)),
-        ]
-        u4_u = Signal(signed(P.UV_BITS))
-        u4_vb = Signal(signed(P.UV_BITS + 3))
+        # U3: (x * f) >> 12, and the correction bit that truncates a negative x's decay
+        # toward zero
+        u4_du = Signal(signed(P.UV_BITS + 1))
+        u4_dv = Signal(signed(P.UV_BITS + 1))
+        u4_cu, u4_cv = Signal(), Signal()
+        u4_a, u4_bias = Signal.like(u2_a), Signal.like(u2_bias)
         u4_v, u4_ref, u4_pr = Signal.like(u2_v), Signal.like(u2_ref), Signal(NEURON_PARAMS)
         m.d.sync += [
-            u4_u.eq(udec + (u3_a << P.ACT_SHIFT)),  # truncation to 24 bits is the wrap
-            u4_vb.eq(vdec + (u3_pr.bias_mant << u3_pr.bias_exp)),
+            u4_du.eq(u3_puh + (u3_pul >> P.DECAY_SHIFT)),
+            u4_dv.eq(u3_pvh + (u3_pvl >> P.DECAY_SHIFT)),
+            u4_cu.eq(u3_uneg & (u3_pul[: P.DECAY_SHIFT] != 0)),
+            u4_cv.eq(u3_vneg & (u3_pvl[: P.DECAY_SHIFT] != 0)),
+            u4_a.eq(u3_a),
+            u4_bias.eq(u3_bias),
             u4_v.eq(u3_v),
             u4_ref.eq(u3_ref),
             u4_pr.eq(u3_pr),
         ]
-        # U4: the unclipped input to the threshold, vi_raw = v + bias + u
-        u5_vi_raw = Signal(signed(P.UV_BITS + 4))
-        u5_u, u5_v, u5_ref = Signal.like(u4_u), Signal.like(u4_v), Signal.like(u4_ref)
-        u5_pr = Signal(NEURON_PARAMS)
+        # U4: new u = decay(u) + (a << 6), wrapped to 24 bits; decay(v) + bias (the
+        # correction bits are the adders' carry-in)
+        u5_u = Signal(signed(P.UV_BITS))
+        u5_vb = Signal(signed(P.UV_BITS + 3))
+        u5_v, u5_ref, u5_pr = Signal.like(u2_v), Signal.like(u2_ref), Signal(NEURON_PARAMS)
+        a6 = u4_a << P.ACT_SHIFT
         m.d.sync += [
-            u5_vi_raw.eq(u4_vb + u4_u),
-            u5_u.eq(u4_u),
+            u5_u.eq(a6 + u4_du + u4_cu),  # truncation to 24 bits is the wrap
+            u5_vb.eq(u4_bias + u4_dv + u4_cv),
             u5_v.eq(u4_v),
             u5_ref.eq(u4_ref),
             u5_pr.eq(u4_pr),
         ]
-        # U5: clip, threshold, reset, refractory. theta = vth << 6 lies in 0 .. V_MAX, so the
-        # clip to V_MIN .. V_MAX never changes vi > theta: the comparison and the reset by
-        # subtraction use vi_raw, in parallel with the clip.
-        vi_raw = u5_vi_raw
-        over = Signal()
-        m.d.comb += over.eq(vi_raw > P.V_MAX)
-        vi = _clip(m, vi_raw, P.V_MIN, P.V_MAX, signed(P.UV_BITS))
+        # U5: the unclipped input to the threshold, vi_raw = v + bias + u
+        u6_vi_raw = Signal(signed(P.UV_BITS + 4))
+        u6_u, u6_v, u6_ref = Signal.like(u5_u), Signal.like(u5_v), Signal.like(u5_ref)
+        u6_pr = Signal(NEURON_PARAMS)
+        m.d.sync += [
+            u6_vi_raw.eq(u5_vb + u5_u),
+            u6_u.eq(u5_u),
+            u6_v.eq(u5_v),
+            u6_ref.eq(u5_ref),
+            u6_pr.eq(u5_pr),
+        ]
+        # U6: the comparisons. theta = vth << 6 lies in 0 .. V_MAX, so the clip to V_MIN ..
+        # V_MAX never changes vi > theta: the comparison and the reset by subtraction use
+        # vi_raw, and run in parallel with the clip's comparisons. A "greater than" is written
+        # as ">= 1 +" (see _clip); theta + 1 = theta | 1, as theta's low bits are zero.
+        vi_raw = u6_vi_raw
         theta = Signal(unsigned(P.VTH_BITS + P.VTH_SHIFT))
-        m.d.comb += theta.eq(u5_pr.vth << P.VTH_SHIFT)
+        m.d.comb += theta.eq(u6_pr.vth << P.VTH_SHIFT)
+        u7_over, u7_under, u7_above = Signal(), Signal(), Signal()
+        u7_vi_raw = Signal.like(vi_raw)
+        u7_sub = Signal(signed(P.UV_BITS + 1))  # vi_raw - theta
+        u7_max_sub = Signal(signed(P.UV_BITS + 1))  # V_MAX - theta
+        u7_u, u7_v, u7_ref = Signal.like(u6_u), Signal.like(u6_v), Signal.like(u6_ref)
+        u7_pr = Signal(NEURON_PARAMS)
+        m.d.sync += [
+            u7_over.eq(vi_raw >= P.V_MAX + 1),
+            u7_under.eq(vi_raw < P.V_MIN),
+            u7_above.eq(vi_raw >= (theta | 1)),
+            u7_vi_raw.eq(vi_raw),
+            u7_sub.eq(vi_raw - theta),
+            u7_max_sub.eq(P.V_MAX - theta),
+            u7_u.eq(u6_u),
+            u7_v.eq(u6_v),
+            u7_ref.eq(u6_ref),
+            u7_pr.eq(u6_pr),
+        ]
+        # U7: clip, threshold, reset, refractory
+        vi = Signal(signed(P.UV_BITS))
+        m.d.comb += vi.eq(Mux(u7_over, P.V_MAX, Mux(u7_under, P.V_MIN, u7_vi_raw)))
         refr = Signal()
-        m.d.comb += refr.eq(u5_ref != 0)
+        m.d.comb += refr.eq(u7_ref != 0)
         fire = Signal()
-        m.d.comb += fire.eq(~refr & (vi_raw > theta))
+        m.d.comb += fire.eq(~refr & u7_above)
         vsub = Signal(signed(P.UV_BITS + 1))  # vi - theta when fire
-        m.d.comb += vsub.eq(Mux(over, P.V_MAX - theta, vi_raw - theta))
-        u6_u = Signal(signed(P.UV_BITS))
-        u6_v = Signal(signed(P.UV_BITS))
-        u6_ref = Signal(P.REFRACTORY_BITS)
-        u6_fire = Signal()
+        m.d.comb += vsub.eq(Mux(u7_over, u7_max_sub, u7_sub))
+        u8_u = Signal(signed(P.UV_BITS))
+        u8_v = Signal(signed(P.UV_BITS))
+        u8_ref = Signal(P.REFRACTORY_BITS)
+        u8_fire = Signal()
         with m.If(refr):
-            m.d.sync += [u6_v.eq(u5_v), u6_ref.eq(u5_ref - 1)]
+            m.d.sync += [u8_v.eq(u7_v), u8_ref.eq(u7_ref - 1)]
         with m.Elif(fire):
             m.d.sync += [
-                u6_v.eq(Mux(u5_pr.reset_subtract, vsub, 0)),
-                u6_ref.eq(u5_pr.refractory),
+                u8_v.eq(Mux(u7_pr.reset_subtract, vsub, 0)),
+                u8_ref.eq(u7_pr.refractory),
             ]
         with m.Else():
-            m.d.sync += [u6_v.eq(vi), u6_ref.eq(0)]
-        m.d.sync += [u6_u.eq(u5_u), u6_fire.eq(fire & valid[5])]
-        # U6: write back, spike out
+            m.d.sync += [u8_v.eq(vi), u8_ref.eq(0)]
+        m.d.sync += [u8_u.eq(u7_u), u8_fire.eq(fire & valid[7])]
+        # U8: write back, spike out (u8_fire: the neuron in U8 is valid and spikes)
         m.d.comb += [
-            spike_fifo.w_data.eq(nidx[6]),
-            spike_fifo.w_en.eq(valid[6] & u6_fire),
+            spike_wr.addr.eq(spike_tail),
+            spike_wr.data.eq(nidx[8]),
+            spike_wr.en.eq(u8_fire),
         ]
-        with m.If(valid[6] & u6_fire):
-            m.d.sync += reg_spikes.eq(reg_spikes + 1)
+        with m.If(u8_fire):
+            m.d.sync += spike_tail.eq(spike_tail + 1)
+        m.d.sync += spike_level.eq(spike_level + u8_fire - spike_out)
+        spikes.count(m, u8_fire)
+        # a place is freed by a neuron written back without a spike, or by a spike leaving
+        # (counted a cycle late, which can only delay an issue)
+        spike_left = Signal()
+        m.d.sync += [
+            spike_left.eq(spike_out),
+            claimed.eq(claimed + issue - (valid[8] & ~u8_fire) - spike_left),
+        ]
+        # the update is over: every neuron issued and written back, every spike gone (nothing
+        # enters any more, so this holds until `done`, which it is)
+        update_over = Signal()
+        m.d.sync += update_over.eq(
+            updating & ~update_over & (n_issue == N) & ~Cat(*valid).any() & ~self.o_spikes.valid
+        )
+        m.d.comb += self.done.eq(update_over)
+        update_cycles.count(m, updating)
+        steps.count(m, update_over)
+        if D > 1:
+            with m.If(update_over):
+                m.d.sync += now.eq(now + 1)
 
         # configuration port --------------------------------------------------------------------
-        # A request is registered when accepted (cfg_q); CFG_ACCESS drives the memory ports
-        # from it, a read's word arrives in CFG_WAIT and is registered, CFG_READ selects it
-        # into `reply`, and CFG_REPLY offers it on o_cfg.
+        # A request is registered when accepted (cfg_q, and cfg_sel for its memory or
+        # reg_write for the register it writes); in the next cycle (CFG_ACCESS) it drives the
+        # memory ports: a write is done, a read's word arrives in CFG_WAIT and is registered
+        # (a register's value into reg_q), CFG_READ selects it into `reply`, and CFG_REPLY
+        # offers it on o_cfg.
         cfg_q = Signal(cfg.cfg_request_layout)
         reply = Signal(CFG_DATA_BITS)
         m.d.comb += self.o_cfg.payload.data.eq(reply)
-
-        regs = {
-            CoreReg.NOW: now,
-            CoreReg.EVENTS: reg_events,
-            CoreReg.DELIVERY_CYCLES: reg_deliver_cycles,
-            CoreReg.UPDATE_CYCLES: reg_update_cycles,
-            CoreReg.SPIKES: reg_spikes,
-            CoreReg.STEPS: reg_steps,
+        counters = {
+            CoreReg.EVENTS: events,
+            CoreReg.DELIVERY_CYCLES: deliver_cycles,
+            CoreReg.UPDATE_CYCLES: update_cycles,
+            CoreReg.SPIKES: spikes,
+            CoreReg.STEPS: steps,
         }
-
-        # port multiplexing by phase ------------------------------------------------------------
-        # defaults: the delivery pipeline owns the ports
+        regs = {CoreReg.NOW: now} | {r: c.value for r, c in counters.items()}
+        req, data = cfg_q, cfg_q.data
+        # reg_hit[r]: the registered request is for register r (decoded when it is accepted);
+        # reg_write[r]: it writes register r in this cycle
+        reg_hit = {r: Signal(name=f"cfg_hit_{r.name.lower()}") for r in regs}
+        reg_write = {r: Signal(name=f"cfg_write_{r.name.lower()}") for r in regs}
+        if D > 1:
+            with m.If(reg_write[CoreReg.NOW]):
+                m.d.sync += now.eq(data[: len(now)])
+        for r, counter in counters.items():
+            with m.If(reg_write[r]):
+                counter.load(m, data)
+        reg_q = Signal(32)  # the register a read asks for
+        # a request is accepted in DELIVER (`accepting`) once the delivery pipeline is empty;
+        # the selects are set for the one cycle of CFG_ACCESS
+        accept = Signal()
+        new = self.i_cfg.payload
         m.d.comb += [
-            axon_addr.eq(self.i_events.payload.axon),
-            syn_addr.eq(ptr),
-            ring_rd.addr.eq(d2_addr),
-            ring_wr.addr.eq(d4_addr),
-            ring_wr.data.acc.eq(d4_sum),
-            ring_wr.en.eq(d4_valid),
-            state_rd.addr.eq(n_issue),
-            state_wr.addr.eq(nidx[6]),
-            state_wr.data.u.eq(u6_u),
-            state_wr.data.v.eq(u6_v),
-            state_wr.data.ref.eq(u6_ref),
-            state_wr.en.eq(valid[6]),
+            accept.eq(accepting & delivery_empty & self.i_cfg.valid),
+            self.i_cfg.ready.eq(accept),
         ]
+        with m.If(accept):
+            m.d.sync += cfg_q.eq(new)
+            for r in regs:
+                m.d.sync += reg_hit[r].eq(new.addr == r)
+        for mem, sel in cfg_sel.items():
+            m.d.sync += sel.eq(accept & (new.mem == mem))
+        for r, write in reg_write.items():
+            m.d.sync += write.eq(accept & new.write & (new.mem == CoreMem.REGS) & (new.addr == r))
 
-        with m.FSM(name="phase"):
-            with m.State("DELIVER"):
-                m.d.comb += self.idle.eq(delivery_empty & ~self.i_events.valid)
-                with m.If(delivery_empty & step_req):
-                    # the first neuron issues in the first cycle of UPDATE: the spike FIFO
-                    # is empty and nothing is in flight
-                    m.d.sync += [step_req.eq(0), n_issue.eq(0), issue.eq(1)]
-                    m.next = "UPDATE"
-                with m.Elif(delivery_empty & self.i_cfg.valid):
-                    m.d.comb += self.i_cfg.ready.eq(1)
-                    m.d.sync += cfg_q.eq(self.i_cfg.payload)
-                    m.next = "CFG_ACCESS"
-                with m.Else():
-                    # after `step`, the events waiting belong to the next delivery phase
-                    m.d.comb += delivering.eq(~step_req & ~self.step)
-            with m.State("CFG_ACCESS"):
-                self._cfg_access(
-                    m,
-                    cfg,
-                    cfg_q,
-                    regs,
-                    params_row,
-                    (syn_base, axon_base),
-                    (state_rd, state_wr),
-                    (ring_rd, ring_wr),
-                    (syn_addr, syn_wr),
-                    (axon_addr, axon_wr),
-                )
-                with m.If(cfg_q.write):
-                    m.next = "DELIVER"
-                with m.Else():
-                    m.next = "CFG_WAIT"
-            with m.State("CFG_WAIT"):
-                m.next = "CFG_READ"
-            with m.State("CFG_READ"):
-                with m.Switch(cfg_q.mem):
-                    with m.Case(CoreMem.STATE):
-                        m.d.sync += reply.eq(state_q.as_value())
-                    with m.Case(CoreMem.PARAMS):
-                        m.d.sync += reply.eq(params_q.as_value())
-                    with m.Case(CoreMem.RING):
-                        m.d.sync += reply.eq(ring_q.as_unsigned())
-                    with m.Case(CoreMem.AXONS):
-                        m.d.sync += reply.eq(axon_q[:axon_bits])
-                    with m.Case(CoreMem.SYNAPSES):
-                        m.d.sync += reply.eq(syn_q[:syn_bits])
-                    with m.Case(CoreMem.REGS), m.Switch(cfg_q.addr):
-                        for r, sig in regs.items():
-                            with m.Case(r.value):
-                                m.d.sync += reply.eq(sig)
-                        with m.Default():
-                            m.d.sync += reply.eq(0)
-                    with m.Default():
-                        m.d.sync += reply.eq(0)
-                m.next = "CFG_REPLY"
-            with m.State("CFG_REPLY"):
-                m.d.comb += self.o_cfg.valid.eq(1)
-                with m.If(self.o_cfg.ready):
-                    m.next = "DELIVER"
-            with m.State("UPDATE"):
-                m.d.comb += [
-                    updating.eq(1),
-                    syn_addr.eq(params_row(syn_base, n_issue)),
-                    axon_addr.eq(params_row(axon_base, n_issue)),
-                    ring_rd.addr.eq(Cat(n_issue[:nb], now) if D > 1 else n_issue),
-                    ring_wr.addr.eq(Cat(nidx[0], now) if D > 1 else nidx[0]),
-                    ring_wr.data.acc.eq(0),
-                    ring_wr.en.eq(valid[0]),
-                ]
-                m.d.sync += reg_update_cycles.eq(reg_update_cycles + 1)
-                with m.If((n_issue == N) & ~Cat(*valid).any() & ~spike_fifo.r_rdy):
-                    m.d.comb += self.done.eq(1)
-                    m.d.sync += reg_steps.eq(reg_steps + 1)
-                    if D > 1:
-                        m.d.sync += now.eq(now + 1)
-                    m.next = "DELIVER"
-        return m
+        # memory ports ---------------------------------------------------------------------------
+        # by default the delivery pipeline owns them; the update and the configuration port
+        # take them over (their selects are flip-flops)
+        ring_cfg_addr = req.addr[: len(ring_rd.addr)]
+        with m.If(updating):
+            m.d.comb += [
+                ring_rd.addr.eq(Cat(n_issue[:nb], now) if D > 1 else n_issue),
+                ring_wr.addr.eq(Cat(nidx[0], now) if D > 1 else nidx[0]),
+                ring_wr.data.acc.eq(0),
+                ring_wr.en.eq(valid[0]),
+            ]
+        with m.Elif(cfg_sel[CoreMem.RING]):
+            m.d.comb += [
+                ring_rd.addr.eq(ring_cfg_addr),
+                ring_wr.addr.eq(ring_cfg_addr),
+                ring_wr.data.eq(data[: cfg.acc_bits]),
+                ring_wr.en.eq(req.write),
+            ]
+        with m.Else():
+            m.d.comb += [
+                ring_rd.addr.eq(d3_addr),
+                ring_wr.addr.eq(d6_addr),
+                ring_wr.data.acc.eq(d6_sum),
+                ring_wr.en.eq(d6_valid),
+            ]
 
-    def _cfg_access(  # type: ignore[no-untyped-def]
-        self, m, cfg, req, regs, params_row, bases, state, ring, syn, axon
-    ):
-        """Drive the memory ports for one registered request (write now, or start a read)."""
-        syn_base, axon_base = bases
-        syn_addr, syn_wr = syn
-        axon_addr, axon_wr = axon
-        data = req.data
-        with m.Switch(req.mem):
-            for mem, (rd, wr), bits in (
-                (CoreMem.STATE, state, cfg.neuron_bits),
-                (CoreMem.RING, ring, len(ring[0].addr)),
-            ):
-                with m.Case(mem):
-                    m.d.comb += [
-                        rd.addr.eq(req.addr[:bits]),
-                        wr.addr.eq(req.addr[:bits]),
-                        wr.data.eq(data[: len(wr.data.as_value())]),
-                        wr.en.eq(req.write),
-                    ]
+        with m.If(updating):
+            m.d.comb += syn_addr.eq(params_row(syn_base, n_issue))
+        with m.Elif(cfg_sel[CoreMem.PARAMS]):
+            m.d.comb += [
+                syn_addr.eq(params_row(syn_base, req.addr)),
+                syn_wr.data.eq(data[:PARAMS_SPLIT]),
+                syn_wr.en.eq(req.write),
+            ]
+        with m.Elif(cfg_sel[CoreMem.SYNAPSES]):
+            m.d.comb += [
+                syn_addr.eq(req.addr[: cfg.synapse_bits]),
+                syn_wr.data.eq(data[:syn_bits]),
+                syn_wr.en.eq(req.write),
+            ]
+        with m.Else():
+            m.d.comb += syn_addr.eq(ptr)
+
+        with m.If(updating):
+            m.d.comb += axon_addr.eq(params_row(axon_base, n_issue))
+        with m.Elif(cfg_sel[CoreMem.PARAMS]):
+            m.d.comb += [
+                axon_addr.eq(params_row(axon_base, req.addr)),
+                axon_wr.data.eq(data[PARAMS_SPLIT : NEURON_PARAMS.size]),
+                axon_wr.en.eq(req.write),
+            ]
+        with m.Elif(cfg_sel[CoreMem.AXONS]):
+            m.d.comb += [
+                axon_addr.eq(req.addr[: cfg.axon_bits]),
+                axon_wr.data.eq(data[:axon_bits]),
+                axon_wr.en.eq(req.write),
+            ]
+        with m.Else():
+            m.d.comb += axon_addr.eq(self.i_events.payload.axon)
+
+        with m.If(cfg_sel[CoreMem.STATE]):
+            m.d.comb += [
+                state_rd.addr.eq(req.addr[:nb]),
+                state_wr.addr.eq(req.addr[:nb]),
+                state_wr.data.eq(data[: NEURON_STATE.size]),
+                state_wr.en.eq(req.write),
+            ]
+        with m.Else():
+            m.d.comb += [
+                state_rd.addr.eq(n_issue),
+                state_wr.addr.eq(nidx[8]),
+                state_wr.data.u.eq(u8_u),
+                state_wr.data.v.eq(u8_v),
+                state_wr.data.ref.eq(u8_ref),
+                state_wr.en.eq(valid[8]),
+            ]
+
+        # phases ---------------------------------------------------------------------------------
+        # One flip-flop per phase, exactly one set: DELIVER (also serving the events), the four
+        # cycles of a configuration access, UPDATE. A transition depends on flip-flops and on
+        # at most one port's valid or ready.
+        delivering = Signal(init=1)
+        cfg_access, cfg_wait, cfg_read, cfg_reply = Signal(), Signal(), Signal(), Signal()
+        start = Signal()  # DELIVER -> UPDATE
+        m.d.comb += [
+            start.eq(delivering & delivery_empty & step_req),
+            self.idle.eq(delivering & delivery_empty & ~self.i_events.valid),
+            self.o_cfg.valid.eq(cfg_reply),
+        ]
+        back = Signal()  # -> DELIVER
+        m.d.comb += back.eq((cfg_access & req.write) | (cfg_reply & self.o_cfg.ready) | update_over)
+        to_deliver = (delivering & ~start & ~accept) | back
+        m.d.sync += [
+            delivering.eq(to_deliver),
+            accepting.eq(to_deliver & ~step_req & ~self.step),
+            cfg_access.eq(accept),
+            cfg_wait.eq(cfg_access & ~req.write),
+            cfg_read.eq(cfg_wait),
+            cfg_reply.eq(cfg_read | (cfg_reply & ~self.o_cfg.ready)),
+            updating.eq(start | (updating & ~update_over)),
+        ]
+        with m.If(start):
+            # the first neuron issues in the first cycle of UPDATE: the spike FIFO is empty and
+            # nothing is in flight
+            m.d.sync += [step_req.eq(0), n_issue.eq(0), issue.eq(1)]
+        # CFG_WAIT: the word read arrives (a register's value is selected here); CFG_READ: it
+        # is selected into `reply`
+        with m.If(cfg_wait):
+            m.d.sync += reg_q.eq(reduce(or_, (Mux(reg_hit[r], sig, 0) for r, sig in regs.items())))
+        with m.If(cfg_read), m.Switch(req.mem):
+            with m.Case(CoreMem.STATE):
+                m.d.sync += reply.eq(state_q.as_value())
             with m.Case(CoreMem.PARAMS):
-                m.d.comb += [
-                    syn_addr.eq(params_row(syn_base, req.addr)),
-                    axon_addr.eq(params_row(axon_base, req.addr)),
-                    syn_wr.data.eq(data[:PARAMS_SPLIT]),
-                    axon_wr.data.eq(data[PARAMS_SPLIT : NEURON_PARAMS.size]),
-                    syn_wr.en.eq(req.write),
-                    axon_wr.en.eq(req.write),
-                ]
+                m.d.sync += reply.eq(params_q.as_value())
+            with m.Case(CoreMem.RING):
+                m.d.sync += reply.eq(ring_q.as_unsigned())
             with m.Case(CoreMem.AXONS):
-                m.d.comb += [
-                    axon_addr.eq(req.addr[: cfg.axon_bits]),
-                    axon_wr.data.eq(data[: cfg.axon_layout.size]),
-                    axon_wr.en.eq(req.write),
-                ]
+                m.d.sync += reply.eq(axon_q[:axon_bits])
             with m.Case(CoreMem.SYNAPSES):
-                m.d.comb += [
-                    syn_addr.eq(req.addr[: cfg.synapse_bits]),
-                    syn_wr.data.eq(data[: cfg.synapse_layout.size]),
-                    syn_wr.en.eq(req.write),
-                ]
-            with m.Case(CoreMem.REGS), m.If(req.write), m.Switch(req.addr):
-                for r, sig in regs.items():
-                    if isinstance(sig, Const):
-                        continue
-                    with m.Case(r.value):
-                        m.d.sync += sig.eq(data[: len(sig)])
+                m.d.sync += reply.eq(syn_q[:syn_bits])
+            with m.Case(CoreMem.REGS):
+                m.d.sync += reply.eq(reg_q)
+            with m.Default():
+                m.d.sync += reply.eq(0)
+        return m
