@@ -726,8 +726,9 @@ def import_nir(
             graph = nir.read(path)
         except Exception as e:  # the reader raises whatever h5py and the node classes raise
             raise NIRError([Problem((), f"cannot be read as a NIR graph: {e}")], source) from None
-        name = name or path.stem
     gmeta = _meta(graph)
+    if isinstance(source, str) and source.endswith(".nir"):
+        name = name or gmeta.get("name") or Path(source).stem
     if dt_ms is None:
         dt_ms = gmeta.get("dt_ms")
         if dt_ms is None:
@@ -802,10 +803,11 @@ def _import_once(
             if kind in NEURONS:
                 contrib.setdefault((pre, nxt, key), []).append(syn)
             elif kind == "Output":
-                if path:
+                maps = [p for p in path if g.kinds[p] != _PASS]
+                if maps:
                     g.add(
                         (nxt,),
-                        f"is fed by {g.kinds[path[-1]]} node {path[-1]!r}: the hardware reports "
+                        f"is fed by {g.kinds[maps[-1]]} node {maps[-1]!r}: the hardware reports "
                         "the spikes and voltages of neurons, not linear maps of them; end the "
                         "graph on a neuron node (LI for a non-spiking readout)",
                     )
@@ -955,6 +957,8 @@ def _import_once(
         proj.pop("_fixed", None)
         proj.pop("_real", None)
     pops = {k: pops[k] for k in [*[o for o in order if o in pops], *pops] if k in pops}
+    listed = [str(x) for x in gmeta.get("projections", [])]
+    projs.sort(key=lambda p: listed.index(p["name"]) if p["name"] in listed else len(listed))
     probes = _probes(gmeta, neurons)
     doc: dict[str, Any] = {
         "spikefab": S.FORMAT_VERSION,
@@ -1271,6 +1275,7 @@ def export_nir(net: Network) -> Any:
         "name": net.name,
         "dt_ms": dt_ms,
         "populations": list(net.populations),
+        "projections": [pr.name for pr in net.projections],
         "probes": probes,
     }
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=_dump(gmeta))
