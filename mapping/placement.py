@@ -445,8 +445,9 @@ def assign_partitioned(
     The graph's vertices are the LIF neurons, each weighing the larger share of a core it
     takes (in neurons or in synapse entries), and the spike sources (weight zero, so that
     they pull their targets together but take no room). The number of parts starts at the
-    fewest cores that could hold the weight and grows while METIS cannot balance the parts
-    tightly enough; a part that still exceeds a limit (axons, say) fills two cores.
+    fewest cores that could hold the weight; a part that still exceeds a limit (METIS
+    balances parts only about as tightly as asked, and does not count axons) fills two cores,
+    and only if that leaves too few cores is the partition made again with more parts.
 
     Parameters
     ----------
@@ -494,14 +495,12 @@ def assign_partitioned(
         core_at, closed = _first_fit(flat, hw, order, breaks)
         if (core_at < 0).any():
             notes.append(f"{k} parts did not fit {hw.cores} cores")
-        elif len(closed) == k:
-            best = (order, core_at, closed)
-            break
-        else:
+            k += 1
+            continue
+        if len(closed) > k:
             notes.append(f"{len(closed) - k} of {k} parts exceeded a core and were split")
-            if best is None or len(closed) < len(best[2]):
-                best = (order, core_at, closed)
-        k += 1
+        best = (order, core_at, closed)
+        break
     if best is None:
         order = np.arange(flat.n, dtype=np.int64)
         core_at, closed = _first_fit(flat, hw, order)
