@@ -35,26 +35,35 @@ def _resolve_path(net: str | None) -> Path:
     )
 
 
-def _load(net: str | None) -> tuple[Path, Network]:
+def _load(
+    net: str | None, dt_ms: float | None = None, input_file: Path | None = None
+) -> tuple[Path, Network]:
+    from spikefab.host.inputs import InputError, network_file
     from spikefab.mapping.loader import load
 
     path = _resolve_path(net)
     try:
+        # a NIR graph, or recorded inputs, give a description written into the cache
+        path, _ = network_file(path, dt_ms, input_file)
         return path, load(path)
     except NetworkError as e:
         click.echo(str(e), err=True)
         sys.exit(1)
+    except (InputError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
 
 
 def _is_image(net: str | None) -> bool:
     return net is not None and net.endswith(".npz") and Path(net).is_file()
 
 
-def _load_any(net: str | None):  # type: ignore[no-untyped-def]
+def _load_any(net: str | None, dt_ms: float | None = None, input_file: Path | None = None):  # type: ignore[no-untyped-def]
     """Load a network, or an image and the network it holds: ``(path, network, image)``."""
     if not _is_image(net):
-        path, network = _load(net)
+        path, network = _load(net, dt_ms, input_file)
         return path, network, None
+    if dt_ms is not None or input_file is not None:
+        raise click.ClickException("--dt-ms and --input apply to network files, not to images")
     from spikefab.mapping.image import load_image
     from spikefab.mapping.loader import load_text
 
@@ -384,6 +393,25 @@ placement_option = click.option(
 )
 
 
+def input_options(f):  # type: ignore[no-untyped-def]
+    """``--input`` (recorded spikes for the spike sources) and ``--dt-ms`` (for NIR graphs)."""
+    f = click.option(
+        "--dt-ms",
+        type=float,
+        default=None,
+        help="Step of a NIR graph, in ms (default: the step the graph records; docs/nir.md).",
+    )(f)
+    return click.option(
+        "--input",
+        "input_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="Recorded spikes for the network's spike sources: an .npz of <population>/step "
+        "and <population>/neuron arrays, a spike file, or for a single source step and "
+        "neuron arrays or a dense steps x neurons array (docs/nir.md).",
+    )(f)
+
+
 @main.command()
 @net_argument
 @click.option("--steps", "-n", default=1000, show_default=True, help="Steps to run.")
@@ -415,6 +443,7 @@ placement_option = click.option(
     help="Show a progress bar (default: when writing to a terminal).",
 )
 @placement_option
+@input_options
 def run(
     net: str | None,
     steps: int,
@@ -423,11 +452,13 @@ def run(
     output: Path,
     progress: bool | None,
     placement: str,
+    input_file: Path | None,
+    dt_ms: float | None,
 ) -> None:
     """Run a network (or an image) and write its spikes (and probes) to a spike file."""
     if steps < 1:
         raise click.BadParameter(f"must be >= 1, not {steps}", param_hint="--steps")
-    path, network, image = _load_any(net)
+    path, network, image = _load_any(net, dt_ms, input_file)
     show = sys.stderr.isatty() if progress is None else progress
     t0 = time.perf_counter()
     result = _run_backend(network, path, backend, steps, cores, show, image, placement)
@@ -480,6 +511,7 @@ def _recorded_populations(network: Network) -> set[str]:
 )
 @click.option("--progress/--no-progress", default=None, help="Show progress bars.")
 @placement_option
+@input_options
 def compare(
     net: str | None,
     steps: int,
@@ -489,6 +521,8 @@ def compare(
     output: Path | None,
     progress: bool | None,
     placement: str,
+    input_file: Path | None,
+    dt_ms: float | None,
 ) -> None:
     """Run a network on the golden model and on other backends; compare every spike.
 
@@ -502,7 +536,7 @@ def compare(
 
     if steps < 1:
         raise click.BadParameter(f"must be >= 1, not {steps}", param_hint="--steps")
-    path, network, image = _load_any(net)
+    path, network, image = _load_any(net, dt_ms, input_file)
     show = sys.stderr.isatty() if progress is None else progress
     golden = _run_backend(network, path, "golden", steps, cores, show)
     if output is not None:
@@ -535,6 +569,62 @@ def compare(
             failed = True
     if failed:
         sys.exit(1)
+
+
+@main.command("import-nir")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--dt-ms",
+    type=float,
+    default=None,
+    help="Step with which the graph is discretized, in ms (default: the step it records).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Network description to write [default: FILE with .yaml].",
+)
+@click.option("--name", default=None, help="Network name [default: the graph's, or FILE's].")
+def import_nir_(file: Path, dt_ms: float | None, output: Path | None, name: str | None) -> None:
+    """Convert a NIR graph into a network description and report every rounding (docs/nir.md)."""
+    from spikefab.mapping.nir import import_nir
+
+    try:
+        imported = import_nir(file, dt_ms, name=name)
+    except NetworkError as e:
+        click.echo(str(e), err=True)
+        sys.exit(1)
+    out = output or file.with_suffix(".yaml")
+    dt = imported.network.dt_ms
+    out.write_text(imported.to_yaml(f"Imported from {file.name} (NIR) at dt_ms {dt:g}."))
+    click.echo(f"{file} -> {out}: {_describe(imported.network)}")
+    click.echo("mapping and quantization:")
+    for line in imported.report():
+        click.echo(f"  {line}")
+
+
+@main.command("export-nir")
+@net_argument
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="NIR file to write.",
+)
+def export_nir_(net: str | None, output: Path) -> None:
+    """Write a network as a NIR graph that imports back into the same network."""
+    from spikefab.mapping.nir import write_nir
+
+    _, network = _load(net)
+    try:
+        write_nir(network, output)
+    except NetworkError as e:
+        click.echo(str(e), err=True)
+        sys.exit(1)
+    click.echo(f"{network.name} -> {output}")
 
 
 @main.command("map")

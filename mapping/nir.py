@@ -819,7 +819,10 @@ def _import_once(
                         "neuron in it; such a loop has no meaning in discrete time",
                     )
                     continue
-                k = key or _meta(g.nodes[nxt]).get("projection")
+                # a projection is named after the first linear node on its way (or the name
+                # spikefab's metadata gives it)
+                first = None if g.kinds[nxt] == _PASS else nxt
+                k = key or _meta(g.nodes[nxt]).get("projection") or first
                 walk(pre, nxt, syn.through(ops[nxt]), [*path, nxt], k)
 
     for pre in spiking:

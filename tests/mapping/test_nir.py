@@ -93,7 +93,7 @@ def test_lif_discretized_by_forward_euler() -> None:
     assert pop.real.theta == 1.5
     # dt/tau (v_leak + r b) reaches v every step: a uniform Affine bias is the neuron's bias
     assert pop.real.bias == pytest.approx(DT / 0.01 * (0.3 + 2.0 * 0.2))
-    np.testing.assert_allclose(dense(net, "inp->lif"), DT / 0.01 * 2.0 * w)
+    np.testing.assert_allclose(dense(net, "fc"), DT / 0.01 * 2.0 * w)
     assert "lif (LIF, 3 neurons)" in "\n".join(imp.report())
     assert any("lif.tau_mem_ms" in line for line in imp.report())
 
@@ -108,7 +108,7 @@ def test_cubalif_maps_current_and_voltage() -> None:
     assert pop.neuron.du == round(4096 * DT / 0.005) - 1
     # (dt/tau_mem) r (dt/tau_syn) w_in W
     gain = (DT / 0.02) * (0.02 / DT) * (DT / 0.005) * 3.0
-    np.testing.assert_allclose(dense(net, "n0->n2"), gain * w)
+    np.testing.assert_allclose(dense(net, "n1"), gain * w)
 
 
 def test_if_has_no_leak() -> None:
@@ -120,7 +120,7 @@ def test_if_has_no_leak() -> None:
     net = import_nir(g, DT_MS).network
     pop = net.populations["n2"]
     assert pop.physical.tau_mem_ms is None and pop.neuron.dv == 0
-    np.testing.assert_allclose(dense(net, "n0->n2"), DT * 500.0 * np.eye(2))
+    np.testing.assert_allclose(dense(net, "n1"), DT * 500.0 * np.eye(2))
 
 
 @pytest.mark.parametrize("kind", ["LI", "CubaLI"])
@@ -160,9 +160,9 @@ def test_scale_and_linear_compose() -> None:
     )
     net = import_nir(g, DT_MS).network
     want = np.diag([3.0, -1.0]) @ w @ np.diag([1.0, 0.5, 2.0])
-    np.testing.assert_allclose(dense(net, "n0->n4"), want * (DT / 0.01) * 10.0)
+    np.testing.assert_allclose(dense(net, "n1"), want * (DT / 0.01) * 10.0)
     # a zero of the product is no synapse
-    assert net.projection("n0->n4").n_synapses == np.count_nonzero(want)
+    assert net.projection("n1").n_synapses == np.count_nonzero(want)
 
 
 def test_delay_adds_to_the_one_step_synapse() -> None:
@@ -172,7 +172,7 @@ def test_delay_adds_to_the_one_step_synapse() -> None:
         nir.Delay(delay=np.array([0.0, 0.002, 0.005])),
         lif(3, tau=0.01, r=10.0),
     )
-    pr = import_nir(g, DT_MS).network.projection("n0->n3")
+    pr = import_nir(g, DT_MS).network.projection("n1")
     np.testing.assert_array_equal(pr.delay[np.argsort(pr.post_idx)], [1, 3, 6])
 
 
@@ -217,7 +217,7 @@ def test_conv2d_unrolled_into_synapses(stride: int, pad: int, groups: int) -> No
         check=groups == 1,
     )
     imp = import_nir(g, DT_MS)
-    m = dense(imp.network, "n0->n2") / ((DT / 0.01) * 10.0)
+    m = dense(imp.network, "n1") / ((DT / 0.01) * 10.0)
     x = rng.normal(0, 1, (c_in, 6, 5))
     np.testing.assert_allclose(
         m @ x.reshape(-1), _conv_direct(x, w, stride, pad, groups).reshape(-1)
@@ -237,7 +237,7 @@ def test_conv1d_flatten_and_pooling() -> None:
         nir.Flatten(input_type={"input": np.array([3, 8])}, start_dim=0),
         lif(24, tau=0.01, r=10.0),
     )
-    m = dense(import_nir(g, DT_MS).network, "n0->n3") / 10.0 / (DT / 0.01)
+    m = dense(import_nir(g, DT_MS).network, "n1") / 10.0 / (DT / 0.01)
     x = rng.normal(0, 1, (2, 10))
     want = np.zeros((3, 8))
     xp = np.pad(x, ((0, 0), (1, 1)))
@@ -252,7 +252,7 @@ def test_conv1d_flatten_and_pooling() -> None:
             pool(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
             lif((2, 2, 2), tau=0.01, r=10.0),
         )
-        m = dense(import_nir(g, DT_MS).network, "n0->n2") / 10.0 / (DT / 0.01)
+        m = dense(import_nir(g, DT_MS).network, "n1") / 10.0 / (DT / 0.01)
         x = rng.normal(0, 1, (2, 4, 4))
         want = x.reshape(2, 2, 2, 2, 2).sum(axis=(2, 4)) / div
         np.testing.assert_allclose(m @ x.reshape(-1), want.reshape(-1))
@@ -280,7 +280,7 @@ def test_recurrent_subgraph_is_inlined() -> None:
     )
     net = import_nir(g, DT_MS).network
     assert list(net.populations) == ["inp", "rsyn.lif"]
-    assert {p.name for p in net.projections} == {"inp->rsyn.lif", "rsyn.lif->rsyn.lif"}
+    assert {p.name for p in net.projections} == {"fc", "rsyn.w_rec"}
 
 
 def test_heterogeneous_biases_come_from_an_always_on_source() -> None:
@@ -307,7 +307,7 @@ def test_heterogeneous_thresholds_fold_into_the_weights() -> None:
     )
     net = import_nir(g, DT_MS).network
     assert net.populations["n2"].real.theta == 1.0
-    np.testing.assert_allclose(dense(net, "n0->n2"), np.array([[1.0, 1.0], [0.25, 0.25]]))
+    np.testing.assert_allclose(dense(net, "n1"), np.array([[1.0, 1.0], [0.25, 0.25]]))
 
 
 # --------------------------------------------------------------------------------------------
