@@ -20,6 +20,7 @@ spikes.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -212,10 +213,19 @@ def network_file(
         sources = {p.name: p.size for p in net.populations.values() if p.is_source}
         for name, (step, neuron) in read_inputs(input_file, sources).items():
             npz = folder / f"input{list(sources).index(name)}.npz"
-            np.savez(npz, step=step, neuron=neuron)
+            _atomic(npz, lambda f, s=step, n=neuron: np.savez(f, step=s, neuron=n))
             pop: dict[str, Any] = {"kind": "spike_source", "size": sources[name], "file": str(npz)}
             doc["populations"][name] = pop
         notes.append(f"spike sources driven from {input_file}")
     out = folder / f"{path.stem}.yaml"
-    out.write_text(yaml.safe_dump(doc, sort_keys=False, width=1 << 16))
+    text = yaml.safe_dump(doc, sort_keys=False, width=1 << 16)
+    _atomic(out, lambda f: f.write(text.encode()))
     return out, notes
+
+
+def _atomic(path: Path, write: Any) -> None:
+    """Write a file through a temporary one, so that a concurrent reader never sees half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)

@@ -736,9 +736,10 @@ def import_nir(
                 [
                     Problem(
                         ("dt_ms",),
-                        "the graph does not record its time step; give it (dt_ms, or --dt-ms "
-                        "on the command line), in milliseconds, as the framework that wrote the "
-                        "graph used it (snnTorch: 0.1)",
+                        "the graph does not record its time step; give it in milliseconds, as "
+                        "the framework that wrote the graph used it (snnTorch: 0.1): dt_ms, "
+                        "--dt-ms of run and compare, or convert the graph once with "
+                        "`spikefab import-nir FILE --dt-ms X`",
                     )
                 ],
                 source,
