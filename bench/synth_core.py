@@ -29,16 +29,15 @@ from its start to its end, with the core signals its nets are named after. A cor
 not fit a device is reported with the resource that overflows and by how much, and, on the
 UP5K, which of its memories could move to the single-port SPRAM.
 
-Because the default core does not fit the UP5K's block RAM, the script also builds a smaller
-core that does (``up5k-fit``: 256 neurons and axons, 1024 synapse entries, 8 delay slots), to
-give the UP5K's frequency for the same logic.
+The script also builds the core with 8 delay slots without (``d8``) and with (``d8-learn``)
+the STDP learning unit for the UP5K and the ECP5-85F, and prints what the unit adds.
 
 Run from the repository root::
 
     .venv/bin/python bench/synth_core.py
 
 Options: ``--targets up5k,ecp5-85f,ecp5-25f`` (default: all three), ``--no-fit`` (skip the
-``up5k-fit`` core), ``--seed`` (nextpnr's placer seed), ``--build-dir`` (default
+``d8`` cores), ``--seed`` (nextpnr's placer seed), ``--build-dir`` (default
 ``sim_build/bench_synth``). Run time on a 2-core machine: 2.7 minutes measured (Yosys 10-30 s
 per run, nextpnr 30-60 s per device), 11 minutes while other jobs loaded the machine; the
 first run of each YoWASP tool compiles it for about a minute more (cached in
@@ -194,8 +193,7 @@ def yosys(family: str, build: Path) -> tuple[Path, Path]:
     netlist, log = build / f"{family}.json", build / f"{family}.yosys.log"
     if family == "ice40":
         synth = (
-            f"delete t:$meminit_v2; synth_ice40 -dsp -spram -device u -top top "
-            f"-json {netlist.name}"
+            f"delete t:$meminit_v2; synth_ice40 -dsp -spram -device u -top top -json {netlist.name}"
         )
     else:
         synth = f"synth_ecp5 -top top -json {netlist.name}"
@@ -525,12 +523,41 @@ def print_results(results: list[Result], cfgs: dict[str, CoreConfig]) -> bool:
     return all_ok
 
 
+def print_learning_cost(results: list[Result]) -> None:
+    """Print what the learning unit adds: the d8-learn core against the d8 core."""
+    by = {(r.core, r.device): r for r in results}
+    lines = []
+    for dev in DEVICES:
+        base, learn = by.get(("d8", dev)), by.get(("d8-learn", dev))
+        if base is None or learn is None:
+            continue
+        fam = DEVICES[dev].family
+        lut_b, _, ebr_b, _, dsp_b = BELS[fam]
+
+        def used(r: Result, bel: str) -> int:
+            return r.util.get(bel, (0, 0))[0]
+
+        d = {k: used(learn, b) - used(base, b) for k, b in (("LUT", lut_b), ("EBR", ebr_b))}
+        d["DSP"] = used(learn, dsp_b) - used(base, dsp_b)
+        f0 = f"{base.fmax:.1f}" if base.fmax else "-"
+        f1 = f"{learn.fmax:.1f}" if learn.fmax else "-"
+        lines.append(
+            f"  {DEVICES[dev].name:<22} +{d['LUT']} LUT, +{d['EBR']} EBR, +{d['DSP']} DSP; "
+            f"fmax {f0} -> {f1} MHz"
+        )
+    if lines:
+        print("\nlearning unit (d8-learn against d8):")
+        print("\n".join(lines))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--targets", default=",".join(DEVICES), help=f"comma-separated, of {', '.join(DEVICES)}"
     )
-    ap.add_argument("--no-fit", action="store_true", help="skip the smaller core for the UP5K")
+    ap.add_argument(
+        "--no-fit", action="store_true", help="skip the cores that measure the learning unit"
+    )
     ap.add_argument("--seed", type=int, default=1, help="nextpnr's seed")
     ap.add_argument("--build-dir", type=Path, default=ROOT / "sim_build" / "bench_synth")
     args = ap.parse_args(argv)
@@ -547,14 +574,18 @@ def main(argv: list[str] | None = None) -> int:
             return 2
 
     cfgs = {"default": CoreConfig()}
-    if "up5k" in targets and not args.no_fit:
-        cfgs["up5k-fit"] = CoreConfig(neurons=256, axons=256, synapses=1024, delay_slots=8)
+    if not args.no_fit:
+        # the cost of the learning unit: the same core (with 8 delay slots, so that the
+        # learning core's trace memories fit the UP5K's block RAM) without and with it
+        cfgs["d8"] = CoreConfig(delay_slots=8)
+        cfgs["d8-learn"] = CoreConfig(delay_slots=8, learning=True)
     t0 = time.perf_counter()
     results = []
     for name, cfg in cfgs.items():
-        tg = targets if name == "default" else ["up5k"]
+        tg = targets if name == "default" else [t for t in targets if t != "ecp5-25f"]
         results += build_core(name, cfg, tg, args.build_dir, args.seed)
     ok = print_results(results, cfgs)
+    print_learning_cost(results)
     print(f"\nwall time: {time.perf_counter() - t0:.0f} s")
     verdict = "MET" if ok else "NOT MET"
     print(f"VERDICT: default core fits and meets 48 MHz (UP5K) / 100 MHz (ECP5): {verdict}")

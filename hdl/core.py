@@ -50,7 +50,7 @@ from __future__ import annotations
 from functools import reduce
 from operator import or_
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -64,6 +64,7 @@ from spikefab.hdl.layouts import (
     CoreMem,
     CoreReg,
 )
+from spikefab.hdl.learning import LearningUnit
 
 __all__ = ["NeuronCore"]
 
@@ -130,7 +131,11 @@ class NeuronCore(wiring.Component):
     o_cfg : Out(stream.Signature(config.cfg_reply_layout))
         The data of each read, in order.
     step : In(1)
-        Pulse after the last event of the step has been accepted: run the update.
+        Pulse after the last event of the step has been accepted: run the learning phase of
+        the previous step if it is pending, then the update.
+    learn : In(1)
+        Pulse: run the pending learning phase now, once the delivery has drained (so that the
+        weights and traces can be read after a run; contract 6.4).
     done : Out(1)
         Pulses once the update has finished and every spike has left ``o_spikes``.
     idle : Out(1)
@@ -148,6 +153,7 @@ class NeuronCore(wiring.Component):
                 "i_cfg": In(stream.Signature(config.cfg_request_layout)),
                 "o_cfg": Out(stream.Signature(config.cfg_reply_layout)),
                 "step": In(1),
+                "learn": In(1),
                 "done": Out(1),
                 "idle": Out(1),
             }
@@ -233,8 +239,30 @@ class NeuronCore(wiring.Component):
         with m.If(self.step):
             m.d.sync += step_req.eq(1)
 
+        # the learning unit and its registers (contract 6.4); without it they read 0
+        learn_cycles = _Counter("learn_cycles")
+        pending = Signal()  # the learning phase of the last update's step has not run
+        learn_req = Signal()  # `learn` was pulsed: run the pending phase once delivery drains
+        if cfg.learning:
+            m.submodules.learning = lu = LearningUnit(cfg)
+            stdp_regs = {
+                CoreReg.STDP_AMP: lu.amp,
+                CoreReg.STDP_DECAY: lu.decay,
+                CoreReg.STDP_BUMP: lu.bump,
+                CoreReg.STDP_CLAMP: lu.clamp,
+                CoreReg.PLASTIC_AXONS: lu.plastic_axons,
+                CoreReg.LEARN_NEURONS: lu.learn_neurons,
+            }
+        else:
+            lu = None
+            stdp_regs = {}
+        learn_on = Signal()  # PLASTIC_AXONS != 0, registered
+        m.d.sync += learn_on.eq(lu.plastic_axons != 0 if lu is not None else 0)
+        learn_done = lu.done if lu is not None else Const(0, 1)
+
         # phase flags (see "phases" below), which select the memory ports
         updating = Signal()  # the update runs (UPDATE)
+        learning = Signal()  # the learning unit runs (LEARN)
         accepting = Signal(init=1)  # DELIVER, and `step` has not been seen
         cfg_sel = {mem: Signal(name=f"cfg_{mem.name.lower()}") for mem in CoreMem}
         # cfg_sel[mem]: the registered request for `mem` is served in this cycle
@@ -286,7 +314,7 @@ class NeuronCore(wiring.Component):
         # after `step`, the events waiting belong to the next delivery phase; a configuration
         # request is served first once the pipeline is empty
         m.d.comb += self.i_events.ready.eq(
-            accepting & ~self.step & room & ~(delivery_empty & self.i_cfg.valid)
+            accepting & ~self.step & room & ~(delivery_empty & (self.i_cfg.valid | learn_req))
         )
         take = Signal()
         m.d.comb += take.eq(self.i_events.valid & self.i_events.ready)
@@ -303,8 +331,10 @@ class NeuronCore(wiring.Component):
             range_fifo.w_en.eq(f2_valid & f2_nonempty),
             dropped.eq(f2_valid & ~f2_nonempty),
         ]
+        f1_axon = Signal(cfg.axon_bits)
         m.d.sync += [
             f1_valid.eq(take),
+            f1_axon.eq(self.i_events.payload.axon),
             f2_valid.eq(f1_valid),
             ranges.eq(ranges + f1_valid - range_fifo.r_en - dropped),
         ]
@@ -616,7 +646,12 @@ class NeuronCore(wiring.Component):
             CoreReg.SPIKES: spikes,
             CoreReg.STEPS: steps,
         }
+        if lu is not None:
+            counters[CoreReg.LEARN_CYCLES] = learn_cycles
         regs = {CoreReg.NOW: now} | {r: c.value for r, c in counters.items()}
+        regs |= {r: Value.cast(sig) for r, sig in stdp_regs.items()}
+        if lu is not None:
+            regs[CoreReg.LEARN_PENDING] = pending
         req, data = cfg_q, cfg_q.data
         # reg_hit[r]: the registered request is for register r (decoded when it is accepted);
         # reg_write[r]: it writes register r in this cycle
@@ -628,13 +663,16 @@ class NeuronCore(wiring.Component):
         for r, counter in counters.items():
             with m.If(reg_write[r]):
                 counter.load(m, data)
+        for r, sig in stdp_regs.items():
+            with m.If(reg_write[r]):
+                m.d.sync += Value.cast(sig).eq(data[: len(Value.cast(sig))])
         reg_q = Signal(32)  # the register a read asks for
         # a request is accepted in DELIVER (`accepting`) once the delivery pipeline is empty;
         # the selects are set for the one cycle of CFG_ACCESS
         accept = Signal()
         new = self.i_cfg.payload
         m.d.comb += [
-            accept.eq(accepting & delivery_empty & self.i_cfg.valid),
+            accept.eq(accepting & delivery_empty & self.i_cfg.valid & ~learn_req),
             self.i_cfg.ready.eq(accept),
         ]
         with m.If(accept):
@@ -672,7 +710,14 @@ class NeuronCore(wiring.Component):
                 ring_wr.en.eq(d6_valid),
             ]
 
-        with m.If(updating):
+        if lu is not None:
+            with m.If(learning):
+                m.d.comb += [
+                    syn_addr.eq(lu.syn_addr),
+                    syn_wr.data.eq(lu.syn_wdata.as_value()),
+                    syn_wr.en.eq(lu.syn_we),
+                ]
+        with m.Elif(updating) if lu is not None else m.If(updating):
             m.d.comb += syn_addr.eq(params_row(syn_base, n_issue))
         with m.Elif(cfg_sel[CoreMem.PARAMS]):
             m.d.comb += [
@@ -689,7 +734,10 @@ class NeuronCore(wiring.Component):
         with m.Else():
             m.d.comb += syn_addr.eq(ptr)
 
-        with m.If(updating):
+        if lu is not None:
+            with m.If(learning):
+                m.d.comb += axon_addr.eq(lu.axon_addr)
+        with m.Elif(updating) if lu is not None else m.If(updating):
             m.d.comb += axon_addr.eq(params_row(axon_base, n_issue))
         with m.Elif(cfg_sel[CoreMem.PARAMS]):
             m.d.comb += [
@@ -725,19 +773,27 @@ class NeuronCore(wiring.Component):
 
         # phases ---------------------------------------------------------------------------------
         # One flip-flop per phase, exactly one set: DELIVER (also serving the events), the four
-        # cycles of a configuration access, UPDATE. A transition depends on flip-flops and on
-        # at most one port's valid or ready.
+        # cycles of a configuration access, LEARN, UPDATE. A transition depends on flip-flops
+        # and on at most one port's valid or ready.
         delivering = Signal(init=1)
         cfg_access, cfg_wait, cfg_read, cfg_reply = Signal(), Signal(), Signal(), Signal()
-        start = Signal()  # DELIVER -> UPDATE
+        drained = Signal()  # DELIVER, and the delivery pipeline is empty
+        learn_start = Signal()  # DELIVER -> LEARN: a step or `learn`, with learning pending
+        start = Signal()  # DELIVER or LEARN -> UPDATE
+        learn_back = Signal()  # LEARN -> DELIVER: the phase ran for `learn`, not for a step
         m.d.comb += [
-            start.eq(delivering & delivery_empty & step_req),
-            self.idle.eq(delivering & delivery_empty & ~self.i_events.valid),
+            drained.eq(delivering & delivery_empty),
+            learn_start.eq(drained & pending & (step_req | learn_req)),
+            start.eq((drained & step_req & ~pending) | (learning & learn_done & step_req)),
+            learn_back.eq(learning & learn_done & ~step_req),
+            self.idle.eq(drained & ~self.i_events.valid & ~learn_req),
             self.o_cfg.valid.eq(cfg_reply),
         ]
         back = Signal()  # -> DELIVER
-        m.d.comb += back.eq((cfg_access & req.write) | (cfg_reply & self.o_cfg.ready) | update_over)
-        to_deliver = (delivering & ~start & ~accept) | back
+        m.d.comb += back.eq(
+            (cfg_access & req.write) | (cfg_reply & self.o_cfg.ready) | update_over | learn_back
+        )
+        to_deliver = (delivering & ~start & ~learn_start & ~accept) | back
         m.d.sync += [
             delivering.eq(to_deliver),
             accepting.eq(to_deliver & ~step_req & ~self.step),
@@ -746,7 +802,37 @@ class NeuronCore(wiring.Component):
             cfg_read.eq(cfg_wait),
             cfg_reply.eq(cfg_read | (cfg_reply & ~self.o_cfg.ready)),
             updating.eq(start | (updating & ~update_over)),
+            learning.eq(learn_start | (learning & ~learn_done)),
         ]
+        # a learning phase becomes pending when an update ends on a core that learns, and
+        # runs before the next update or on `learn`; `learn` with nothing pending does nothing
+        with m.If(learn_start):
+            m.d.sync += pending.eq(0)
+        with m.Elif(update_over):
+            m.d.sync += pending.eq(learn_on)
+        with m.If(drained & learn_req & (learn_start | ~pending)):
+            m.d.sync += learn_req.eq(0)
+        with m.If(self.learn):
+            m.d.sync += learn_req.eq(1)
+        if lu is not None:
+            with m.If(reg_write[CoreReg.LEARN_PENDING]):
+                m.d.sync += pending.eq(data[0])
+            learn_cycles.count(m, learning)
+            m.d.comb += [
+                lu.start.eq(learn_start),
+                lu.axon_row.eq(axon_q[:axon_bits]),
+                lu.syn_word.eq(syn_q[:syn_bits]),
+                lu.mark_en.eq(f1_valid),
+                lu.mark_axon.eq(f1_axon),
+                lu.post_en.eq(valid[8]),
+                lu.post_neuron.eq(nidx[8]),
+                lu.post_fire.eq(u8_fire),
+                lu.cfg_pre.eq(cfg_sel[CoreMem.PRE_TRACES]),
+                lu.cfg_post.eq(cfg_sel[CoreMem.POST_TRACES]),
+                lu.cfg_addr.eq(req.addr),
+                lu.cfg_write.eq(req.write),
+                lu.cfg_data.eq(data),
+            ]
         with m.If(start):
             # the first neuron issues in the first cycle of UPDATE: the spike FIFO is empty and
             # nothing is in flight
@@ -768,6 +854,9 @@ class NeuronCore(wiring.Component):
                 m.d.sync += reply.eq(syn_q[:syn_bits])
             with m.Case(CoreMem.REGS):
                 m.d.sync += reply.eq(reg_q)
+            if lu is not None:
+                with m.Case(CoreMem.PRE_TRACES, CoreMem.POST_TRACES):
+                    m.d.sync += reply.eq(lu.cfg_rdata)
             with m.Default():
                 m.d.sync += reply.eq(0)
         return m

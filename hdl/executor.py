@@ -15,8 +15,15 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 from spikefab.hdl import params as P
-from spikefab.hdl.layouts import CoreMem, SystemConfig, SystemMem, SystemReg
-from spikefab.hdl.protocol import MAX_BODY, PROTOCOL_VERSION, ErrorCode, Op, Target
+from spikefab.hdl.layouts import CoreMem, SystemConfig, SystemMem
+from spikefab.hdl.protocol import (
+    MAX_BODY,
+    PROTOCOL_VERSION,
+    STATUS_FIELDS,
+    ErrorCode,
+    Op,
+    Target,
+)
 from spikefab.hdl.system import HOST_ITEM, system_request_layout
 
 __all__ = ["BODY_BYTE", "FRAME_INFO", "Executor", "info_bytes"]
@@ -166,7 +173,7 @@ class Executor(wiring.Component):
         m.d.comb += in_range.eq((depth != 0) & (addr + count <= depth))
 
         info = info_bytes(cfg)
-        n_status = len(SystemReg)
+        n_status = len(STATUS_FIELDS)  # the first registers, in SystemReg order
 
         with m.FSM(name="exec") as fsm:
             with m.State("IDLE"), m.If(self.i_frame.valid):

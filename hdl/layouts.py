@@ -19,6 +19,12 @@ from spikefab.hdl import params as P
 __all__ = [
     "NEURON_PARAMS",
     "NEURON_STATE",
+    "POST_TRACE",
+    "PRE_TRACE",
+    "STDP_AMP",
+    "STDP_BUMP",
+    "STDP_CLAMP",
+    "STDP_DECAY",
     "CoreConfig",
     "CoreMem",
     "CoreReg",
@@ -57,6 +63,9 @@ class CoreConfig:
         Width of a dendrite accumulator, 17 .. 40. The mapper refuses a neuron whose
         incoming synapses could sum beyond it (contract 3.3); ``None`` takes the width that
         holds every entry of the table at once, so that no network can overflow it.
+    learning
+        Whether the core has the STDP learning unit (contract 6.4): trace memories, the
+        learning phase and its registers. A core without it holds no plastic synapses.
     """
 
     neurons: int = 256
@@ -64,8 +73,11 @@ class CoreConfig:
     synapses: int = 4096
     delay_slots: int = 16
     acc_bits: int | None = 24
+    learning: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.learning, bool):
+            raise TypeError(f"learning must be True or False, not {self.learning!r}")
         _pow2("neurons", self.neurons, 2, 4096)
         _pow2("axons", self.axons, 2, 1 << 16)
         _pow2("synapses", self.synapses, 2, 1 << 16)
@@ -176,6 +188,8 @@ class CoreConfig:
             CoreMem.AXONS: self.axon_layout,
             CoreMem.SYNAPSES: self.synapse_layout,
             CoreMem.REGS: REG_LAYOUT,
+            CoreMem.PRE_TRACES: PRE_TRACE,
+            CoreMem.POST_TRACES: POST_TRACE,
         }[mem]
 
     def depth_of(self, mem: CoreMem) -> int:
@@ -187,6 +201,8 @@ class CoreConfig:
             CoreMem.AXONS: self.axons,
             CoreMem.SYNAPSES: self.synapses,
             CoreMem.REGS: len(CoreReg),
+            CoreMem.PRE_TRACES: self.axons if self.learning else 0,
+            CoreMem.POST_TRACES: self.neurons if self.learning else 0,
         }[mem]
 
 
@@ -199,6 +215,10 @@ class CoreMem(enum.Enum, shape=3):
     AXONS = 3
     SYNAPSES = 4
     REGS = 5
+    #: Pre-synaptic traces, one word per axon (cores with ``learning`` only).
+    PRE_TRACES = 6
+    #: Post-synaptic traces and LFSRs, one word per neuron (cores with ``learning`` only).
+    POST_TRACES = 7
 
 
 class CoreReg(py_enum.IntEnum):
@@ -216,6 +236,23 @@ class CoreReg(py_enum.IntEnum):
     SPIKES = 4
     #: Steps completed since the last clear.
     STEPS = 5
+    # the learning unit (contract 6.4); on a core without it these read 0 and ignore writes
+    #: ``a_plus``, ``a_minus``, ``shift``, ``stochastic`` (:data:`STDP_AMP`).
+    STDP_AMP = 6
+    #: ``d_pre``, ``d_post`` (:data:`STDP_DECAY`).
+    STDP_DECAY = 7
+    #: ``bump_pre``, ``bump_post`` (:data:`STDP_BUMP`).
+    STDP_BUMP = 8
+    #: ``w_min``, ``w_max`` (:data:`STDP_CLAMP`).
+    STDP_CLAMP = 9
+    #: Axons ``0 .. PLASTIC_AXONS - 1`` are plastic; 0 turns learning off.
+    PLASTIC_AXONS = 10
+    #: Neurons ``0 .. LEARN_NEURONS - 1`` have their post-synaptic trace kept.
+    LEARN_NEURONS = 11
+    #: 1 while the learning phase of the last update's step has not run yet.
+    LEARN_PENDING = 12
+    #: Clock cycles spent in learning phases since the last clear.
+    LEARN_CYCLES = 13
 
 
 #: Width of the configuration port's data: the widest word (parameters, 62 bits) fits.
@@ -231,6 +268,31 @@ NEURON_STATE = data.StructLayout(
         "ref": unsigned(P.REFRACTORY_BITS),
     }
 )
+
+#: A pre-synaptic trace word (contract 6.4): the trace ``x`` of an axon after the last learning
+#: phase, and whether the axon has had an event since.
+PRE_TRACE = data.StructLayout({"x": unsigned(P.TRACE_BITS), "spiked": unsigned(1)})
+
+#: A post-synaptic trace word (contract 6.4): the trace ``y`` after the last learning phase, the
+#: LFSR state the next learning phase uses, and whether the neuron spiked in its last update.
+POST_TRACE = data.StructLayout(
+    {"y": unsigned(P.TRACE_BITS), "lfsr": unsigned(P.LFSR_BITS), "spiked": unsigned(1)}
+)
+
+#: The STDP rule registers of a learning core (contract 6.4).
+STDP_AMP = data.StructLayout(
+    {
+        "a_plus": signed(P.STDP_A_BITS),
+        "a_minus": signed(P.STDP_A_BITS),
+        "shift": unsigned(P.STDP_SHIFT_BITS),
+        "stochastic": unsigned(1),
+    }
+)
+STDP_DECAY = data.StructLayout({"d_pre": unsigned(P.DECAY_BITS), "d_post": unsigned(P.DECAY_BITS)})
+STDP_BUMP = data.StructLayout(
+    {"bump_pre": unsigned(P.TRACE_BITS), "bump_post": unsigned(P.TRACE_BITS)}
+)
+STDP_CLAMP = data.StructLayout({"w_min": signed(P.WEIGHT_BITS), "w_max": signed(P.WEIGHT_BITS)})
 
 #: Neuron parameters, one word per neuron (contract 2.2).
 NEURON_PARAMS = data.StructLayout(
@@ -382,6 +444,9 @@ class SystemReg(py_enum.IntEnum):
     ERRORS = 6
     #: Frames answered by the host link (refused ones included).
     FRAMES = 7
+    #: Writing any value runs every core's pending learning phase (contract 6.4), so that
+    #: weights and traces read afterwards are those after the last step run; reads 0.
+    LEARN = 8
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ tables and the system registers.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 from spikefab.hdl.core import NeuronCore
@@ -181,6 +181,7 @@ class System(wiring.Component):
             SystemReg.MAX_SPIKE_FIFO: max_spike_fifo,
             SystemReg.ERRORS: self.errors,
             SystemReg.FRAMES: self.frames,
+            SystemReg.LEARN: Const(0, 32),
         }
         writable = {
             SystemReg.STEP: step,
@@ -234,6 +235,8 @@ class System(wiring.Component):
                                 for r, sig in writable.items():
                                     with m.Case(r.value):
                                         m.d.sync += sig.eq(req.data)
+                                with m.Case(SystemReg.LEARN.value):
+                                    m.d.comb += [c.learn.eq(1) for c in cores]
                             with m.Else():
                                 m.d.sync += [reading.eq(1), reply_from.eq(C + 1)]
                                 with m.Switch(req.addr):

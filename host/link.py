@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from spikefab.hdl.layouts import SystemReg
 from spikefab.hdl.protocol import (
     MAX_BODY,
+    STATUS_FIELDS,
     ErrorCode,
     Frame,
     FrameDecoder,
@@ -368,9 +369,9 @@ class LinkDevice:
     def status(self) -> dict[str, int]:
         """Return the system's registers (``SystemReg`` names, lower case)."""
         reply = self.request(bytes([Op.STATUS]), "STATUS", Op.R_STATUS)
-        n = len(SystemReg)
+        n = len(STATUS_FIELDS)
         values = struct.unpack(f"<{n}I", reply.body[1 : 1 + 4 * n])
-        return {r.name.lower(): v for r, v in zip(SystemReg, values, strict=True)}
+        return {r.name.lower(): v for r, v in zip(list(SystemReg)[:n], values, strict=True)}
 
     def close(self) -> None:
         """End the link (and the simulation behind a pipe)."""

@@ -250,8 +250,8 @@ class Mapping:
             raise fit_error(
                 self.net,
                 [
-                    f"projection {name!r} is plastic; the cores have no learning unit yet "
-                    "(run it on the golden backend)"
+                    f"projection {name!r} is plastic; the mapper does not place plastic "
+                    "projections on learning cores yet (run it on the golden backend)"
                     for name in plastic
                 ],
             )
@@ -701,8 +701,9 @@ def format_report(m: Mapping) -> str:
         lines.append(f"note: {note}")
     if s["plastic"]:
         lines.append(
-            f"note: projection(s) {', '.join(s['plastic'])} are plastic; the cores have no "
-            "learning unit yet, so no image can be made (the golden backend runs them)"
+            f"note: projection(s) {', '.join(s['plastic'])} are plastic; the mapper does not "
+            "place them on learning cores yet, so no image can be made (the golden backend "
+            "runs them)"
         )
     sec = s.get("seconds", {})
     if sec:

@@ -24,7 +24,7 @@ from spikefab.hdl.layouts import (
     SystemMem,
     SystemReg,
 )
-from spikefab.hdl.protocol import ErrorCode, Op, Target
+from spikefab.hdl.protocol import STATUS_FIELDS, ErrorCode, Op, Target
 from spikefab.sim import arith
 from spikefab.sim.golden import expand_ranges
 
@@ -183,7 +183,7 @@ class SystemModel:
         """Return the system registers, as STATUS does."""
         regs = dict(self.counters)
         regs[SystemReg.STEP] = self.step_count
-        return {r.name.lower(): int(regs.get(r, 0)) for r in SystemReg}
+        return {r.name.lower(): int(regs.get(r, 0)) for r in list(SystemReg)[: len(STATUS_FIELDS)]}
 
     def run(
         self,

@@ -49,7 +49,8 @@ class TB:
         d = self.dut
         cocotb.start_soon(Clock(d.clk, 10, unit="ns").start())
         d.rst.value = 1
-        for sig in ("i_events__valid", "i_cfg__valid", "step", "o_spikes__ready", "o_cfg__ready"):
+        inputs = ("i_events__valid", "i_cfg__valid", "step", "o_spikes__ready", "o_cfg__ready")
+        for sig in (*inputs, "learn"):
             getattr(d, sig).value = 0
         await self.tick()
         await self.tick()

@@ -286,7 +286,10 @@ def test_plastic_networks_are_placed_but_get_no_image():
     cfg = SystemConfig(cores=4, core=CoreConfig(neurons=256, axons=2048, synapses=32768))
     m = map_network(net, cfg)
     assert m.stats["plastic"]
-    with pytest.raises(FitError, match=r"is plastic; the cores have no learning unit yet"):
+    with pytest.raises(
+        FitError,
+        match=r"is plastic; the mapper does not place plastic projections on learning cores yet",
+    ):
         m.image(cfg)
 
 
