@@ -58,9 +58,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from amaranth.vendor import SiliconBluePlatform
 from _pinwrap import PinWrapper  # bench/ is on the path when this runs as a script
+from amaranth.vendor import SiliconBluePlatform
 from spikefab.hdl.layouts import NEURON_PARAMS, CoreConfig
 
 HERE = Path(__file__).resolve().parent
@@ -96,8 +97,8 @@ class _UP5KPlatform(SiliconBluePlatform):
 
     device, package = "iCE40UP5K", "SG48"
     default_clk = None
-    resources: list = []
-    connectors: list = []
+    resources: ClassVar[list] = []
+    connectors: ClassVar[list] = []
 
 
 #: Cell types of the resources reported, per family: (luts, ffs, ebr, spram, dsp).
