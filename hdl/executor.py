@@ -53,6 +53,7 @@ def info_bytes(cfg: SystemConfig) -> bytes:
         (cfg.route_entries, 4),
         (cfg.inject_depth, 2),
         (MAX_BODY, 2),
+        (int(c.learning), 1),  # features: bit 0, the learning unit
     ]
     return b"".join(int(v).to_bytes(n, "little") for v, n in fields)
 

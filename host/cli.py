@@ -206,7 +206,7 @@ def _system_for(network: Network, cores: int | None, compact: bool = False):  # 
     from spikefab.hdl.layouts import CoreConfig, SystemConfig
     from spikefab.mapping.image import place_sequential
 
-    core = CoreConfig(neurons=256, axons=2048, synapses=32768, delay_slots=16)
+    core = CoreConfig(**SIM_CORE)
     n = cores or max(1, -(-network.n_neurons // core.neurons))
     n_src = sum(p.size for p in network.populations.values() if p.is_source)
     sources = max(256, 1 << max(0, n_src - 1).bit_length())
@@ -225,6 +225,7 @@ def _system_for(network: Network, cores: int | None, compact: bool = False):  # 
         axons=pow2(max(stats["axons"]), 16),
         synapses=pow2(max(stats["entries"]), 16),
         delay_slots=pow2(network.max_delay, 1),
+        learning=any(pr.stdp is not None for pr in network.projections),
     )
     n = cores or max(1, -(-network.n_neurons // small.neurons))
     return SystemConfig(
@@ -236,8 +237,8 @@ def _system_for(network: Network, cores: int | None, compact: bool = False):  # 
     )
 
 
-#: The core of the simulated systems, and the most cores they have.
-SIM_CORE = dict(neurons=256, axons=2048, synapses=32768, delay_slots=16)
+#: The core of the simulated systems (with the learning unit), and the most cores they have.
+SIM_CORE = dict(neurons=256, axons=2048, synapses=32768, delay_slots=16, learning=True)
 SIM_MAX_CORES = 15
 
 
@@ -260,7 +261,9 @@ def _hardware(
     given = dict(neurons=neurons, axons=axons, synapses=synapses, delay_slots=delay_slots)
     sizes = {k: v if v is not None else SIM_CORE[k] for k, v in given.items()}
     try:
-        core = CoreConfig(**sizes, acc_bits=24 if acc_bits is None else acc_bits)
+        core = CoreConfig(
+            **sizes, acc_bits=24 if acc_bits is None else acc_bits, learning=SIM_CORE["learning"]
+        )
         return Hardware(
             cores=cores or SIM_MAX_CORES,
             core=core,
@@ -560,6 +563,10 @@ def compare(
         )
         click.echo(f"  spike mismatches:      {cmp.mismatches}")
         for key, n in cmp.probe_mismatches.items():
+            if key.startswith("final weights/"):
+                samples = golden.weights[key.split("/", 1)[1]].size
+                click.echo(f"  {key}: {samples} weights compared, {n} mismatches")
+                continue
             samples = golden.probes[key].values.size
             click.echo(f"  probe {key}: {samples} values compared, {n} mismatches")
         if cmp.equal:

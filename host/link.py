@@ -194,10 +194,16 @@ class DeviceInfo:
     route_entries: int
     inject_depth: int
     max_body: int
+    features: int
+
+    @property
+    def learning(self) -> bool:
+        """The cores have the STDP learning unit."""
+        return bool(self.features & 1)
 
     @classmethod
     def from_body(cls, body: bytes) -> DeviceInfo:
-        return cls(*struct.unpack("<BBBHIIBBHIHH", body[1:]))
+        return cls(*struct.unpack("<BBBHIIBBHIHHB", body[1:]))
 
 
 class LinkDevice:

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
-from spikefab.hdl.layouts import NEURON_STATE, CoreMem, CoreReg, SystemConfig, SystemMem, SystemReg
+from spikefab.hdl.layouts import NEURON_STATE, CoreMem, SystemConfig, SystemMem, SystemReg
 from spikefab.hdl.protocol import Target
 from spikefab.mapping.image import Image
 from spikefab.mapping.network import Network
 from spikefab.sim.results import ProbeTrace, RunResult
 
-__all__ = ["Device", "check_device", "load", "run_network"]
+__all__ = ["Device", "check_device", "load", "read_weights", "run_network"]
 
 
 class Device(Protocol):
@@ -58,6 +58,7 @@ def check_device(device: Device, config: SystemConfig) -> None:
         "acc_bits": config.core.acc_bits,
         "sources": config.sources,
         "route_entries": config.route_entries,
+        "learning": config.core.learning,
     }
     diff = [
         f"{k} {getattr(info, k)} (image: {v})" for k, v in want.items() if getattr(info, k) != v
@@ -70,14 +71,19 @@ def load(device: Device, image: Image, progress: Callable[[int], None] | None = 
     """Write every memory of the image (zeros where it has none) and reset the step."""
     cfg = image.config
     c = cfg.core
+    mems = [CoreMem.PARAMS, CoreMem.STATE, CoreMem.AXONS, CoreMem.SYNAPSES, CoreMem.RING]
+    mems += [CoreMem.PRE_TRACES, CoreMem.POST_TRACES]  # learning cores only (depth 0 else)
     for k, words in enumerate(image.core_words):
-        for mem in (CoreMem.PARAMS, CoreMem.STATE, CoreMem.AXONS, CoreMem.SYNAPSES, CoreMem.RING):
+        for mem in mems:
             ws = list(words.get(mem, []))
             depth = c.depth_of(mem)
-            device.write(k, mem.value, 0, ws + [0] * (depth - len(ws)))
+            if depth:
+                device.write(k, mem.value, 0, ws + [0] * (depth - len(ws)))
             if progress is not None:
                 progress(depth)
-        device.write(k, CoreMem.REGS.value, CoreReg.NOW, [0])
+        # the registers last: NOW, the counters and (learning cores) the rule
+        regs = list(words.get(CoreMem.REGS, []))
+        device.write(k, CoreMem.REGS.value, 0, regs or [0])
     for mem, ws in (
         (SystemMem.ROUTE_POINTERS, image.route_pointers),
         (SystemMem.ROUTE_ENTRIES, image.route_entries),
@@ -87,6 +93,35 @@ def load(device: Device, image: Image, progress: Callable[[int], None] | None = 
         if progress is not None:
             progress(depth)
     device.write(Target.SYSTEM, SystemMem.REGS.value, SystemReg.STEP, [0])
+
+
+def read_weights(device: Device, image: Image) -> dict[str, np.ndarray]:
+    """Run the pending learning phase on every core and read back every plastic weight.
+
+    Returns the weight mantissas of each plastic projection, in the projection's synapse
+    order (contract 6.4: the system's ``LEARN`` register, then the synapse entries).
+    """
+    from spikefab.sim.system_model import field
+
+    if not image.plastic_entries:
+        return {}
+    device.write(Target.SYSTEM, SystemMem.REGS.value, SystemReg.LEARN, [1])
+    layout = image.config.core.synapse_layout
+    out = {}
+    for name, (cores, entries) in image.plastic_entries.items():
+        w = np.zeros(entries.size, dtype=np.int64)
+        for k in np.unique(cores):
+            sel = cores == k
+            lo, hi = int(entries[sel].min()), int(entries[sel].max())
+            words = np.zeros(hi - lo + 1, dtype=np.uint64)
+            # reads in pieces that fit a reply frame
+            step = 64
+            for a in range(lo, hi + 1, step):
+                n = min(step, hi + 1 - a)
+                words[a - lo : a - lo + n] = device.read(int(k), CoreMem.SYNAPSES.value, a, n)
+            w[sel] = field(words, layout, "weight")[entries[sel] - lo]
+        out[name] = w
+    return out
 
 
 def run_network(
@@ -146,13 +181,16 @@ def run_network(
     bounds = np.searchsorted(all_src_steps, np.arange(steps + 1))
 
     state_probes = [pb for pb in net.probes if pb.variable in ("u", "v")]
-    if any(pb.variable == "weights" for pb in net.probes):
+    weight_probes = [pb for pb in net.probes if pb.variable == "weights"]
+    plastic = [pr.name for pr in net.projections if pr.stdp is not None]
+    missing = [name for name in plastic if name not in image.plastic_entries]
+    if missing:
         raise ValueError(
-            "weights probes need the on-chip learning unit, which this hardware "
-            "does not have yet; run the golden backend for them"
+            f"the image has no learning tables for plastic projection(s) {', '.join(missing)}: "
+            "map the network for cores with the learning unit"
         )
     samples: dict[str, tuple[list[int], list[np.ndarray]]] = {
-        pb.key: ([], []) for pb in state_probes
+        pb.key: ([], []) for pb in state_probes + weight_probes
     }
 
     hw_steps: list[int] = []
@@ -182,8 +220,17 @@ def run_network(
             ts, vs = samples[pb.key]
             ts.append(t)
             vs.append(vals)
+        due = [pb for pb in weight_probes if t % pb.every == 0]
+        if due:
+            weights = read_weights(device, image)
+            for pb in due:
+                w = weights[pb.target]
+                ts, vs = samples[pb.key]
+                ts.append(t)
+                vs.append(w if pb.neurons is None else w[pb.neurons])
 
     active = np.unique(all_src_steps)
+    sampled = bool(state_probes or weight_probes)
     too_many = np.flatnonzero(np.diff(bounds) > cfg.inject_depth)
     if too_many.size:
         t0 = int(too_many[0])
@@ -194,7 +241,7 @@ def run_network(
     t = 0
     while t < steps:
         lo, hi = bounds[t], bounds[t + 1]
-        if hi > lo or state_probes:
+        if hi > lo or sampled:
             if hi > lo:
                 device.inject([int(x) for x in all_src_ids[lo:hi]])
             device.run(1, on_spikes)
@@ -218,11 +265,16 @@ def run_network(
             f"the device reported a spike of global id {bad}, which holds no "
             "neuron of this network: the image and the device disagree"
         )
+    final_weights = read_weights(device, image) if plastic else {}
     probes = {}
-    for pb in state_probes:
-        p = net.populations[pb.target]
+    for pb in state_probes + weight_probes:
+        size = (
+            net.projection(pb.target).n_synapses
+            if pb.variable == "weights"
+            else net.populations[pb.target].size
+        )
         ts, vs = samples[pb.key]
-        index = np.arange(p.size) if pb.neurons is None else pb.neurons
+        index = np.arange(size) if pb.neurons is None else pb.neurons
         values = np.stack(vs) if vs else np.zeros((0, index.size), dtype=np.int64)
         tr = ProbeTrace(pb.target, pb.variable, np.asarray(ts, dtype=np.int64), index, values)
         probes[tr.key] = tr
@@ -237,4 +289,5 @@ def run_network(
         population=np.concatenate([pop_of_gid[gids] if gids.size else gids, *rec_pop]),
         neuron=np.concatenate([idx_of_gid[gids] if gids.size else gids, *rec_neuron]),
         probes=probes,
+        weights=final_weights,
     )

@@ -58,6 +58,8 @@ class Image:
     source_of: dict[str, np.ndarray]
     network_yaml: str = ""
     stats: dict = field(default_factory=dict)
+    #: For every plastic projection, the core and the synapse entry of each of its synapses.
+    plastic_entries: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def gid_table(self, net: Network) -> tuple[np.ndarray, np.ndarray]:
         """Return arrays mapping a global id ``core * N + neuron`` to (population, index).
@@ -93,6 +95,7 @@ class Image:
                     "synapses": c.core.synapses,
                     "delay_slots": c.core.delay_slots,
                     "acc_bits": c.core.acc_bits,
+                    "learning": c.core.learning,
                 },
             },
             "stats": self.stats,
@@ -111,6 +114,9 @@ class Image:
             arrays[f"symbols/{name}/neuron"] = self.neuron_of[name]
         for name in self.source_of:
             arrays[f"symbols/{name}/source"] = self.source_of[name]
+        for name, (cores, entries) in self.plastic_entries.items():
+            arrays[f"plastic/{name}/core"] = cores
+            arrays[f"plastic/{name}/entry"] = entries
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
         Path(path).write_bytes(buf.getvalue())
@@ -151,6 +157,7 @@ def load_image(path: str | Path) -> Image:
         )
         core_words: list[dict[CoreMem, list[int]]] = [{} for _ in range(config.cores)]
         core_of, neuron_of, source_of = {}, {}, {}
+        plastic: dict[str, dict[str, np.ndarray]] = {}
         for key in f.files:
             if key.startswith("core"):
                 k, mem = key.split("/")
@@ -158,6 +165,9 @@ def load_image(path: str | Path) -> Image:
             elif key.startswith("symbols/"):
                 _, name, kind = key.split("/")
                 {"core": core_of, "neuron": neuron_of, "source": source_of}[kind][name] = f[key]
+            elif key.startswith("plastic/"):
+                _, name, kind = key.split("/")
+                plastic.setdefault(name, {})[kind] = f[key]
         return Image(
             config=config,
             core_words=core_words,
@@ -168,6 +178,7 @@ def load_image(path: str | Path) -> Image:
             source_of=source_of,
             network_yaml=str(f["network"]),
             stats=header.get("stats", {}),
+            plastic_entries={k: (v["core"], v["entry"]) for k, v in plastic.items()},
         )
 
 

@@ -27,11 +27,20 @@ import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import data
 from spikefab.hdl import params as P
-from spikefab.hdl.layouts import NEURON_PARAMS, NEURON_STATE, CoreMem, SystemConfig, pack
-from spikefab.mapping.core_image import FitError
+from spikefab.hdl.layouts import (
+    NEURON_PARAMS,
+    NEURON_STATE,
+    POST_TRACE,
+    CoreConfig,
+    CoreMem,
+    CoreReg,
+    SystemConfig,
+    pack,
+)
+from spikefab.mapping.core_image import FitError, learning_registers, post_trace_seed
 from spikefab.mapping.hardware import Hardware
 from spikefab.mapping.image import Image, recorded_neurons
-from spikefab.mapping.network import Network
+from spikefab.mapping.network import Network, STDPParams
 from spikefab.mapping.placement import Assignment, FlatNetwork, assign, fit_error, flatten
 from spikefab.sim.golden import expand_ranges
 
@@ -155,6 +164,10 @@ class CoreTables:
     neurons: int = 0
     rows: int = 0
     row_entries: int = 0
+    #: Axons ``0 .. plastic_axons - 1`` carry plastic synapses (contract 6.4).
+    plastic_axons: int = 0
+    #: The learning rule of the core's plastic synapses, or ``None``.
+    rule: STDPParams | None = None
 
     @property
     def axons(self) -> int:
@@ -200,6 +213,8 @@ class Mapping:
     rates: np.ndarray | None
     traffic: np.ndarray
     stats: dict = field(default_factory=dict)
+    #: For every synapse (flat order), its entry on its core if it is plastic, else -1.
+    plastic_entry: np.ndarray | None = None
 
     @property
     def net(self) -> Network:
@@ -245,16 +260,6 @@ class Mapping:
             does not hold the mapping.
         """
         hw = self.hardware
-        plastic = [pr.name for pr in self.net.projections if pr.stdp is not None]
-        if plastic:
-            raise fit_error(
-                self.net,
-                [
-                    f"projection {name!r} is plastic; the mapper does not place plastic "
-                    "projections on learning cores yet (run it on the golden backend)"
-                    for name in plastic
-                ],
-            )
         last = int(self.assignment.core.max()) + 1 if self.assignment.core.size else 1
         if system is None:
             try:
@@ -314,6 +319,8 @@ class Mapping:
             else:
                 words[CoreMem.AXONS] = []
                 words[CoreMem.SYNAPSES] = []
+            if t is not None and t.rule is not None:
+                words.update(self._learning_words(k, t, c))
             core_words.append(words)
         # pointers: a LIF neuron at its global id, a source at C * N + its id
         gid = np.concatenate(
@@ -330,6 +337,18 @@ class Mapping:
             name: off + np.arange(f.net.populations[name].size)
             for name, off in f.src_offset.items()
         }
+        plastic_entries = {}
+        if self.plastic_entry is not None:
+            k0 = 0
+            for pr in f.net.projections:
+                sl = slice(k0, k0 + pr.n_synapses)
+                k0 += pr.n_synapses
+                if pr.stdp is not None:
+                    post = f.post[sl]
+                    plastic_entries[pr.name] = (
+                        self.assignment.core[post].copy(),
+                        self.plastic_entry[sl].copy(),
+                    )
         stats = dict(self.stats)
         stats["axons"] = [t.axons for t in self.cores[:C]] + [0] * (C - len(self.cores))
         stats["entries"] = [t.entries for t in self.cores[:C]] + [0] * (C - len(self.cores))
@@ -343,7 +362,35 @@ class Mapping:
             src_of,
             network_yaml,
             stats,
+            plastic_entries,
         )
+
+    def _learning_words(self, k: int, t: CoreTables, c: CoreConfig) -> dict:
+        """The trace memories and registers of learning core ``k`` (contract 6.4)."""
+        f, a = self.flat, self.assignment
+        rule = t.rule
+        assert rule is not None
+        lfsr = np.zeros(c.neurons, dtype=np.int64)
+        for pr in f.net.projections:
+            if pr.stdp is None:
+                continue
+            off = f.lif_offset[pr.post]
+            size = f.net.populations[pr.post].size
+            here = np.flatnonzero(a.core[off : off + size] == k)
+            lfsr[a.slot[off + here]] = post_trace_seed(rule, here)
+        on = a.slot[a.core == k]
+        learn_neurons = int(on.max()) + 1 if on.size else 0
+        regs = learning_registers(rule, t.plastic_axons, learn_neurons)
+        reg_words = [0] * len(CoreReg)
+        for r, v in regs.items():
+            reg_words[r] = v
+        return {
+            CoreMem.POST_TRACES: pack_array(
+                POST_TRACE, y=np.zeros_like(lfsr), lfsr=lfsr, spiked=np.zeros_like(lfsr)
+            ).tolist(),
+            CoreMem.PRE_TRACES: [],
+            CoreMem.REGS: reg_words,
+        }
 
 
 def expected_rates(net: Network, steps: int) -> np.ndarray:
@@ -462,7 +509,17 @@ def _build(flat: FlatNetwork, hw: Hardware, a: Assignment, rates: np.ndarray | N
     wbits = P.WEIGHT_BITS
     tbits = max(1, (c.neurons - 1).bit_length())
     ent_bits = tbits + wbits + ebits + dbits
-    rbits = max(1, (hw.cores * S - 1).bit_length())
+    # plastic synapses get rows of their own, before the static rows of their core, never
+    # shared (a row's weights and its pre-synaptic trace belong to its sender alone)
+    proj_id = np.concatenate(
+        [np.full(pr.n_synapses, i, dtype=np.int32) for i, pr in enumerate(flat.net.projections)]
+        or [np.zeros(0, np.int32)]
+    )
+    plastic_proj = np.array([pr.stdp is not None for pr in flat.net.projections] + [False])
+    plastic = plastic_proj[proj_id]
+    learning = bool(plastic.any())
+    RS = 2 * S if learning else S
+    rbits = max(1, (hw.cores * RS - 1).bit_length())
     tcore = a.core[flat.post]
     ent = (
         (
@@ -471,8 +528,14 @@ def _build(flat: FlatNetwork, hw: Hardware, a: Assignment, rates: np.ndarray | N
         )
         << dbits
     ) | (flat.delay.astype(np.int64) - 1)
-    row = tcore * S + flat.pre
-    if rbits + ent_bits <= 63:
+    row = tcore * RS + flat.pre
+    if learning:
+        row += np.where(plastic, 0, S)
+    order = None
+    if learning:
+        order = np.lexsort((ent, row))
+        row_s, ent_s = row[order], ent[order]
+    elif rbits + ent_bits <= 63:
         key = np.sort((row << ent_bits) | ent)
         row_s = key >> ent_bits
         ent_s = key & ((1 << ent_bits) - 1)
@@ -486,10 +549,12 @@ def _build(flat: FlatNetwork, hw: Hardware, a: Assignment, rates: np.ndarray | N
     new[1:] = row_s[1:] != row_s[:-1]
     r_start = np.flatnonzero(new)
     r_len = np.diff(np.append(r_start, E))
-    r_core = row_s[r_start] // S
+    r_core = row_s[r_start] // RS
     r_sender = row_s[r_start] % S
+    r_plastic = (row_s[r_start] % RS) < S if learning else np.zeros(r_start.size, dtype=bool)
     del row_s, new
-    rep = _share(r_core, r_start, r_len, ent_s)
+    scope = np.where(r_plastic, -1 - np.arange(r_start.size), r_core)
+    rep = _share(scope, r_start, r_len, ent_s)
     is_rep = rep == np.arange(rep.size)
     # axons: the shared rows of a core, in order; their entries laid out one after another
     rep_idx = np.flatnonzero(is_rep)
@@ -507,6 +572,8 @@ def _build(flat: FlatNetwork, hw: Hardware, a: Assignment, rates: np.ndarray | N
     neurons_on = np.bincount(a.core, minlength=hw.cores)
     rows_on = np.bincount(r_core, minlength=hw.cores)
     row_ent_on = np.bincount(r_core, weights=r_len, minlength=hw.cores).astype(np.int64)
+    plastic_axons_on = np.bincount(r_core[r_plastic], minlength=hw.cores)
+    rules = _core_rules(flat, a, tcore_of=a.core[flat.post], plastic=plastic, proj_id=proj_id)
     for k in range(hw.cores):
         lo, hi = core_first[k], core_first[k + 1]
         e_lo, e_hi = rep_cum[lo], rep_cum[hi]
@@ -521,7 +588,17 @@ def _build(flat: FlatNetwork, hw: Hardware, a: Assignment, rates: np.ndarray | N
             neurons=int(neurons_on[k]),
             rows=int(rows_on[k]),
             row_entries=int(row_ent_on[k]),
+            plastic_axons=int(plastic_axons_on[k]),
+            rule=rules.get(k),
         )
+        if k in rules and not c.learning:
+            problems.append(
+                f"core {k}: plastic synapses need a learning unit; the cores have none "
+                "(use cores with learning: --learning, or a board whose cores learn)"
+            )
+        if isinstance(rules.get(k), str):
+            problems.append(f"core {k}: {rules[k]}")
+            t.rule = None
         if t.axons > c.axons:
             problems.append(
                 f"core {k}: {t.axons} axons; a core has {c.axons} ({t.axons - c.axons} too many)"
@@ -538,6 +615,21 @@ def _build(flat: FlatNetwork, hw: Hardware, a: Assignment, rates: np.ndarray | N
         cores.append(t)
     if problems:
         raise fit_error(flat.net, problems)
+
+    plastic_entry = None
+    if learning:
+        # the entry of every plastic synapse: its place in its (unshared) row, from its axon's
+        # start on the core
+        assert order is not None
+        pos = np.empty(E, dtype=np.int64)
+        pos[order] = np.arange(E)
+        syn = np.flatnonzero(plastic)
+        p = pos[syn]
+        rr = np.searchsorted(r_start, p, side="right") - 1
+        ri = np.searchsorted(rep_idx, rr)
+        core_k = r_core[rr]
+        plastic_entry = np.full(E, -1, dtype=np.int64)
+        plastic_entry[syn] = rep_cum[ri] - rep_cum[core_first[core_k]] + (p - r_start[rr])
 
     # routes: per sender, (core, axon) for every core it reaches, then the host
     recorded = recorded_neurons(flat.net)
@@ -635,7 +727,44 @@ def _build(flat: FlatNetwork, hw: Hardware, a: Assignment, rates: np.ndarray | N
         rates,
         traffic,
         stats,
+        plastic_entry,
     )
+
+
+def _core_rules(
+    flat: FlatNetwork,
+    a: Assignment,
+    tcore_of: np.ndarray,
+    plastic: np.ndarray,
+    proj_id: np.ndarray,
+) -> dict:
+    """The learning rule of every core that holds plastic synapses (a core has one).
+
+    A core whose plastic projections differ in their rules maps to a message saying which.
+    """
+    out: dict = {}
+    if not plastic.any():
+        return out
+    projs = flat.net.projections
+    pairs = np.unique(np.stack([tcore_of[plastic], proj_id[plastic]]), axis=1)
+    keys = ("a_plus", "a_minus", "d_pre", "d_post", "bump_pre", "bump_post", "shift")
+    keys += ("w_min", "w_max", "stochastic_rounding", "seed")
+    first: dict[int, int] = {}
+    for k, i in zip(pairs[0].tolist(), pairs[1].tolist(), strict=True):
+        rule = projs[i].stdp
+        if k not in first:
+            first[k] = i
+            out[k] = rule
+            continue
+        f0 = projs[first[k]]
+        diff = [x for x in keys if getattr(rule, x) != getattr(f0.stdp, x)]
+        if diff and not isinstance(out[k], str):
+            out[k] = (
+                f"plastic projections {f0.name!r} and {projs[i].name!r} have targets here and "
+                f"rules that differ in {', '.join(diff)}; a core has one learning rule: give "
+                "them the same rule or place their targets on different cores"
+            )
+    return out
 
 
 def format_report(m: Mapping) -> str:

@@ -196,6 +196,25 @@ def compare_results(a: RunResult, b: RunResult, context: int = 3) -> Comparison:
                 f"{int(pa.index[c])}: {a.backend} {pa.values[r, c]} vs {b.backend} "
                 f"{pb.values[r, c]}"
             )
+    # the final weights of plastic projections
+    for name in sorted(set(a.weights) | set(b.weights)):
+        key = f"final weights/{name}"
+        if name not in a.weights or name not in b.weights:
+            has, lacks = (a, b) if name in a.weights else (b, a)
+            probe_mm[key] = int(has.weights[name].size)
+            if first is None:
+                first = f"{lacks.backend} has no final weights of {name!r}; {has.backend} has"
+            continue
+        wa, wb = np.asarray(a.weights[name]), np.asarray(b.weights[name])
+        bad = wa != wb if wa.shape == wb.shape else np.ones(max(wa.size, wb.size), dtype=bool)
+        probe_mm[key] = int(bad.sum())
+        if bad.any() and first is None:
+            i = int(np.flatnonzero(bad)[0])
+            first = (
+                f"first divergence in the final weights of {name!r} at synapse {i}: "
+                f"{a.backend} {wa.ravel()[i] if i < wa.size else '-'} vs "
+                f"{b.backend} {wb.ravel()[i] if i < wb.size else '-'}"
+            )
     return Comparison(len(key_a | key_b), len(diff), first, probe_mm)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import data
+from spikefab.hdl import params as P
 from spikefab.hdl.layouts import (
     NEURON_PARAMS,
     NEURON_STATE,
@@ -40,6 +41,14 @@ def field(words: np.ndarray, layout: data.StructLayout, name: str) -> np.ndarray
     if shape.signed:
         v = np.where(v >= 1 << (shape.width - 1), v - (1 << shape.width), v)
     return v
+
+
+def pack_fields_one(layout: data.StructLayout, name: str, values: np.ndarray) -> np.ndarray:
+    """Pack one field's values at its place in the layout (the other bits zero)."""
+    f = layout[name]
+    shape = Shape.cast(f.shape)
+    v = np.asarray(values, dtype=np.int64) & ((1 << shape.width) - 1)
+    return v.astype(np.uint64) << np.uint64(f.offset)
 
 
 def pack_fields(layout: data.StructLayout, **values: np.ndarray) -> np.ndarray:
@@ -86,6 +95,8 @@ class SystemModel:
         self.now = 0
         self.step_count = 0
         self.counters = dict.fromkeys(SystemReg, 0)
+        # the registers of each core beyond NOW (the learning rule, contract 6.4)
+        self.core_regs: list[dict[CoreReg, int]] = [{} for _ in range(config.cores)]
         self._injected: list[int] = []
         self._dirty = True
 
@@ -143,6 +154,9 @@ class SystemModel:
         elif mem == CoreMem.REGS.value:
             if addr <= CoreReg.NOW < addr + len(w):
                 self.now = int(w[CoreReg.NOW - addr]) % c.delay_slots
+            if c.learning:
+                for i, value in zip(range(addr, addr + len(w)), w, strict=True):
+                    self.core_regs[target][CoreReg(i)] = int(value)
         else:
             self._mem[(target, mem)][sl] = w
             self._dirty = True
@@ -165,7 +179,8 @@ class SystemModel:
             idx = np.arange(addr, addr + count)
             words = pack_fields(c.ring_layout, acc=self.ring[idx // N, base + idx % N])
         elif mem == CoreMem.REGS.value:
-            regs = {CoreReg.NOW: self.now, CoreReg.STEPS: self.step_count}
+            regs = {**self.core_regs[target], CoreReg.LEARN_PENDING: 0}
+            regs |= {CoreReg.NOW: self.now, CoreReg.STEPS: self.step_count}
             return [int(regs.get(CoreReg(i), 0)) for i in range(addr, addr + count)]
         else:
             words = self._mem[(target, mem)][addr : addr + count]
@@ -237,6 +252,7 @@ class SystemModel:
         entry = np.minimum(entry, cfg.route_entries - 1)
         dest, axon = e_dest[entry], e_axon[entry]
         self.route_count = p_count
+        self.route_sender, self.route_dest, self.route_axon = senders, dest, axon
         self.host_route = np.zeros(cfg.pointer_depth, dtype=bool)
         self.host_route[senders[dest == C]] = True
         to_core = dest < C
@@ -296,6 +312,82 @@ class SystemModel:
         if syn.size:
             slot = (t_slot + self.syn_delay[syn]) % D
             np.add.at(self.ring, (slot, self.syn_target[syn]), self.syn_value[syn])
+        if cfg.core.learning:
+            for k in range(C):
+                if self.core_regs[k].get(CoreReg.PLASTIC_AXONS, 0):
+                    self._learn(k, senders, spiked[k * N : (k + 1) * N])
         self.now = (self.now + 1) % D
         self.step_count += 1
         return gids[self.host_route[gids]]
+
+    def _learn(self, k: int, senders: np.ndarray, post: np.ndarray) -> None:
+        """The learning phase of core ``k`` (contract 6.4), right after its step's delivery.
+
+        The hardware runs it at the start of the next step or on ``LEARN``; either way the
+        weights, traces and LFSRs it leaves are these.
+        """
+        from spikefab.hdl.layouts import (
+            POST_TRACE,
+            PRE_TRACE,
+            STDP_AMP,
+            STDP_BUMP,
+            STDP_CLAMP,
+            STDP_DECAY,
+            unpack,
+        )
+
+        c = self.config.core
+        regs = self.core_regs[k]
+        amp = unpack(STDP_AMP, regs.get(CoreReg.STDP_AMP, 0))
+        dec = unpack(STDP_DECAY, regs.get(CoreReg.STDP_DECAY, 0))
+        bump = unpack(STDP_BUMP, regs.get(CoreReg.STDP_BUMP, 0))
+        clamp = unpack(STDP_CLAMP, regs.get(CoreReg.STDP_CLAMP, 0))
+        PA = regs[CoreReg.PLASTIC_AXONS]
+        LN = regs.get(CoreReg.LEARN_NEURONS, 0)
+        # the events of this step on the core's plastic axons
+        hit = np.isin(self.route_sender, senders) & (self.route_dest == k)
+        pre = np.zeros(c.axons, dtype=bool)
+        pre[self.route_axon[hit]] = True
+        pre[PA:] = False
+        pre_w = self._mem[(k, CoreMem.PRE_TRACES.value)]
+        post_w = self._mem[(k, CoreMem.POST_TRACES.value)]
+        x = field(pre_w, PRE_TRACE, "x")
+        y = field(post_w, POST_TRACE, "y")
+        lfsr = field(post_w, POST_TRACE, "lfsr")
+        xd = arith.decay(x, dec["d_pre"])
+        # every entry of the plastic axons
+        ax = self._mem[(k, CoreMem.AXONS.value)][:PA]
+        start, count = field(ax, c.axon_layout, "start"), field(ax, c.axon_layout, "count")
+        e = expand_ranges(start, count)
+        e_axon = np.repeat(np.arange(PA), count)
+        syn = self._mem[(k, CoreMem.SYNAPSES.value)]
+        j = field(syn[e], c.synapse_layout, "target")
+        w = field(syn[e], c.synapse_layout, "weight")
+        p_e, q_e = pre[e_axon], post[j]
+        act = p_e | q_e
+        if act.any():
+            shift = amp["shift"]
+            rnd = lfsr[j] & ((1 << shift) - 1) if amp["stochastic"] else (1 << shift) >> 1
+            yd = arith.decay(y[j], dec["d_post"])
+            num = amp["a_plus"] * xd[e_axon] * q_e - amp["a_minus"] * yd * p_e + rnd
+            w_new = np.where(act, np.clip(w + (num >> shift), clamp["w_min"], clamp["w_max"]), w)
+            changed = w_new != w
+            if changed.any():
+                ec = e[changed]
+                words = syn[ec]
+                keep = ~np.uint64(((1 << 8) - 1) << c.synapse_layout["weight"].offset)
+                syn[ec] = (words & keep) | pack_fields_one(
+                    c.synapse_layout, "weight", w_new[changed]
+                )
+                self._dirty = True
+        # traces: x of the plastic axons, y and the LFSR of neurons 0 .. LN - 1
+        x_new = x.copy()
+        x_new[:PA] = np.minimum(xd[:PA] + bump["bump_pre"] * pre[:PA], P.TRACE_MAX)
+        pre_w[:] = pack_fields(PRE_TRACE, x=x_new, spiked=np.zeros_like(x_new))
+        y_new, l_new = y.copy(), lfsr.copy()
+        y_new[:LN] = np.minimum(
+            arith.decay(y[:LN], dec["d_post"]) + bump["bump_post"] * post[:LN], P.TRACE_MAX
+        )
+        if amp["stochastic"]:
+            l_new[:LN] = arith.lfsr_advance(lfsr[:LN])
+        post_w[:] = pack_fields(POST_TRACE, y=y_new, lfsr=l_new, spiked=post.astype(np.int64))

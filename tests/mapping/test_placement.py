@@ -281,16 +281,11 @@ def test_route_table_overflow():
         map_network(net, cfg)
 
 
-def test_plastic_networks_are_placed_but_get_no_image():
+def test_plastic_networks_need_learning_cores():
     net = load(EXAMPLES / "stdp_pattern.yaml")
     cfg = SystemConfig(cores=4, core=CoreConfig(neurons=256, axons=2048, synapses=32768))
-    m = map_network(net, cfg)
-    assert m.stats["plastic"]
-    with pytest.raises(
-        FitError,
-        match=r"is plastic; the mapper does not place plastic projections on learning cores yet",
-    ):
-        m.image(cfg)
+    with pytest.raises(FitError, match=r"core 0: plastic synapses need a learning unit"):
+        map_network(net, cfg)
 
 
 def test_old_placement_limits_message():
