@@ -124,10 +124,10 @@ CASES = {
     "saturation": saturation_network,
 }
 STEPS = {"window": 60, "window_stochastic": 60}
-DEFAULT_STEPS = 50
+DEFAULT_STEPS = 32
 #: The testbench reads back every weight and trace after this many steps (and the last).
 CHECK_EVERY = {"window": 1, "window_stochastic": 2, "saturation": 3}
-DEFAULT_CHECK_EVERY = 6
+DEFAULT_CHECK_EVERY = 4
 
 
 def write_case(net: Network, cfg: CoreConfig, steps: int, path: Path, every: int = 1) -> dict:
