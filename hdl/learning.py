@@ -20,7 +20,7 @@ always from the same stored value, so every use sees the contract's decayed trac
 
 The synapse bank has one port: entries are read on even cycles only, and the pipeline from
 the read to the write of an entry is 11 cycles long, so every write falls on an odd cycle. An
-entry costs two cycles, an axon five more, a neuron one.
+entry costs two cycles, an axon six more, a neuron one.
 """
 
 from __future__ import annotations

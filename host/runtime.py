@@ -224,7 +224,8 @@ def run_network(
         if due:
             weights = read_weights(device, image)
             for pb in due:
-                w = weights[pb.target]
+                # a static projection's weights are the network's
+                w = weights.get(pb.target, net.projection(pb.target).weight)
                 ts, vs = samples[pb.key]
                 ts.append(t)
                 vs.append(w if pb.neurons is None else w[pb.neurons])
