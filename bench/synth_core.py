@@ -48,9 +48,7 @@ command and, every 20 s, the phase the tool is in.
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import itertools
-import json
 import math
 import re
 import subprocess
@@ -62,6 +60,7 @@ from typing import ClassVar
 
 from _pinwrap import PinWrapper  # bench/ is on the path when this runs as a script
 from amaranth.vendor import SiliconBluePlatform
+from spikefab.boards.report import BELS, netlist_cells, phase_of, read_report, utilisation
 from spikefab.hdl.layouts import NEURON_PARAMS, CoreConfig
 
 HERE = Path(__file__).resolve().parent
@@ -101,32 +100,6 @@ class _UP5KPlatform(SiliconBluePlatform):
     connectors: ClassVar[list] = []
 
 
-#: Cell types of the resources reported, per family: (luts, ffs, ebr, spram, dsp).
-CELLS = {
-    "ice40": {
-        "lut": ("SB_LUT4",),
-        "carry": ("SB_CARRY",),
-        "ff": ("SB_DFF*",),
-        "ebr": ("SB_RAM40_4K",),
-        "spram": ("SB_SPRAM256KA",),
-        "dsp": ("SB_MAC16",),
-    },
-    "ecp5": {
-        "lut": ("LUT4",),
-        "carry": ("CCU2C",),
-        "ff": ("TRELLIS_FF",),
-        "ebr": ("DP16KD", "PDPW16KD"),
-        "spram": (),
-        "dsp": ("MULT18X18D", "ALU54B"),
-    },
-}
-#: nextpnr's names of the same resources: (LUTs, FFs, EBR, SPRAM, DSP).
-BELS = {
-    "ice40": ("ICESTORM_LC", None, "ICESTORM_RAM", "ICESTORM_SPRAM", "ICESTORM_DSP"),
-    "ecp5": ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", None, "MULT18X18D"),
-}
-
-
 @dataclass
 class Result:
     core: str
@@ -159,29 +132,12 @@ def run(
                 rc = proc.wait(timeout=heartbeat)
                 break
             except subprocess.TimeoutExpired:
-                phase = _phase(watch or log)
+                phase = phase_of(watch or log)
+                phase = f" ({phase})" if phase else ""
                 print(f"    ... {what}: {time.perf_counter() - t0:4.0f} s{phase}", flush=True)
     shown_log = (watch or log).relative_to(ROOT) if (watch or log).is_relative_to(ROOT) else log
     print(f"    {what}: {time.perf_counter() - t0:.0f} s (exit {rc}; log {shown_log})", flush=True)
     return rc
-
-
-def _phase(log: Path) -> str:
-    """The last line of a tool's log that names a phase, for the progress line."""
-    try:
-        lines = log.read_text(errors="replace").splitlines()[-400:]
-    except OSError:
-        return ""
-    for line in reversed(lines):
-        s = line.strip()
-        if re.match(
-            r"^(\d+\.)+ Executing|^Info: (Running|Placing|Routing|Setting up|Packing|"
-            r"Running main|Creating initial|Running simulated|HeAP|Router2|Running "
-            r"router)",
-            s,
-        ):
-            return f" ({s[:90]})"
-    return ""
 
 
 def yosys(family: str, build: Path) -> tuple[Path, Path]:
@@ -231,52 +187,6 @@ def nextpnr(dev_key: str, netlist: Path, build: Path, seed: int) -> tuple[Path, 
 
 
 # reading the results --------------------------------------------------------------------------
-
-
-def netlist_cells(netlist: Path, family: str) -> tuple[dict[str, int], dict[str, int]]:
-    """Cell counts by resource, and block RAM cells by core memory (from cell names)."""
-    top = json.loads(netlist.read_text())["modules"]["top"]
-    counts = dict.fromkeys(CELLS[family], 0)
-    per_memory: dict[str, int] = {}
-    for name, cell in top["cells"].items():
-        for res, types in CELLS[family].items():
-            if any(fnmatch.fnmatchcase(cell["type"], t) for t in types):
-                counts[res] += 1
-                if res in ("ebr", "spram"):
-                    m = re.match(r"core\.(\w+)\.", name)
-                    key = (m.group(1) if m else name) + (" (SPRAM)" if res == "spram" else "")
-                    per_memory[key] = per_memory.get(key, 0) + 1
-    return counts, per_memory
-
-
-def utilisation(log: Path) -> dict[str, tuple[int, int]]:
-    """nextpnr's 'Device utilisation' block (printed after packing, also when placing fails)."""
-    util: dict[str, tuple[int, int]] = {}
-    text = log.read_text(errors="replace")
-    block = text.split("Device utilisation:", 1)
-    if len(block) < 2:
-        return util
-    for line in block[1].splitlines()[1:]:
-        m = re.match(r"Info:\s+(\S+):\s+(\d+)/\s*(\d+)", line)
-        if not m:
-            break
-        util[m.group(1)] = (int(m.group(2)), int(m.group(3)))
-    return util
-
-
-def read_report(report: Path) -> tuple[float | None, list[dict]]:
-    """The lowest achieved frequency over the clocks, and the critical path of that clock."""
-    if not report.exists():
-        return None, []
-    rep = json.loads(report.read_text())
-    fmax = rep.get("fmax", {})
-    if not fmax:
-        return None, []
-    clock, worst = min(fmax.items(), key=lambda kv: kv[1]["achieved"])
-    for cp in rep.get("critical_paths", []):
-        if cp["from"] == cp["to"] and clock in cp["from"]:
-            return worst["achieved"], cp["path"]
-    return worst["achieved"], []
 
 
 _TECH = re.compile(
@@ -460,7 +370,7 @@ def print_results(results: list[Result], cfgs: dict[str, CoreConfig]) -> bool:
     all_ok = True
     for r in results:
         fam = DEVICES[r.device].family
-        lut_b, ff_b, ebr_b, spram_b, dsp_b = BELS[fam]
+        lut_b, ff_b, ebr_b, spram_b, dsp_b = BELS[fam].values()
 
         def u(bel: str | None, cells: str, r: Result = r) -> str:
             if bel is not None and bel in r.util:
@@ -533,7 +443,7 @@ def print_learning_cost(results: list[Result]) -> None:
         if base is None or learn is None:
             continue
         fam = DEVICES[dev].family
-        lut_b, _, ebr_b, _, dsp_b = BELS[fam]
+        lut_b, _, ebr_b, _, dsp_b = BELS[fam].values()
 
         def used(r: Result, bel: str) -> int:
             return r.util.get(bel, (0, 0))[0]

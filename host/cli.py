@@ -188,11 +188,12 @@ def info(net: str | None, steps: int) -> None:
         )
 
 
-BACKENDS = ["golden", "float", "system", "verilator"]
+BACKENDS = ["golden", "float", "system", "verilator", "serial"]
 BACKEND_HELP = (
     "golden: the bit-exact model; float: the unquantized float64 reference; system: the "
     "golden model of the mapped system, run from its memories; verilator: the generated RTL "
-    "in Verilator, driven over the host link."
+    "in Verilator, driven over the host link; serial: a board (--board) on a serial port "
+    "(--port), driven over the same link."
 )
 
 
@@ -281,12 +282,18 @@ def _map(
     cores: int | None,
     method: str = "greedy",
     seed: int = 0,
+    board=None,  # type: ignore[no-untyped-def]
 ):  # type: ignore[no-untyped-def]
-    """Map a network onto the simulated system (as many cores as it uses, unless ``cores``)."""
+    """Map a network onto the simulated system (as many cores as it uses, unless ``cores``),
+    or onto a board's system (all its cores: the image is the system the bitstream holds)."""
     from spikefab.mapping.core_image import FitError
+    from spikefab.mapping.hardware import Hardware
     from spikefab.mapping.mapper import map_network
 
     try:
+        if board is not None:
+            m = map_network(network, Hardware.from_board(board), method, seed=seed)
+            return m.image(network_yaml=path.read_text())
         m = map_network(network, _hardware(network, cores), method, seed=seed)
         return m.image(trim=cores is None, network_yaml=path.read_text())
     except FitError as e:
@@ -354,10 +361,14 @@ def _run_backend(
     show: bool,
     image=None,  # type: ignore[no-untyped-def]
     method: str = "greedy",
+    board=None,  # type: ignore[no-untyped-def]
+    port: str | None = None,
+    timeout: float = 5.0,
 ):  # type: ignore[no-untyped-def]
     """Run ``network`` on one backend and return its RunResult.
 
-    The system backends run ``image``, or the network mapped on the fly with ``method``.
+    The system backends run ``image``, or the network mapped on the fly with ``method``
+    (onto ``board``'s system for the serial backend, which talks to it on ``port``).
     """
     from tqdm import tqdm
 
@@ -367,6 +378,8 @@ def _run_backend(
             return model.run(steps, progress=bar.update)
     from spikefab.host.runtime import check_device, run_network
 
+    if backend == "serial":
+        return _run_serial(network, path, steps, show, image, method, board, port, timeout)
     if image is None:
         image = _map(network, path, cores, method)
     config = image.config
@@ -385,6 +398,72 @@ def _run_backend(
             return run_network(network, image, device, steps, backend, progress=bar.update)
     finally:
         device.close()
+
+
+def _run_serial(
+    network: Network,
+    path: Path,
+    steps: int,
+    show: bool,
+    image,  # type: ignore[no-untyped-def]
+    method: str,
+    board,  # type: ignore[no-untyped-def]
+    port: str | None,
+    timeout: float,
+):  # type: ignore[no-untyped-def]
+    """Run a network (or an image) on a board on a serial port (``spikefab run -b serial``)."""
+    from spikefab.host.link import LinkDevice, LinkError, SerialTransport
+    from spikefab.host.runtime import check_device, run_network
+    from tqdm import tqdm
+
+    if board is None or port is None:
+        raise click.UsageError("--backend serial needs --board and --port")
+    if board.platform is None:
+        raise click.UsageError(f"--backend serial runs a board with a bitstream, not {board.name}")
+    if image is None:
+        image = _map(network, path, None, method, board=board)
+    elif image.config != board.system:
+        raise click.ClickException(
+            f"the image was made for {image.config}, not for the {board.title}'s system "
+            f"({board.capacity()}): map the network with --board {board.name}"
+        )
+    click.echo(f"serial: {board.title} on {port} at {board.baud} baud", err=True)
+    try:
+        device = LinkDevice(SerialTransport(port, board.baud), timeout=timeout)
+    except LinkError as e:
+        raise click.ClickException(str(e)) from None
+    try:
+        try:
+            check_device(device, board.system)
+        except ValueError as e:
+            raise click.ClickException(
+                f"{e}: is the board programmed with this spikefab's {board.name} bitstream "
+                f"(spikefab build --board {board.name}; spikefab program --board {board.name})?"
+            ) from None
+        with tqdm(total=steps, unit="step", disable=not show, desc=board.name) as bar:
+            return run_network(network, image, device, steps, "serial", progress=bar.update)
+    except LinkError as e:
+        raise click.ClickException(f"{board.title} on {port}: {e}") from None
+    finally:
+        device.close()
+
+
+def _board(name: str | None):  # type: ignore[no-untyped-def]
+    """The board called ``name`` (``None`` stays ``None``)."""
+    if name is None:
+        return None
+    from spikefab.boards import get_board
+
+    try:
+        return get_board(name)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--board") from None
+
+
+def _board_names() -> list[str]:
+    from spikefab.boards import board_names
+
+    return board_names()
 
 
 placement_option = click.option(
@@ -422,9 +501,23 @@ def input_options(f):  # type: ignore[no-untyped-def]
     "--backend",
     "-b",
     type=click.Choice(BACKENDS),
-    default="golden",
+    default=None,
+    help=BACKEND_HELP + " [default: golden; serial with a board, verilator with --board verilator]",
+)
+@click.option(
+    "--board",
+    "board_name",
+    type=click.Choice(_board_names()),
+    default=None,
+    help="The board the serial backend runs (see `spikefab boards`).",
+)
+@click.option("--port", default=None, help="The board's serial port (e.g. /dev/ttyUSB1).")
+@click.option(
+    "--timeout",
+    type=float,
+    default=5.0,
     show_default=True,
-    help=BACKEND_HELP,
+    help="Seconds the serial backend waits for a reply from the board.",
 )
 @click.option(
     "--cores",
@@ -450,7 +543,10 @@ def input_options(f):  # type: ignore[no-untyped-def]
 def run(
     net: str | None,
     steps: int,
-    backend: str,
+    backend: str | None,
+    board_name: str | None,
+    port: str | None,
+    timeout: float,
     cores: int | None,
     output: Path,
     progress: bool | None,
@@ -461,10 +557,25 @@ def run(
     """Run a network (or an image) and write its spikes (and probes) to a spike file."""
     if steps < 1:
         raise click.BadParameter(f"must be >= 1, not {steps}", param_hint="--steps")
+    board = _board(board_name)
+    if backend is None:
+        backend = "golden" if board is None else "serial"
+    if board is not None and board.platform is None:
+        if backend == "serial":
+            raise click.UsageError(
+                f"--backend serial runs a board with a bitstream, not {board.name}"
+            )
+        backend = "verilator"
+    elif board is not None and backend != "serial":
+        raise click.UsageError(f"--board {board.name} runs on --backend serial, not {backend}")
+    if backend == "serial" and (board is None or port is None):
+        raise click.UsageError("--backend serial needs --board and --port")
     path, network, image = _load_any(net, dt_ms, input_file)
     show = sys.stderr.isatty() if progress is None else progress
     t0 = time.perf_counter()
-    result = _run_backend(network, path, backend, steps, cores, show, image, placement)
+    result = _run_backend(
+        network, path, backend, steps, cores, show, image, placement, board, port, timeout
+    )
     wall = time.perf_counter() - t0
     output.parent.mkdir(parents=True, exist_ok=True)
     result.save(output)
@@ -637,6 +748,13 @@ def export_nir_(net: str | None, output: Path) -> None:
 @main.command("map")
 @net_argument
 @placement_option
+@click.option(
+    "--board",
+    "board_name",
+    type=click.Choice(_board_names()),
+    default=None,
+    help="Map onto a board's system (see `spikefab boards`) instead of sizes given here.",
+)
 @click.option("--cores", type=int, default=None, help=f"Cores [default: {SIM_MAX_CORES}].")
 @click.option("--neurons", type=int, default=None, help="Neurons per core [default: 256].")
 @click.option("--axons", type=int, default=None, help="Axons per core [default: 2048].")
@@ -679,6 +797,7 @@ def export_nir_(net: str | None, output: Path) -> None:
 def map_(
     net: str | None,
     placement: str,
+    board_name: str | None,
     cores: int | None,
     neurons: int | None,
     axons: int | None,
@@ -705,9 +824,17 @@ def map_(
         raise click.BadParameter(f"must be >= 0, not {rate_steps}", param_hint="--rate-steps")
     t0 = time.perf_counter()
     path, network = _load(net)
-    hw = _hardware(
-        network, cores, neurons, axons, synapses, delay_slots, acc_bits, route_entries, sources
-    )
+    sizes = (cores, neurons, axons, synapses, delay_slots, acc_bits, route_entries, sources)
+    board = _board(board_name)
+    if board is not None and board.platform is not None:
+        if any(v is not None for v in sizes):
+            raise click.UsageError("give --board or sizes (--cores, --neurons, ...), not both")
+        from spikefab.mapping.hardware import Hardware
+
+        hw = Hardware.from_board(board)
+        cores = hw.cores  # the image holds every core of the board's system
+    else:
+        hw = _hardware(network, *sizes)
     t_load = time.perf_counter() - t0
 
     def log(msg: str) -> None:
@@ -822,6 +949,139 @@ def plot(spikes: Path, output: Path | None) -> None:
     out = output or spikes.with_suffix(".png")
     plot_result(result, out)
     click.echo(f"{spikes} -> {out}")
+
+
+@main.command()
+def boards() -> None:
+    """List the boards, their systems and capacity (see docs/boards.md)."""
+    from spikefab.boards import board_names, get_board
+
+    for name in board_names():
+        b = get_board(name)
+        if b.platform is None:
+            click.echo(f"{name:12s} {b.title}: {b.why}; at most {b.capacity()}")
+            continue
+        click.echo(
+            f"{name:12s} {b.title} ({b.device}, {b.clock_hz / 1e6:g} MHz, UART {b.baud} baud): "
+            f"{b.capacity()}"
+        )
+
+
+board_option = click.option(
+    "--board",
+    "board_name",
+    type=click.Choice(_board_names()),
+    required=True,
+    help="The board (see `spikefab boards`).",
+)
+
+
+def _build_dir(board_name: str, output: Path | None) -> Path:
+    return output if output is not None else Path("build") / board_name
+
+
+@main.command()
+@board_option
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Build folder [default: build/BOARD].",
+)
+@click.option(
+    "--cores",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Cores of the simulated system (--board verilator only).",
+)
+def build(board_name: str, output: Path | None, cores: int) -> None:
+    """Build a board's bitstream with the open tools from PyPI, and report on it.
+
+    The report gives the LUTs, flip-flops, block RAMs, SPRAMs and DSPs used, nextpnr's
+    maximum frequency against the board's clock, and the board's capacity. A design that
+    does not fit or misses the clock fails, naming the resource or the frequency. Networks
+    are loaded at run time, so one bitstream serves every network that fits the board.
+    With --board verilator, the Verilator simulation of the system is compiled instead.
+    """
+    from spikefab.boards.build import BuildError
+    from spikefab.boards.build import build as build_board
+
+    board = _board(board_name)
+    if board.platform is None:
+        from dataclasses import replace
+
+        from spikefab.sim.verilator import build_harness
+
+        try:
+            config = replace(board.system, cores=cores)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--cores") from None
+        program = build_harness(config, progress=True)
+        click.echo(f"{board.title}: {config.cores} core(s) of {config.core.neurons} neurons")
+        click.echo(f"  simulation: {program}")
+        return
+    out = _build_dir(board_name, output)
+    try:
+        report = build_board(board, out, say=lambda line: click.echo(line, err=True))
+    except ImportError as e:
+        raise click.ClickException(str(e)) from None
+    except BuildError as e:
+        if e.report is not None:
+            click.echo("\n".join(e.report.lines()), err=True)
+        raise click.ClickException(str(e)) from None
+    click.echo("\n".join(report.lines()))
+
+
+@main.command()
+@board_option
+@click.option(
+    "--bitstream",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The bitstream [default: the one `spikefab build` wrote in build/BOARD].",
+)
+def program(board_name: str, bitstream: Path | None) -> None:
+    """Load a board's bitstream into the board (openFPGALoader, iceprog or dfu-util).
+
+    The first of the board's programmers that is installed loads it; without any, the
+    command says exactly what to install.
+    """
+    import shutil
+    import subprocess
+
+    board = _board(board_name)
+    if board.platform is None:
+        raise click.ClickException(
+            f"the {board.name} board is a simulation: nothing to program; run it with "
+            "`spikefab run --backend verilator`"
+        )
+    stem = (
+        bitstream.with_suffix("")
+        if bitstream is not None
+        else _build_dir(board_name, None) / board.design_name
+    )
+    tools = [(p, shutil.which(p.tool)) for p in board.programmers]
+    found = [(p, path) for p, path in tools if path is not None]
+    if not found:
+        lines = [f"no programmer for the {board.title} is installed; install one of:"]
+        lines += [f"  {p.tool}: {p.install}" for p in board.programmers]
+        raise click.ClickException("\n".join(lines))
+    prog, path = found[0]
+    cmd = prog.command(str(stem))
+    wanted = Path(next(a for a in cmd[1:] if a.startswith(str(stem))))
+    if not wanted.exists():
+        raise click.ClickException(
+            f"{wanted} does not exist: build it first with `spikefab build --board {board.name}`"
+        )
+    if prog.note:
+        click.echo(f"{board.title}: {prog.note}", err=True)
+    click.echo("$ " + " ".join(cmd), err=True)
+    rc = subprocess.call([path, *cmd[1:]])
+    if rc != 0:
+        raise click.ClickException(f"{prog.tool} failed (exit {rc})")
+    click.echo(f"{board.title} programmed; its UART: {board.uart}")
 
 
 if __name__ == "__main__":

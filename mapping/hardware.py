@@ -12,8 +12,12 @@ size can be mapped and measured. An image is written only for a buildable system
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from spikefab.hdl.layouts import CoreConfig, SystemConfig
+
+if TYPE_CHECKING:
+    from spikefab.boards import Board
 
 __all__ = ["Hardware"]
 
@@ -80,6 +84,21 @@ class Hardware:
             inject_depth=config.inject_depth,
             core_fifo_depth=config.core_fifo_depth,
         )
+
+    @classmethod
+    def from_board(cls, board: str | Board) -> Hardware:
+        """Return the hardware of a board (``spikefab boards``), by name or :class:`Board`.
+
+        Raises
+        ------
+        ValueError
+            For an unknown board name.
+        """
+        from spikefab.boards import Board, get_board
+
+        if not isinstance(board, Board):
+            board = get_board(board)
+        return cls.of(board.system)
 
     def system(self, cores: int | None = None) -> SystemConfig:
         """Return the system configuration of this hardware, with ``cores`` cores if given.

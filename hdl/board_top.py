@@ -1,0 +1,191 @@
+"""The top level of a board: the host link on the board's UART, and status LEDs.
+
+:class:`BoardTop` is what ``spikefab build --board B`` builds (``boards/``). It holds one
+:class:`~spikefab.hdl.top.HostLink` (the system, the executor and the SLIP framing of
+``docs/contract.md`` section 8) behind the 8N1 UART of :mod:`spikefab.hdl.uart`, so that the
+board speaks the same bytes as the Verilator simulation speaks on its pipe. The clock is the
+platform's default clock (no PLL) and the reset is the platform's power-on reset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from spikefab.hdl.layouts import SystemConfig
+from spikefab.hdl.top import HostLink
+from spikefab.hdl.uart import UART
+
+__all__ = ["LED_FUNCTIONS", "BoardTop", "Led", "divisor_of"]
+
+#: What an LED can show. ``alive``: blinks at 1 Hz while the design is clocked; ``activity``:
+#: lit while a frame is executed or a run is under way; ``rx``, ``tx``, ``link``: bytes are
+#: received, sent, either. Activity and traffic are held for at least 50 ms, so that a
+#: short frame is seen.
+LED_FUNCTIONS = ("alive", "activity", "rx", "tx", "link")
+
+#: Shortest time an activity or traffic LED stays lit, in seconds.
+LED_HOLD = 0.05
+
+#: Idle time after which the link refuses a started frame as TRUNCATED, in seconds.
+FRAME_TIMEOUT = 0.1
+
+#: Largest relative difference allowed between the baud rate asked for and the one a whole
+#: divisor gives: well within the receiver's tolerance (``UARTRx``, 2.5% at divisor 4).
+MAX_BAUD_ERROR = 0.01
+
+
+def divisor_of(clock_hz: float, baud: int) -> int:
+    """Return the UART divisor (clock cycles per bit) for ``baud`` at ``clock_hz``.
+
+    Raises
+    ------
+    ValueError
+        When the divisor would be below 4, or the rate it gives differs from ``baud`` by
+        more than :data:`MAX_BAUD_ERROR`.
+    """
+    if not isinstance(baud, int) or baud <= 0:
+        raise ValueError(f"baud must be a positive integer, not {baud!r}")
+    divisor = round(clock_hz / baud)
+    if divisor < 4:
+        raise ValueError(
+            f"{baud} baud needs at least 4 clock cycles per bit; a {clock_hz / 1e6:g} MHz "
+            f"clock gives {clock_hz / baud:.2f}"
+        )
+    error = abs(clock_hz / divisor - baud) / baud
+    if error > MAX_BAUD_ERROR:
+        raise ValueError(
+            f"{baud} baud at {clock_hz / 1e6:g} MHz: the nearest divisor {divisor} gives "
+            f"{clock_hz / divisor:.0f} baud, {error:.1%} off (at most {MAX_BAUD_ERROR:.0%})"
+        )
+    return divisor
+
+
+@dataclass(frozen=True)
+class Led:
+    """An LED of a board: a platform resource (and subsignal) and what it shows."""
+
+    function: str
+    resource: str
+    number: int = 0
+    subsignal: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.function not in LED_FUNCTIONS:
+            raise ValueError(
+                f"LED function must be one of {', '.join(LED_FUNCTIONS)}, not {self.function!r}"
+            )
+
+
+class BoardTop(wiring.Component):
+    """The system with its host link on a UART, for a board's platform (no ports).
+
+    Parameters
+    ----------
+    config
+        The system.
+    clock_hz
+        Frequency of the platform's default clock.
+    baud
+        Baud rate of the UART; the clock must give it within :data:`MAX_BAUD_ERROR`.
+    leds
+        The LEDs used and what they show.
+    uart
+        The platform resource of the UART (with subsignals ``rx`` and ``tx``).
+    reboot
+        ``(button, program)`` resources: while the button is pressed, the design drives the
+        FPGA's PROGRAMN pin low, which reloads its configuration (the OrangeCrab's way back
+        to its DFU bootloader).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a configuration that is not a :class:`SystemConfig`, or a baud rate the clock
+        cannot give.
+    """
+
+    def __init__(
+        self,
+        config: SystemConfig,
+        clock_hz: float,
+        baud: int,
+        leds: Sequence[Led] = (),
+        uart: tuple[str, int] = ("uart", 0),
+        reboot: tuple[tuple[str, int], tuple[str, int]] | None = None,
+    ):
+        if not isinstance(config, SystemConfig):
+            raise TypeError(f"config must be a SystemConfig, not {config!r}")
+        self._config = config
+        self._clock_hz = float(clock_hz)
+        self._baud = baud
+        self._divisor = divisor_of(self._clock_hz, baud)
+        self._leds = tuple(leds)
+        self._uart = uart
+        self._reboot = reboot
+        super().__init__({})
+
+    @property
+    def config(self) -> SystemConfig:
+        return self._config
+
+    @property
+    def divisor(self) -> int:
+        return self._divisor
+
+    def elaborate(self, platform):  # type: ignore[no-untyped-def]
+        m = Module()
+        timeout = max(1, int(self._clock_hz * FRAME_TIMEOUT))
+        m.submodules.link = link = HostLink(self._config, timeout=timeout)
+        m.submodules.uart = uart = UART(self._divisor)
+        wiring.connect(m, rx=uart.o_data, link=link.i_rx)
+        wiring.connect(m, link=link.o_tx, tx=uart.i_data)
+        if platform is None:
+            return m
+
+        pins = platform.request(*self._uart)
+        m.d.comb += [uart.rx.eq(pins.rx.i), pins.tx.o.eq(uart.tx)]
+
+        hold = max(1, int(self._clock_hz * LED_HOLD))
+        rx_seen = uart.o_data.valid & uart.o_data.ready
+        tx_seen = uart.tx_busy
+        shows = {
+            "activity": self._held(m, "activity", ~link.idle, hold),
+            "rx": self._held(m, "rx", rx_seen, hold),
+            "tx": self._held(m, "tx", tx_seen, hold),
+            "link": self._held(m, "link", rx_seen | tx_seen, hold),
+        }
+        half_second = max(1, int(self._clock_hz / 2))
+        blink = Signal(range(half_second))
+        alive = Signal()
+        with m.If(blink == half_second - 1):
+            m.d.sync += [blink.eq(0), alive.eq(~alive)]
+        with m.Else():
+            m.d.sync += blink.eq(blink + 1)
+        shows["alive"] = alive
+        requested: dict[tuple[str, int], object] = {}
+        for led in self._leds:
+            key = (led.resource, led.number)
+            if key not in requested:
+                requested[key] = platform.request(*key)
+            res = requested[key]
+            if led.subsignal is not None:
+                res = getattr(res, led.subsignal)
+            m.d.comb += res.o.eq(shows[led.function])
+
+        if self._reboot is not None:
+            button = platform.request(*self._reboot[0])
+            program = platform.request(*self._reboot[1])
+            m.d.comb += program.o.eq(button.i)
+        return m
+
+    @staticmethod
+    def _held(m: Module, name: str, event, hold: int) -> Signal:  # type: ignore[no-untyped-def]
+        """A signal that is high while ``event`` is and ``hold`` cycles after."""
+        count = Signal(range(hold + 1), name=f"{name}_hold")
+        with m.If(event):
+            m.d.sync += count.eq(hold)
+        with m.Elif(count != 0):
+            m.d.sync += count.eq(count - 1)
+        return count != 0
