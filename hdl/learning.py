@@ -19,13 +19,16 @@ is decayed when it is used: ``x`` once per axon, ``y`` at each entry and in the 
 always from the same stored value, so every use sees the contract's decayed trace.
 
 The synapse bank has one port: entries are read on even cycles only, and the pipeline from
-the read to the write of an entry is 11 cycles long, so every write falls on an odd cycle. An
-entry costs two cycles, an axon six more, a neuron one.
+the read to the write of an entry is 11 cycles long, so every write falls on an odd cycle.
+The axons' rows and traces are read by a pipeline of their own, one axon per cycle, ahead
+of the entries, so that at steady state an entry costs two cycles, an axon without entries
+one, and a neuron one.
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, signed
+from amaranth.lib import fifo
 from amaranth.lib.memory import Memory
 from spikefab.hdl import params as P
 from spikefab.hdl.layouts import (
@@ -156,71 +159,109 @@ class LearningUnit(Elaboratable):
             ]
 
         # -- control --------------------------------------------------------------------------
-        axon = Signal(cfg.axon_bits + 1)
+        # The axon pass runs in two parts at once. The axon pipeline (A0 .. A4) reads a row and
+        # a trace every cycle, decays the trace, writes it back bumped and queues (row, pre,
+        # a_plus * x) for the entry issuer, which reads each queued axon's entries on even
+        # cycles. The queue's credits (queued plus in flight) keep it from overflowing.
+        axon = Signal(cfg.axon_bits + 1)  # the next axon A0 reads
         neuron = Signal(cfg.neuron_bits + 1)
         ptr = Signal(cfg.synapse_bits)
         remaining = Signal(cfg.synapse_bits + 1)
         par = Signal()  # entries are read when par == 0
         m.d.sync += par.eq(~par)
-        x_q = Signal(P.TRACE_BITS)
-        pre_q = Signal()
-        xm = Signal(P.TRACE_BITS + P.DECAY_SHIFT + 1, reset_less=True)
-        apx = Signal(signed(P.STDP_A_BITS + P.TRACE_BITS + 1), reset_less=True)
-        x_new = Signal(P.TRACE_BITS)
+        pre_q = Signal()  # the axon whose entries issue: its event flag ...
+        apx = Signal(signed(P.STDP_A_BITS + P.TRACE_BITS + 1), reset_less=True)  # ... a_plus * x
         issue = Signal()  # an entry read is issued in this cycle
         n_issue = Signal()  # a neuron read is issued in this cycle
         entries_busy = Signal()
         neurons_busy = Signal()
+        axons_on = Signal()  # the axon pass runs
+
+        AQ = 4  # depth of the queue of axons ready for the issuer
+        apx_bits = len(apx)
+        q_bits = cfg.synapse_bits + (cfg.synapse_bits + 1) + 1 + apx_bits
+        m.submodules.axon_queue = queue = fifo.SyncFIFOBuffered(width=q_bits, depth=AQ)
+        av = [Signal(name=f"a{k}_valid") for k in range(5)]
+        aa = [Signal(cfg.axon_bits, name=f"a{k}_axon") for k in range(5)]
+        inflight = Signal(range(AQ + 6))
+        m.d.comb += inflight.eq(queue.level + av[1] + av[2] + av[3] + av[4])
+        # A0: read the row and the trace of `axon`
+        m.d.comb += [
+            av[0].eq(axons_on & (axon != self.plastic_axons) & (inflight < AQ)),
+            aa[0].eq(axon),
+        ]
+        with m.If(av[0]):
+            m.d.comb += [self.axon_addr.eq(axon), x_rd.addr.eq(axon), pf_rd.addr.eq(axon)]
+            m.d.sync += axon.eq(axon + 1)
+        for k in range(1, 5):
+            m.d.sync += [av[k].eq(av[k - 1]), aa[k].eq(aa[k - 1])]
+        # A1: the trace word and the flag arrive
+        x1, pre1 = Signal(P.TRACE_BITS, reset_less=True), Signal()
+        m.d.sync += [x1.eq(x_rd.data), pre1.eq(pf_rd.data)]
+        # A2: the row arrives; decay x
+        xm = Signal(P.TRACE_BITS + P.DECAY_SHIFT + 1, reset_less=True)
+        row3, pre2, pre3 = Signal(cfg.axon_layout), Signal(), Signal()
+        row2 = Signal(cfg.axon_layout)
+        m.d.sync += [xm.eq(x1 * f_pre), pre2.eq(pre1), row2.eq(self.axon_row)]
+        # A3: a_plus * x for the entries, and the bumped trace
+        x_dec = xm[P.DECAY_SHIFT :]
+        bumped = x_dec + Mux(pre2, self.bump.bump_pre, 0)
+        apx4 = Signal.like(apx)
+        x_new = Signal(P.TRACE_BITS)
+        m.d.sync += [
+            apx4.eq(amp.a_plus * x_dec),
+            x_new.eq(Mux(bumped > P.TRACE_MAX, P.TRACE_MAX, bumped)),
+            pre3.eq(pre2),
+            row3.eq(row2),
+        ]
+        # A4: write the trace back, clear the flag, queue the axon
+        with m.If(av[4]):
+            m.d.comb += [
+                x_wr.addr.eq(aa[4]),
+                x_wr.data.eq(x_new),
+                x_wr.en.eq(1),
+                pf_wr.addr.eq(aa[4]),
+                pf_wr.data.eq(0),
+                pf_wr.en.eq(1),
+            ]
+        m.d.comb += [
+            queue.w_data.eq(Cat(row3.start, row3.count, pre3, apx4)),
+            queue.w_en.eq(av[4]),
+        ]
+        # the issuer: take the next queued axon when the last one's entries are all issued
+        q_start = queue.r_data[: cfg.synapse_bits]
+        q_count = queue.r_data[cfg.synapse_bits : 2 * cfg.synapse_bits + 1]
+        q_pre = queue.r_data[2 * cfg.synapse_bits + 1]
+        q_apx = queue.r_data[2 * cfg.synapse_bits + 2 :]
+        with m.If(remaining == 0):
+            m.d.comb += queue.r_en.eq(queue.r_rdy)
+            with m.If(queue.r_rdy):
+                m.d.sync += [
+                    ptr.eq(q_start),
+                    remaining.eq(q_count),
+                    pre_q.eq(q_pre),
+                    apx.eq(q_apx.as_signed()),
+                ]
+        with m.Elif(~par):
+            m.d.comb += issue.eq(1)
+            m.d.sync += [ptr.eq(ptr + 1), remaining.eq(remaining - 1)]
+        axons_idle = Signal()
+        m.d.comb += axons_idle.eq(
+            (axon == self.plastic_axons)
+            & ~Cat(*av[1:]).any()
+            & (queue.level == 0)
+            & (remaining == 0)
+            & ~entries_busy
+        )
 
         with m.FSM(name="learn"):
             with m.State("IDLE"), m.If(self.start):
                 m.d.sync += [axon.eq(0), neuron.eq(0)]
-                m.next = "AXON"
-            with m.State("AXON"):
-                with m.If(axon == self.plastic_axons):
-                    m.next = "AXONS_DRAIN"
-                with m.Else():
-                    m.d.comb += [self.axon_addr.eq(axon), x_rd.addr.eq(axon), pf_rd.addr.eq(axon)]
-                    m.next = "X_READ"
-            with m.State("X_READ"):
-                # the trace word and the flag arrive
-                m.d.sync += [x_q.eq(x_rd.data), pre_q.eq(pf_rd.data)]
-                m.next = "ROW"
-            with m.State("ROW"):
-                # the row arrives; decay x
-                m.d.sync += [
-                    ptr.eq(self.axon_row.start),
-                    remaining.eq(self.axon_row.count),
-                    xm.eq(x_q * f_pre),
-                ]
-                m.next = "X_DECAY"
-            with m.State("X_DECAY"):
-                x_dec = xm[P.DECAY_SHIFT :]
-                bumped = x_dec + Mux(pre_q, self.bump.bump_pre, 0)
-                m.d.sync += [
-                    apx.eq(amp.a_plus * x_dec),
-                    x_new.eq(Mux(bumped > P.TRACE_MAX, P.TRACE_MAX, bumped)),
-                ]
-                m.next = "X_WRITE"
-            with m.State("X_WRITE"):
-                m.d.comb += [
-                    x_wr.addr.eq(axon),
-                    x_wr.data.eq(x_new),
-                    x_wr.en.eq(1),
-                    pf_wr.addr.eq(axon),
-                    pf_wr.data.eq(0),
-                    pf_wr.en.eq(1),
-                ]
-                m.next = "ENTRIES"
-            with m.State("ENTRIES"):
-                with m.If(remaining == 0):
-                    m.d.sync += axon.eq(axon + 1)
-                    m.next = "AXON"
-                with m.Elif(~par):
-                    m.d.comb += issue.eq(1)
-                    m.d.sync += [ptr.eq(ptr + 1), remaining.eq(remaining - 1)]
-            with m.State("AXONS_DRAIN"), m.If(~entries_busy):
-                m.next = "NEURONS"
+                m.next = "AXONS"
+            with m.State("AXONS"):
+                m.d.comb += axons_on.eq(1)
+                with m.If(axons_idle):
+                    m.next = "NEURONS"
             with m.State("NEURONS"):
                 with m.If(neuron == self.learn_neurons):
                     m.next = "NEURONS_DRAIN"
