@@ -313,7 +313,7 @@ ORANGECRAB = Board(
     baud=921_600,
     system=SystemConfig(
         cores=2,
-        core=CoreConfig(neurons=256, axons=256, synapses=2048, delay_slots=8, learning=True),
+        core=CoreConfig(neurons=256, axons=256, synapses=2048, delay_slots=16, learning=True),
         sources=256,
         route_entries=1024,
         inject_depth=256,

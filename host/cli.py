@@ -624,6 +624,21 @@ def _recorded_populations(network: Network) -> set[str]:
     help="Also write the spike files into this folder.",
 )
 @click.option("--progress/--no-progress", default=None, help="Show progress bars.")
+@click.option(
+    "--board",
+    "board_name",
+    type=click.Choice(list(_board_names())),
+    default=None,
+    help="The board of --against serial (see `spikefab boards`).",
+)
+@click.option("--port", default=None, help="The board's serial port (--against serial).")
+@click.option(
+    "--timeout",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds the serial backend waits for a reply from the board.",
+)
 @placement_option
 @input_options
 def compare(
@@ -634,6 +649,9 @@ def compare(
     cores: int | None,
     output: Path | None,
     progress: bool | None,
+    board_name: str | None,
+    port: str | None,
+    timeout: float,
     placement: str,
     input_file: Path | None,
     dt_ms: float | None,
@@ -662,7 +680,10 @@ def compare(
         if backend == "icarus":
             other = _run_icarus(network, path, steps, cores, image)
         else:
-            other = _run_backend(network, path, backend, steps, cores, show, image, placement)
+            other = _run_backend(
+                network, path, backend, steps, cores, show, image, placement,
+                _board(board_name), port, timeout,
+            )  # fmt: skip
         wall = time.perf_counter() - t0
         cmp = compare_results(golden, other)
         if output is not None:

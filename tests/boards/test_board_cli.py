@@ -221,9 +221,15 @@ def test_serial_runs_a_board_system_on_the_rtl(tmp_path):
             "run", "synfire", "-n", "100", "--board", "orangecrab", "--port", bridge.path,
             "--timeout", "30", "-o", str(out),
         )  # fmt: skip
+        assert r.exit_code == 0, r.output
+        c = invoke(
+            "compare", "synfire", "-n", "100", "--against", "serial", "--board", "orangecrab",
+            "--port", bridge.path, "--timeout", "30",
+        )  # fmt: skip
     finally:
         bridge.close()
-    assert r.exit_code == 0, r.output
+    assert c.exit_code == 0, c.output
+    assert "golden vs serial" in c.stdout and "identical" in c.stdout
     assert "on serial" in r.stdout
     got = load_result(out)
     ref = GoldenModel(load(EXAMPLES / "synfire.yaml")).run(100)
