@@ -320,13 +320,20 @@ class NeuronCore(wiring.Component):
         m.d.comb += take.eq(self.i_events.valid & self.i_events.ready)
 
         # F1: the row arrives (into axon_q); F2: the row enters the range FIFO as (start, count,
-        # count == 1), or is dropped if it is empty. The count is tested from the register, not
-        # as it leaves the block RAM, whose clock-to-output delay leaves no room for it.
+        # count == 1), or is dropped if it is empty. The count is tested in two halves: as it
+        # leaves the block RAM, one LUT per 4 bits (is it zero; are the low 4 bits 1), into
+        # registers; in F2, one LUT across them (the block RAM's clock-to-output delay leaves
+        # room for one level only on the ECP5, the routing after it on the iCE40 for few more)
+        arriving = cfg.axon_layout(axon_rd.data[:axon_bits]).count
+        nibbles = [arriving[i : i + 4] for i in range(0, len(arriving), 4)]
+        f2_nz = Signal(len(nibbles))  # nibble k of the count is not zero
+        f2_low1 = Signal()  # the low nibble is 1
+        m.d.sync += [f2_nz.eq(Cat(*(n.any() for n in nibbles))), f2_low1.eq(nibbles[0] == 1)]
         row = cfg.axon_layout(axon_q[:axon_bits])
         dropped = Signal()
         m.d.comb += [
-            f2_nonempty.eq(row.count != 0),
-            f2_single.eq(row.count == 1),
+            f2_nonempty.eq(f2_nz.any()),
+            f2_single.eq(f2_low1 & ~f2_nz[1:].any()),
             range_fifo.w_data.eq(Cat(row.start, row.count, f2_single)),
             range_fifo.w_en.eq(f2_valid & f2_nonempty),
             dropped.eq(f2_valid & ~f2_nonempty),

@@ -176,6 +176,7 @@ class LearningUnit(Elaboratable):
         entries_busy = Signal()
         neurons_busy = Signal()
         axons_on = Signal()  # the axon pass runs
+        neurons_on = Signal()  # the neuron pass runs
 
         AQ = 4  # depth of the queue of axons ready for the issuer
         apx_bits = len(apx)
@@ -263,6 +264,7 @@ class LearningUnit(Elaboratable):
                 with m.If(axons_idle):
                     m.next = "NEURONS"
             with m.State("NEURONS"):
+                m.d.comb += neurons_on.eq(1)
                 with m.If(neuron == self.learn_neurons):
                     m.next = "NEURONS_DRAIN"
                 with m.Else():
@@ -302,8 +304,9 @@ class LearningUnit(Elaboratable):
             m.d.sync += [nv[k].eq(nv[k - 1]), nj[k].eq(nj[k - 1])]
         m.d.comb += neurons_busy.eq(Cat(*nv[1:]).any())
 
-        # the post-word read port serves the entry pipeline (stage 2) and the neuron pass (0)
-        with m.If(n_issue):
+        # the post-word read port serves the entry pipeline (stage 2) and the neuron pass (0);
+        # the select is the state, not `n_issue`, so that the address waits on no comparison
+        with m.If(neurons_on):
             m.d.comb += [y_rd.addr.eq(neuron), qf_rd.addr.eq(neuron)]
         with m.Else():
             m.d.comb += [y_rd.addr.eq(ent[2].target), qf_rd.addr.eq(ent[2].target)]
