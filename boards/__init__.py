@@ -20,21 +20,22 @@ iCEBreaker (iCE40UP5K, 12 MHz)
     and axon tables and the neuron parameters sit in the four SPRAMs, which hold up to
     8192 synapse entries (a synapse bank of 2 x 8192 words is one SPRAM deep). The dendrite
     ring takes ``delay_slots x neurons x 24`` bits of block RAM: 24 blocks at 16 slots, 12
-    at 8, and the system around the core (the frame buffer of the host link, the router
-    tables, the FIFOs) takes about 13 more, so 16 slots do not fit and 8 do. The learning
-    unit's trace memories would need 4 to 5 more blocks than are left. A second core
-    does not fit either (its ring and state alone are 16 blocks).
+    at 8; the state takes 4 and the system around the core (the host link's frame buffer,
+    the router tables, the FIFOs) 13 more, so 16 slots do not fit and 8 do (29 of 30).
+    The learning unit's trace memories would need 4 to 5 more blocks than are left, and a
+    second core's ring and state alone are 16. The logic does not fit yet: the core and the
+    system take about 6400 of the UP5K's 5280 logic cells (``docs/boards.md``).
 ULX3S 85F (LFE5U-85F, 25 MHz)
-    Eight cores of 256 neurons, 1024 axons, 4096 synapse entries and 16 delay slots,
-    with the learning unit: 2048 neurons. The 85F has 208 block RAMs (18 Kbit); a
-    learning core takes 26 of them (the synapse bank 12, the ring 6, the state and the
-    traces the rest), and the system 10 more: eight cores use about 86%, and the
-    LUTs about a third. Nine would leave under 5% of the block RAM.
+    Five cores of 256 neurons, 512 axons, 4096 synapse entries and 16 delay slots, with
+    the learning unit: 1280 neurons. The 85F has 208 block RAMs (18 Kbit); a learning core
+    takes 29 of them (the synapse bank 16, the ring 6, the state 2, the axon bank and the
+    traces the rest), the system about 13: five cores use 158 (76%), six would use about
+    187 (90%). The LUTs are a quarter used.
 OrangeCrab 25F (LFE5U-25F, 48 MHz)
     Two cores of 256 neurons, 256 axons, 2048 synapse entries and 16 delay slots, with the
     learning unit: 512 neurons. The 25F has 56 block RAMs; a core with 4096 synapse entries
-    takes 25, so two of them and the system do not fit; with 2048 entries a learning core
-    takes 20, and two use about 80% of the block RAM.
+    takes 25 to 29, so two of them and the system do not fit; with 2048 entries a learning
+    core takes 18, and two use about 80% of the block RAM, and under half the LUTs.
 
 The clocks are the boards' oscillators, without a PLL: every design meets its board's
 clock with a wide margin (``docs/boards.md``), and the UART rates divide them exactly.
@@ -288,7 +289,7 @@ ULX3S = Board(
         core_fifo_depth=64,
     ),
     uart="the FT231X on the USB port marked US1 (/dev/ttyUSB0 on Linux)",
-    why="eight learning cores use about 86% of the 85F's 208 block RAMs",
+    why="five learning cores use 76% of the 85F's 208 block RAMs; six would use 90%",
     platform=_ulx3s_85f,
     leds=(
         Led("alive", "led", 0),

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 from spikefab.hdl.layouts import SystemConfig
 from spikefab.hdl.top import HostLink
 from spikefab.hdl.uart import UART
@@ -144,8 +144,10 @@ class BoardTop(wiring.Component):
         if platform is None:
             return m
 
-        pins = platform.request(*self._uart)
-        m.d.comb += [uart.rx.eq(pins.rx.i), pins.tx.o.eq(uart.tx)]
+        pins = platform.request(*self._uart, dir="-")
+        m.submodules.uart_rx = rx_buf = io.Buffer("i", pins.rx)
+        m.submodules.uart_tx = tx_buf = io.Buffer("o", pins.tx)
+        m.d.comb += [uart.rx.eq(rx_buf.i), tx_buf.o.eq(uart.tx)]
 
         hold = max(1, int(self._clock_hz * LED_HOLD))
         rx_seen = uart.o_data.valid & uart.o_data.ready
@@ -165,18 +167,23 @@ class BoardTop(wiring.Component):
             m.d.sync += blink.eq(blink + 1)
         shows["alive"] = alive
         requested: dict[tuple[str, int], object] = {}
-        for led in self._leds:
+        for k, led in enumerate(self._leds):
             key = (led.resource, led.number)
             if key not in requested:
-                requested[key] = platform.request(*key)
-            res = requested[key]
+                requested[key] = platform.request(*key, dir="-")
+            port = requested[key]
             if led.subsignal is not None:
-                res = getattr(res, led.subsignal)
-            m.d.comb += res.o.eq(shows[led.function])
+                port = getattr(port, led.subsignal)
+            m.submodules[f"led{k}"] = buf = io.Buffer("o", port)
+            m.d.comb += buf.o.eq(shows[led.function])
 
         if self._reboot is not None:
-            button = platform.request(*self._reboot[0])
-            program = platform.request(*self._reboot[1])
+            m.submodules.button = button = io.Buffer(
+                "i", platform.request(*self._reboot[0], dir="-")
+            )
+            m.submodules.program = program = io.Buffer(
+                "o", platform.request(*self._reboot[1], dir="-")
+            )
             m.d.comb += program.o.eq(button.i)
         return m
 
