@@ -246,8 +246,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "events_ready_ignores_room",
         "i_events is ready while the range FIFO is full: an event is lost",
-        "accepting & ~self.step & room & ~(delivery_empty & self.i_cfg.valid)",
-        "accepting & ~self.step & ~(delivery_empty & self.i_cfg.valid)",
+        "accepting & ~self.step & room & ~(delivery_empty & (self.i_cfg.valid | learn_req))",
+        "accepting & ~self.step & ~(delivery_empty & (self.i_cfg.valid | learn_req))",
     ),
     Mutant(
         "range_room_off_by_one",
