@@ -188,8 +188,7 @@ def _overrides(board: Board) -> dict[str, str]:
             "synth_opts": "-dsp -spram",
             "nextpnr_opts": report,
         }
-    # router2 routes the large ECP5 designs in a fraction of router1's time
-    return {"nextpnr_opts": f"{report} --router router2"}
+    return {"nextpnr_opts": report}
 
 
 def _run_plan(

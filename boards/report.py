@@ -75,7 +75,7 @@ _PHASE = re.compile(
     r"^(\d+\.)+ Executing|^Info: (Running|Placing|Routing|Setting up|Packing|"
     r"Running main|Creating initial|Running simulated|HeAP|Router2|Running "
     r"router|Program finished)|^Info:\s+at (initial placer )?iteration #\d+|"
-    r"^Info:\s+\d+ \|"
+    r"^Info:\s+\d+ \||^Info:\s+iter=\d+"
 )
 
 
