@@ -1,9 +1,10 @@
 """Bitstreams of the boards, built with the YoWASP tools as ``spikefab build`` builds them.
 
 The iCEBreaker builds run in every test run (about 40 s each on a 2-core machine); the two
-ECP5 builds are slow (the OrangeCrab's 5 to 8 minutes, the ULX3S's 15 to 25) and marked so. Each checks the report: the design fits,
-nextpnr's fmax is at or above the board's clock, the bitstream exists. A system too large
-for its device fails with the resource named and by how much.
+ECP5 builds are slow (the OrangeCrab's 5 to 8 minutes, the ULX3S's 15 to 25) and marked so.
+Each checks the report: the design fits, nextpnr's fmax is at or above the board's clock,
+the bitstream exists. A system too large for its device fails with the resource named and
+by how much.
 """
 
 from __future__ import annotations
