@@ -830,9 +830,8 @@ def format_report(m: Mapping) -> str:
         lines.append(f"note: {note}")
     if s["plastic"]:
         lines.append(
-            f"note: projection(s) {', '.join(s['plastic'])} are plastic; the mapper does not "
-            "place them on learning cores yet, so no image can be made (the golden backend "
-            "runs them)"
+            f"note: projection(s) {', '.join(s['plastic'])} are plastic: their synapses have "
+            "rows of their own on cores with the learning unit (contract 6.4)"
         )
     sec = s.get("seconds", {})
     if sec:
