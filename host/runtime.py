@@ -143,7 +143,7 @@ def run_network(
     Raises
     ------
     ValueError
-        For a probe the hardware cannot serve (weights, before the learning unit).
+        When the image lacks the learning tables of a plastic projection.
     LinkError
         When the device fails (see :mod:`spikefab.host.link`).
     """
