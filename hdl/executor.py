@@ -10,7 +10,7 @@ a receive error, a wrong length, an unknown opcode or an address out of range ge
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -94,30 +94,45 @@ class Executor(wiring.Component):
         cfg = self._config
         m = Module()
 
+        # The executor is sized for the UP5K as much as for the ECP5: no field is wider
+        # than what it can hold (counts and loop indices are u16, addresses as wide as the
+        # deepest memory after a check that the rest are zero), fields are shifted in and
+        # replies shifted out a byte at a time, and every reply is a header byte followed
+        # by up to eight bytes of one word.
+        depths = [cfg.depth_of(sm) for sm in SystemMem] + [cfg.core.depth_of(cm) for cm in CoreMem]
+        abits = max(depths).bit_length()  # every address below 2**abits, every depth too
+
         frames, errors = Signal(32), Signal(32)
         m.d.comb += [self.frames.eq(frames), self.errors.eq(errors)]
         length = Signal.like(self.i_frame.payload.length)
         op = Signal(8)
         target = Signal(8)
         mem = Signal(8)
-        addr = Signal(32)
-        count = Signal(32)
-        index = Signal(32)  # loop counter
+        addr = Signal(abits)
+        addr_high = Signal()  # the request's address has bits at or above 2**abits
+        count = Signal(16)
+        index = Signal(16)  # loop counter
         err = Signal(4)
         run_step = Signal(32)
         run_spikes = Signal(32)
         in_frame = Signal(range(SPIKES_PER_FRAME + 1))
 
-        # --- field loader: n bytes from the buffer at rd_ptr, little-endian, into fld ---
+        # --- field loader: n bytes from the buffer at rd_ptr onward, little-endian, shifted
+        # in from the top of fld: an n-byte field is fld[64 - 8n:] ---
         rd_ptr = Signal(len(self.rd_addr))
         fld = Signal(64)
-        ld_n = Signal(4)
-        ld_i = Signal(4)
+        ld_left = Signal(4)
         ld_phase = Signal()
         m.d.comb += self.rd_addr.eq(rd_ptr)
 
-        # --- byte emitter: n bytes of em_word, little-endian; last on the final byte ---
-        em_word = Signal(72)
+        def top(n: int):  # type: ignore[no-untyped-def]
+            return fld[64 - 8 * n :]
+
+        # --- byte emitter: the header byte (when em_hdr_on), then em_n bytes of em_word,
+        # little-endian; `last` on the final byte when em_last ---
+        em_hdr = Signal(8)
+        em_hdr_on = Signal()
+        em_word = Signal(64)
         em_n = Signal(4)
         em_last = Signal()
 
@@ -127,7 +142,6 @@ class Executor(wiring.Component):
             "WRITE_WORD",
             "WRITE_NEXT",
             "READ_HDR",
-            "READ_WORD_SENT",
             "INJECT_HDR",
             "INJECT_CHECK",
             "INJECT_PUSH",
@@ -140,14 +154,23 @@ class Executor(wiring.Component):
         ]
         ret = Signal(range(len(rets)))
 
-        def load(n: int, at, then: str) -> None:  # type: ignore[no-untyped-def]
-            m.d.sync += [rd_ptr.eq(at), ld_n.eq(n), ld_i.eq(0), ld_phase.eq(0), fld.eq(0)]
-            m.d.sync += ret.eq(rets.index(then))
+        def load(n: int, then: str) -> None:
+            """Load the next n bytes of the body into fld, then go to ``then``."""
+            m.d.sync += [ld_left.eq(n), ld_phase.eq(0), ret.eq(rets.index(then))]
             m.next = "LOAD"
 
-        def emit(word, n: int, last, then: str) -> None:  # type: ignore[no-untyped-def]
-            m.d.sync += [em_word.eq(word), em_n.eq(n), em_last.eq(last)]
-            m.d.sync += ret.eq(rets.index(then))
+        def emit(hdr, word, n: int, last, then: str) -> None:  # type: ignore[no-untyped-def]
+            """Send ``hdr`` (unless None) and the n low bytes of ``word``; go to ``then``."""
+            m.d.sync += [
+                em_hdr_on.eq(hdr is not None),
+                em_n.eq(n),
+                em_last.eq(last),
+                ret.eq(rets.index(then)),
+            ]
+            if hdr is not None:
+                m.d.sync += em_hdr.eq(hdr)
+            if word is not None:
+                m.d.sync += em_word.eq(word)
             m.next = "EMIT"
 
         def fail(code: ErrorCode) -> None:
@@ -161,7 +184,7 @@ class Executor(wiring.Component):
                         m.next = name
 
         # address range of (target, mem): depth of the memory, or 0 when it does not exist
-        depth = Signal(33)
+        depth = Signal(abits)
         with m.If(target == Target.SYSTEM.value), m.Switch(mem):
             for sm in SystemMem:
                 with m.Case(sm.value):
@@ -171,47 +194,62 @@ class Executor(wiring.Component):
                 with m.Case(cm.value):
                     m.d.comb += depth.eq(cfg.core.depth_of(cm))
         in_range = Signal()
-        m.d.comb += in_range.eq((depth != 0) & (addr + count <= depth))
+        m.d.comb += in_range.eq((depth != 0) & ~addr_high & (addr + count <= depth))
+
+        # the requests' fields, whatever the state (they count only with `valid`)
+        status = Signal()  # STATUS reads the system registers at `index`
+        m.d.comb += [
+            self.o_cfg.payload.target.eq(Mux(status, Target.SYSTEM.value, target)),
+            self.o_cfg.payload.mem.eq(Mux(status, SystemMem.REGS.value, mem)),
+            self.o_cfg.payload.addr.eq(Mux(status, index, (addr + index)[:abits])),
+            self.o_cfg.payload.data.eq(fld),
+            self.o_inject.payload.eq(top(2)),
+            # the header byte while em_hdr_on, else the low byte of em_word (R_SPIKES ids too)
+            self.o_body.payload.data.eq(Mux(em_hdr_on, em_hdr, em_word[:8])),
+        ]
 
         info = info_bytes(cfg)
         n_status = len(STATUS_FIELDS)  # the first registers, in SystemReg order
 
         with m.FSM(name="exec") as fsm:
             with m.State("IDLE"), m.If(self.i_frame.valid):
-                m.d.sync += length.eq(self.i_frame.payload.length)
+                m.d.sync += [length.eq(self.i_frame.payload.length), rd_ptr.eq(0)]
                 with m.If(self.i_frame.payload.error != 0):
                     m.d.sync += [err.eq(self.i_frame.payload.error), op.eq(0)]
                     m.next = "ERROR"
                 with m.Else():
-                    load(1, 0, "OP")
+                    load(1, "OP")
 
             with m.State("LOAD"):
-                with m.If(ld_phase == 0):
-                    m.d.sync += ld_phase.eq(1)
-                with m.Else():
+                # phase 0: the buffer reads rd_ptr; phase 1: its byte arrives
+                m.d.sync += ld_phase.eq(~ld_phase)
+                with m.If(ld_phase):
                     m.d.sync += [
-                        fld.eq(fld | (self.rd_data << (ld_i * 8))),
-                        ld_i.eq(ld_i + 1),
+                        fld.eq(Cat(fld[8:], self.rd_data)),
+                        ld_left.eq(ld_left - 1),
                         rd_ptr.eq(rd_ptr + 1),
-                        ld_phase.eq(0),
                     ]
-                    with m.If(ld_i + 1 == ld_n):
+                    with m.If(ld_left == 1):
                         go_ret()
 
             with m.State("EMIT"):
+                final = Mux(em_hdr_on, em_n == 0, em_n == 1)
                 m.d.comb += [
                     self.o_body.valid.eq(1),
-                    self.o_body.payload.data.eq(em_word[:8]),
-                    self.o_body.payload.last.eq(em_last & (em_n == 1)),
+                    self.o_body.payload.last.eq(em_last & final),
                 ]
                 with m.If(self.o_body.ready):
-                    m.d.sync += [em_word.eq(em_word >> 8), em_n.eq(em_n - 1)]
-                    with m.If(em_n == 1):
+                    with m.If(em_hdr_on):
+                        m.d.sync += em_hdr_on.eq(0)
+                    with m.Else():
+                        m.d.sync += [em_word.eq(em_word >> 8), em_n.eq(em_n - 1)]
+                    with m.If(final):
                         go_ret()
 
             with m.State("OP"):
-                m.d.sync += op.eq(fld[:8])
-                with m.Switch(fld[:8]):
+                opcode = top(1)
+                m.d.sync += op.eq(opcode)
+                with m.Switch(opcode):
                     with m.Case(Op.INFO.value):
                         with m.If(length != 1):
                             fail(ErrorCode.LENGTH)
@@ -223,34 +261,34 @@ class Executor(wiring.Component):
                             fail(ErrorCode.LENGTH)
                         with m.Else():
                             m.d.sync += index.eq(0)
-                            emit(Op.R_STATUS.value, 1, 0, "STATUS_NEXT")
+                            emit(Op.R_STATUS.value, None, 0, 0, "STATUS_NEXT")
                     with m.Case(Op.WRITE.value, Op.READ.value):
                         with m.If(length < 9):
                             fail(ErrorCode.LENGTH)
                         with m.Else():
-                            load(8, 1, "WRITE_HDR")
+                            load(8, "WRITE_HDR")
                     with m.Case(Op.INJECT.value):
                         with m.If(length < 3):
                             fail(ErrorCode.LENGTH)
                         with m.Else():
-                            load(2, 1, "INJECT_HDR")
+                            load(2, "INJECT_HDR")
                     with m.Case(Op.RUN.value):
                         with m.If(length != 5):
                             fail(ErrorCode.LENGTH)
                         with m.Else():
-                            load(4, 1, "RUN_HDR")
+                            load(4, "RUN_HDR")
                     with m.Default():
                         fail(ErrorCode.OPCODE)
 
             # INFO: the constant body, byte by byte
             with m.State("INFO_NEXT"):
                 byte = Signal(8)
-                with m.Switch(index):
+                with m.Switch(index[: ceil_log2(len(info) + 1)]):
                     for i, b in enumerate(info):
                         with m.Case(i):
                             m.d.comb += byte.eq(b)
                 m.d.sync += index.eq(index + 1)
-                emit(byte, 1, index == len(info) - 1, "INFO_NEXT")
+                emit(byte, None, 0, index == len(info) - 1, "INFO_NEXT")
                 with m.If(index == len(info)):
                     m.next = "FINISH"
 
@@ -259,26 +297,22 @@ class Executor(wiring.Component):
                 with m.If(index == n_status):
                     m.next = "FINISH"
                 with m.Else():
-                    m.d.comb += [
-                        self.o_cfg.valid.eq(1),
-                        self.o_cfg.payload.target.eq(Target.SYSTEM.value),
-                        self.o_cfg.payload.mem.eq(SystemMem.REGS.value),
-                        self.o_cfg.payload.addr.eq(index),
-                    ]
+                    m.d.comb += [self.o_cfg.valid.eq(1), status.eq(1)]
                     with m.If(self.o_cfg.ready):
                         m.next = "STATUS_REPLY"
             with m.State("STATUS_REPLY"):
                 m.d.comb += self.i_cfg.ready.eq(1)
                 with m.If(self.i_cfg.valid):
                     m.d.sync += index.eq(index + 1)
-                    emit(self.i_cfg.payload[:32], 4, index == n_status - 1, "STATUS_NEXT")
+                    emit(None, self.i_cfg.payload, 4, index == n_status - 1, "STATUS_NEXT")
 
             # WRITE / READ: target u8, mem u8, addr u32, count u16
             with m.State("WRITE_HDR"):
                 m.d.sync += [
                     target.eq(fld[0:8]),
                     mem.eq(fld[8:16]),
-                    addr.eq(fld[16:48]),
+                    addr.eq(fld[16 : 16 + abits]),
+                    addr_high.eq(fld[16 + abits : 48] != 0),
                     count.eq(fld[48:64]),
                     index.eq(0),
                 ]
@@ -293,21 +327,14 @@ class Executor(wiring.Component):
                 with m.Elif(is_write):
                     m.next = "WRITE_NEXT"
                 with m.Else():
-                    emit(Op.R_DATA.value, 1, count == 0, "READ_HDR")
+                    emit(Op.R_DATA.value, None, 0, count == 0, "READ_HDR")
             with m.State("WRITE_NEXT"):
                 with m.If(index == count):
-                    emit(Op.R_ACK.value, 1, 1, "FINISH")
+                    emit(Op.R_ACK.value, None, 0, 1, "FINISH")
                 with m.Else():
-                    load(8, 9 + (index << 3), "WRITE_WORD")
+                    load(8, "WRITE_WORD")  # the words follow one another in the body
             with m.State("WRITE_WORD"):
-                m.d.comb += [
-                    self.o_cfg.valid.eq(1),
-                    self.o_cfg.payload.target.eq(target),
-                    self.o_cfg.payload.write.eq(1),
-                    self.o_cfg.payload.mem.eq(mem),
-                    self.o_cfg.payload.addr.eq(addr + index),
-                    self.o_cfg.payload.data.eq(fld),
-                ]
+                m.d.comb += [self.o_cfg.valid.eq(1), self.o_cfg.payload.write.eq(1)]
                 with m.If(self.o_cfg.ready):
                     m.d.sync += index.eq(index + 1)
                     m.next = "WRITE_NEXT"
@@ -315,25 +342,18 @@ class Executor(wiring.Component):
                 with m.If(index == count):
                     m.next = "FINISH"
                 with m.Else():
-                    m.d.comb += [
-                        self.o_cfg.valid.eq(1),
-                        self.o_cfg.payload.target.eq(target),
-                        self.o_cfg.payload.mem.eq(mem),
-                        self.o_cfg.payload.addr.eq(addr + index),
-                    ]
+                    m.d.comb += self.o_cfg.valid.eq(1)
                     with m.If(self.o_cfg.ready):
                         m.next = "READ_REPLY"
             with m.State("READ_REPLY"):
                 m.d.comb += self.i_cfg.ready.eq(1)
                 with m.If(self.i_cfg.valid):
                     m.d.sync += index.eq(index + 1)
-                    emit(self.i_cfg.payload, 8, index + 1 == count, "READ_WORD_SENT")
-            with m.State("READ_WORD_SENT"):
-                m.next = "READ_HDR"
+                    emit(None, self.i_cfg.payload, 8, index + 1 == count, "READ_HDR")
 
             # INJECT: count u16, then count source ids u16; all or nothing
             with m.State("INJECT_HDR"):
-                m.d.sync += [count.eq(fld[:16]), index.eq(0)]
+                m.d.sync += [count.eq(top(2)), index.eq(0)]
                 m.next = "INJECT_LEN"
             with m.State("INJECT_LEN"):
                 with m.If(length != 3 + (count << 1)):
@@ -344,23 +364,23 @@ class Executor(wiring.Component):
                     m.next = "INJECT_SCAN"
             with m.State("INJECT_SCAN"):
                 with m.If(index == count):
-                    m.d.sync += index.eq(0)
+                    m.d.sync += [index.eq(0), rd_ptr.eq(3)]  # the ids again, to push them
                     m.next = "INJECT_NEXT"
                 with m.Else():
-                    load(2, 3 + (index << 1), "INJECT_CHECK")
+                    load(2, "INJECT_CHECK")
             with m.State("INJECT_CHECK"):
-                with m.If(fld[:16] >= cfg.sources):
+                with m.If(top(2) >= cfg.sources):
                     fail(ErrorCode.ADDRESS)
                 with m.Else():
                     m.d.sync += index.eq(index + 1)
                     m.next = "INJECT_SCAN"
             with m.State("INJECT_NEXT"):
                 with m.If(index == count):
-                    emit(Op.R_ACK.value, 1, 1, "FINISH")
+                    emit(Op.R_ACK.value, None, 0, 1, "FINISH")
                 with m.Else():
-                    load(2, 3 + (index << 1), "INJECT_PUSH")
+                    load(2, "INJECT_PUSH")
             with m.State("INJECT_PUSH"):
-                m.d.comb += [self.o_inject.valid.eq(1), self.o_inject.payload.eq(fld[:16])]
+                m.d.comb += self.o_inject.valid.eq(1)
                 with m.If(self.o_inject.ready):
                     m.d.sync += index.eq(index + 1)
                     m.next = "INJECT_NEXT"
@@ -368,7 +388,7 @@ class Executor(wiring.Component):
             # RUN: steps u32; spikes and step ends stream out, then R_ACK
             with m.State("RUN_HDR"):
                 m.d.sync += [
-                    self.run_steps.eq(fld[:32]),
+                    self.run_steps.eq(top(4)),
                     run_step.eq(self.step),
                     run_spikes.eq(0),
                 ]
@@ -378,32 +398,30 @@ class Executor(wiring.Component):
                 m.next = "RUN_WAIT"
             with m.State("RUN_WAIT"):
                 item = self.i_host.payload
+                # R_STEP_END: step u32, spikes u32; R_SPIKES: step u32, then the ids
+                step_word = Cat(run_step, run_spikes)
                 with m.If(self.i_host.valid & item.end):
                     m.d.comb += self.i_host.ready.eq(1)
                     m.d.sync += [run_step.eq(run_step + 1), run_spikes.eq(0)]
-                    emit(
-                        Const(Op.R_STEP_END.value, 8) | (run_step << 8) | (run_spikes << 40),
-                        9,
-                        1,
-                        "RUN_WAIT",
-                    )
+                    emit(Op.R_STEP_END.value, step_word, 8, 1, "RUN_WAIT")
                 with m.Elif(self.i_host.valid):
                     m.d.sync += in_frame.eq(0)
-                    emit(Const(Op.R_SPIKES.value, 8) | (run_step << 8), 5, 0, "SPIKE_NEXT")
+                    emit(Op.R_SPIKES.value, step_word, 4, 0, "SPIKE_NEXT")
                 with m.Elif(~self.run_busy):
-                    emit(Op.R_ACK.value, 1, 1, "FINISH")
+                    emit(Op.R_ACK.value, None, 0, 1, "FINISH")
             with m.State("SPIKE_NEXT"):
                 # the head of the FIFO is a spike (checked before coming here): take it
                 m.d.comb += self.i_host.ready.eq(1)
                 m.d.sync += [
-                    em_word.eq(self.i_host.payload.gid),
+                    em_word[:16].eq(self.i_host.payload.gid),
                     in_frame.eq(in_frame + 1),
                     run_spikes.eq(run_spikes + 1),
                 ]
                 m.next = "SPIKE_LO"
             with m.State("SPIKE_LO"):
-                m.d.comb += [self.o_body.valid.eq(1), self.o_body.payload.data.eq(em_word[:8])]
+                m.d.comb += self.o_body.valid.eq(1)
                 with m.If(self.o_body.ready):
+                    m.d.sync += em_word.eq(em_word >> 8)
                     # another spike waiting (and room in the frame) keeps the frame open
                     m.d.sync += em_last.eq(
                         ~(
@@ -414,11 +432,7 @@ class Executor(wiring.Component):
                     )
                     m.next = "SPIKE_HI"
             with m.State("SPIKE_HI"):
-                m.d.comb += [
-                    self.o_body.valid.eq(1),
-                    self.o_body.payload.data.eq(em_word[8:16]),
-                    self.o_body.payload.last.eq(em_last),
-                ]
+                m.d.comb += [self.o_body.valid.eq(1), self.o_body.payload.last.eq(em_last)]
                 with m.If(self.o_body.ready):
                     with m.If(em_last):
                         m.next = "RUN_WAIT"
@@ -427,7 +441,7 @@ class Executor(wiring.Component):
 
             with m.State("ERROR"):
                 m.d.sync += errors.eq(errors + 1)
-                emit(Const(Op.R_ERROR.value, 8) | (err << 8) | (op << 16), 3, 1, "FINISH")
+                emit(Op.R_ERROR.value, Cat(err, Const(0, 4), op), 2, 1, "FINISH")
 
             with m.State("FINISH"):
                 m.d.comb += self.i_frame.ready.eq(1)

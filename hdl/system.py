@@ -204,8 +204,17 @@ class System(wiring.Component):
         # configuration dispatch (idle only)
         req = self.i_cfg.payload
         reply_from = Signal(range(C + 2))  # a core, the router (C), or the registers (C + 1)
-        reg_reply = Signal(64)
+        reg_reply = Signal(32)  # the registers are u32
         reading = Signal()
+        # the request's fields go to every core and the router; only the one addressed
+        # sees `valid`
+        for dst in [*(c.i_cfg for c in cores), router.i_cfg]:
+            m.d.comb += [
+                dst.payload.write.eq(req.write),
+                dst.payload.mem.eq(req.mem),
+                dst.payload.addr.eq(req.addr),
+                dst.payload.data.eq(req.data),
+            ]
 
         with m.FSM(name="control"):
             with m.State("IDLE"):
@@ -220,10 +229,6 @@ class System(wiring.Component):
                         with m.If(req.target == k):
                             m.d.comb += [
                                 cores[k].i_cfg.valid.eq(1),
-                                cores[k].i_cfg.payload.write.eq(req.write),
-                                cores[k].i_cfg.payload.mem.eq(req.mem),
-                                cores[k].i_cfg.payload.addr.eq(req.addr),
-                                cores[k].i_cfg.payload.data.eq(req.data),
                                 self.i_cfg.ready.eq(cores[k].i_cfg.ready),
                             ]
                             with m.If(cores[k].i_cfg.ready & ~req.write):
@@ -246,10 +251,6 @@ class System(wiring.Component):
                         with m.Else():
                             m.d.comb += [
                                 router.i_cfg.valid.eq(1),
-                                router.i_cfg.payload.write.eq(req.write),
-                                router.i_cfg.payload.mem.eq(req.mem),
-                                router.i_cfg.payload.addr.eq(req.addr),
-                                router.i_cfg.payload.data.eq(req.data),
                                 self.i_cfg.ready.eq(router.i_cfg.ready),
                             ]
                             with m.If(router.i_cfg.ready & ~req.write):
