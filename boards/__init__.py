@@ -24,7 +24,7 @@ iCEBreaker (iCE40UP5K, 12 MHz)
     the router tables, the FIFOs) 13 more, so 16 slots do not fit and 8 do (29 of 30).
     The learning unit's trace memories would need 4 to 5 more blocks than are left, and a
     second core's ring and state alone are 16. The logic does not fit yet: the core and the
-    system take about 6400 of the UP5K's 5280 logic cells (``docs/boards.md``).
+    system take 6081 of the UP5K's 5280 logic cells (``docs/boards.md``).
 ULX3S 85F (LFE5U-85F, 25 MHz)
     Five cores of 256 neurons, 512 axons, 4096 synapse entries and 16 delay slots, with
     the learning unit: 1280 neurons. The 85F has 208 block RAMs (18 Kbit); a learning core
