@@ -128,13 +128,18 @@ class Executor(wiring.Component):
         def top(n: int):  # type: ignore[no-untyped-def]
             return fld[64 - 8 * n :]
 
-        # --- byte emitter: the header byte (when em_hdr_on), then em_n bytes of em_word,
-        # little-endian; `last` on the final byte when em_last ---
+        # --- byte emitter: the header byte (when em_hdr_on), then em_n bytes of a word,
+        # little-endian from byte em_i; `last` on the final byte when em_last. The word is
+        # not copied: it is the system's reply (held until its last byte is sent, then
+        # taken), the run's step and spike count, the error, or a spike's id ---
         em_hdr = Signal(8)
         em_hdr_on = Signal()
-        em_word = Signal(64)
+        em_src = Signal(range(4))
+        em_i = Signal(3)
         em_n = Signal(4)
         em_last = Signal()
+        gid = Signal(16)
+        SRC_CFG, SRC_STEP, SRC_ERR, SRC_GID = range(4)
 
         rets = [
             "OP",
@@ -147,6 +152,7 @@ class Executor(wiring.Component):
             "INJECT_PUSH",
             "RUN_HDR",
             "RUN_WAIT",
+            "STEP_DONE",
             "SPIKE_NEXT",
             "INFO_NEXT",
             "STATUS_NEXT",
@@ -159,18 +165,18 @@ class Executor(wiring.Component):
             m.d.sync += [ld_left.eq(n), ld_phase.eq(0), ret.eq(rets.index(then))]
             m.next = "LOAD"
 
-        def emit(hdr, word, n: int, last, then: str) -> None:  # type: ignore[no-untyped-def]
-            """Send ``hdr`` (unless None) and the n low bytes of ``word``; go to ``then``."""
+        def emit(hdr, src: int, n: int, last, then: str) -> None:  # type: ignore[no-untyped-def]
+            """Send ``hdr`` (unless None) and the n low bytes of ``src``; go to ``then``."""
             m.d.sync += [
                 em_hdr_on.eq(hdr is not None),
+                em_src.eq(src),
+                em_i.eq(0),
                 em_n.eq(n),
                 em_last.eq(last),
                 ret.eq(rets.index(then)),
             ]
             if hdr is not None:
                 m.d.sync += em_hdr.eq(hdr)
-            if word is not None:
-                m.d.sync += em_word.eq(word)
             m.next = "EMIT"
 
         def fail(code: ErrorCode) -> None:
@@ -204,9 +210,21 @@ class Executor(wiring.Component):
             self.o_cfg.payload.addr.eq(Mux(status, index, (addr + index)[:abits])),
             self.o_cfg.payload.data.eq(fld),
             self.o_inject.payload.eq(top(2)),
-            # the header byte while em_hdr_on, else the low byte of em_word (R_SPIKES ids too)
-            self.o_body.payload.data.eq(Mux(em_hdr_on, em_hdr, em_word[:8])),
         ]
+        # the byte sent: the header byte while em_hdr_on, else byte em_i of the word
+        word_byte = Signal(8)
+        step_word = Cat(run_step, run_spikes)  # R_STEP_END: step u32, spikes u32
+        words = {
+            SRC_CFG: self.i_cfg.payload,
+            SRC_STEP: step_word,
+            SRC_ERR: Cat(err, Const(0, 4), op),
+            SRC_GID: gid,
+        }
+        with m.Switch(em_src):
+            for src, word in words.items():
+                with m.Case(src):
+                    m.d.comb += word_byte.eq(word.word_select(em_i[: ceil_log2(len(word) // 8)], 8))
+        m.d.comb += self.o_body.payload.data.eq(Mux(em_hdr_on, em_hdr, word_byte))
 
         info = info_bytes(cfg)
         n_status = len(STATUS_FIELDS)  # the first registers, in SystemReg order
@@ -242,8 +260,10 @@ class Executor(wiring.Component):
                     with m.If(em_hdr_on):
                         m.d.sync += em_hdr_on.eq(0)
                     with m.Else():
-                        m.d.sync += [em_word.eq(em_word >> 8), em_n.eq(em_n - 1)]
+                        m.d.sync += [em_i.eq(em_i + 1), em_n.eq(em_n - 1)]
                     with m.If(final):
+                        # the system's reply is taken once its last byte is sent
+                        m.d.comb += self.i_cfg.ready.eq(em_src == SRC_CFG)
                         go_ret()
 
             with m.State("OP"):
@@ -261,7 +281,7 @@ class Executor(wiring.Component):
                             fail(ErrorCode.LENGTH)
                         with m.Else():
                             m.d.sync += index.eq(0)
-                            emit(Op.R_STATUS.value, None, 0, 0, "STATUS_NEXT")
+                            emit(Op.R_STATUS.value, SRC_CFG, 0, 0, "STATUS_NEXT")
                     with m.Case(Op.WRITE.value, Op.READ.value):
                         with m.If(length < 9):
                             fail(ErrorCode.LENGTH)
@@ -288,7 +308,7 @@ class Executor(wiring.Component):
                         with m.Case(i):
                             m.d.comb += byte.eq(b)
                 m.d.sync += index.eq(index + 1)
-                emit(byte, None, 0, index == len(info) - 1, "INFO_NEXT")
+                emit(byte, SRC_STEP, 0, index == len(info) - 1, "INFO_NEXT")
                 with m.If(index == len(info)):
                     m.next = "FINISH"
 
@@ -300,11 +320,9 @@ class Executor(wiring.Component):
                     m.d.comb += [self.o_cfg.valid.eq(1), status.eq(1)]
                     with m.If(self.o_cfg.ready):
                         m.next = "STATUS_REPLY"
-            with m.State("STATUS_REPLY"):
-                m.d.comb += self.i_cfg.ready.eq(1)
-                with m.If(self.i_cfg.valid):
-                    m.d.sync += index.eq(index + 1)
-                    emit(None, self.i_cfg.payload, 4, index == n_status - 1, "STATUS_NEXT")
+            with m.State("STATUS_REPLY"), m.If(self.i_cfg.valid):
+                m.d.sync += index.eq(index + 1)
+                emit(None, SRC_CFG, 4, index == n_status - 1, "STATUS_NEXT")
 
             # WRITE / READ: target u8, mem u8, addr u32, count u16
             with m.State("WRITE_HDR"):
@@ -327,10 +345,10 @@ class Executor(wiring.Component):
                 with m.Elif(is_write):
                     m.next = "WRITE_NEXT"
                 with m.Else():
-                    emit(Op.R_DATA.value, None, 0, count == 0, "READ_HDR")
+                    emit(Op.R_DATA.value, SRC_STEP, 0, count == 0, "READ_HDR")
             with m.State("WRITE_NEXT"):
                 with m.If(index == count):
-                    emit(Op.R_ACK.value, None, 0, 1, "FINISH")
+                    emit(Op.R_ACK.value, SRC_STEP, 0, 1, "FINISH")
                 with m.Else():
                     load(8, "WRITE_WORD")  # the words follow one another in the body
             with m.State("WRITE_WORD"):
@@ -345,11 +363,9 @@ class Executor(wiring.Component):
                     m.d.comb += self.o_cfg.valid.eq(1)
                     with m.If(self.o_cfg.ready):
                         m.next = "READ_REPLY"
-            with m.State("READ_REPLY"):
-                m.d.comb += self.i_cfg.ready.eq(1)
-                with m.If(self.i_cfg.valid):
-                    m.d.sync += index.eq(index + 1)
-                    emit(None, self.i_cfg.payload, 8, index + 1 == count, "READ_HDR")
+            with m.State("READ_REPLY"), m.If(self.i_cfg.valid):
+                m.d.sync += index.eq(index + 1)
+                emit(None, SRC_CFG, 8, index + 1 == count, "READ_HDR")
 
             # INJECT: count u16, then count source ids u16; all or nothing
             with m.State("INJECT_HDR"):
@@ -376,7 +392,7 @@ class Executor(wiring.Component):
                     m.next = "INJECT_SCAN"
             with m.State("INJECT_NEXT"):
                 with m.If(index == count):
-                    emit(Op.R_ACK.value, None, 0, 1, "FINISH")
+                    emit(Op.R_ACK.value, SRC_STEP, 0, 1, "FINISH")
                 with m.Else():
                     load(2, "INJECT_PUSH")
             with m.State("INJECT_PUSH"):
@@ -399,21 +415,25 @@ class Executor(wiring.Component):
             with m.State("RUN_WAIT"):
                 item = self.i_host.payload
                 # R_STEP_END: step u32, spikes u32; R_SPIKES: step u32, then the ids
-                step_word = Cat(run_step, run_spikes)
                 with m.If(self.i_host.valid & item.end):
                     m.d.comb += self.i_host.ready.eq(1)
-                    m.d.sync += [run_step.eq(run_step + 1), run_spikes.eq(0)]
-                    emit(Op.R_STEP_END.value, step_word, 8, 1, "RUN_WAIT")
+                    emit(Op.R_STEP_END.value, SRC_STEP, 8, 1, "STEP_DONE")
                 with m.Elif(self.i_host.valid):
                     m.d.sync += in_frame.eq(0)
-                    emit(Op.R_SPIKES.value, step_word, 4, 0, "SPIKE_NEXT")
+                    emit(Op.R_SPIKES.value, SRC_STEP, 4, 0, "SPIKE_NEXT")
                 with m.Elif(~self.run_busy):
-                    emit(Op.R_ACK.value, None, 0, 1, "FINISH")
+                    emit(Op.R_ACK.value, SRC_STEP, 0, 1, "FINISH")
+            with m.State("STEP_DONE"):
+                # the step's numbers are sent (they are read as they go out): the next step
+                m.d.sync += [run_step.eq(run_step + 1), run_spikes.eq(0)]
+                m.next = "RUN_WAIT"
             with m.State("SPIKE_NEXT"):
                 # the head of the FIFO is a spike (checked before coming here): take it
                 m.d.comb += self.i_host.ready.eq(1)
                 m.d.sync += [
-                    em_word[:16].eq(self.i_host.payload.gid),
+                    gid.eq(self.i_host.payload.gid),
+                    em_src.eq(SRC_GID),
+                    em_i.eq(0),
                     in_frame.eq(in_frame + 1),
                     run_spikes.eq(run_spikes + 1),
                 ]
@@ -421,7 +441,7 @@ class Executor(wiring.Component):
             with m.State("SPIKE_LO"):
                 m.d.comb += self.o_body.valid.eq(1)
                 with m.If(self.o_body.ready):
-                    m.d.sync += em_word.eq(em_word >> 8)
+                    m.d.sync += em_i.eq(1)
                     # another spike waiting (and room in the frame) keeps the frame open
                     m.d.sync += em_last.eq(
                         ~(
@@ -441,7 +461,7 @@ class Executor(wiring.Component):
 
             with m.State("ERROR"):
                 m.d.sync += errors.eq(errors + 1)
-                emit(Op.R_ERROR.value, Cat(err, Const(0, 4), op), 2, 1, "FINISH")
+                emit(Op.R_ERROR.value, SRC_ERR, 2, 1, "FINISH")
 
             with m.State("FINISH"):
                 m.d.comb += self.i_frame.ready.eq(1)
