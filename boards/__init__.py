@@ -15,16 +15,19 @@ The sizes of each system, and why (resources as measured by ``spikefab build``; 
 ``docs/boards.md`` for the measured reports):
 
 iCEBreaker (iCE40UP5K, 12 MHz)
-    One core of 256 neurons, 256 axons, 8192 synapse entries and 8 delay slots, no
-    learning. The UP5K has 30 block RAMs (4 Kbit) and 4 SPRAMs (256 Kbit). The synapse
-    and axon tables and the neuron parameters sit in the four SPRAMs, which hold up to
-    8192 synapse entries (a synapse bank of 2 x 8192 words is one SPRAM deep). The dendrite
-    ring takes ``delay_slots x neurons x 24`` bits of block RAM: 24 blocks at 16 slots, 12
-    at 8; the state takes 4 and the system around the core (the host link's frame buffer,
-    the router tables, the FIFOs) 13 more, so 16 slots do not fit and 8 do (29 of 30).
-    The learning unit's trace memories would need 4 to 5 more blocks than are left, and a
-    second core's ring and state alone are 16. The logic does not fit yet: the core and the
-    system take 6081 of the UP5K's 5280 logic cells (``docs/boards.md``).
+    One core of 256 neurons, 256 axons, 8192 synapse entries and 8 delay slots, no learning,
+    no statistics counters. The UP5K has 30 block RAMs (4 Kbit) and 4 SPRAMs (256 Kbit). The
+    synapse and axon tables and the neuron parameters sit in the four SPRAMs, which hold up
+    to 8192 synapse entries (a synapse bank of 2 x 8192 words is one SPRAM deep). The
+    dendrite ring takes ``delay_slots x neurons x 24`` bits of block RAM: 24 blocks at 16
+    slots, 12 at 8; the state takes 4 and the system around the core (the host link's frame
+    buffer, the router tables, the FIFOs) 13 more, so 16 slots do not fit and 8 do (29 of
+    30). The learning unit's trace memories would need 4 to 5 more blocks than are left, and
+    a second core's ring and state alone are 16. The logic fits without the statistics
+    counters (``CoreConfig.stats``): thirteen 32-bit counters (the core's events, cycles,
+    spikes and steps, the router's, the FIFO maxima, the host link's) take about 1040 of the
+    UP5K's 5280 logic cells; the system takes 6125 with them and 5083 without
+    (``docs/boards.md``).
 ULX3S 85F (LFE5U-85F, 25 MHz)
     Five cores of 256 neurons, 512 axons, 4096 synapse entries and 16 delay slots, with
     the learning unit: 1280 neurons. The 85F has 208 block RAMs (18 Kbit); a learning core
@@ -158,7 +161,8 @@ class Board:
         return (
             f"{s.cores} core{'s' if s.cores > 1 else ''} x {c.neurons} neurons, "
             f"{c.axons} axons, {c.synapses} synapse entries, {c.delay_slots} delay slots"
-            f"{', learning' if c.learning else ''}: {self.neurons} neurons, "
+            f"{', learning' if c.learning else ''}"
+            f"{'' if c.stats else ', no statistics counters'}: {self.neurons} neurons, "
             f"{self.synapses} synapses"
         )
 
@@ -250,7 +254,7 @@ ICEBREAKER = Board(
     baud=3_000_000,
     system=SystemConfig(
         cores=1,
-        core=CoreConfig(neurons=256, axons=256, synapses=8192, delay_slots=8),
+        core=CoreConfig(neurons=256, axons=256, synapses=8192, delay_slots=8, stats=False),
         sources=256,
         route_entries=512,
         inject_depth=256,
@@ -259,7 +263,8 @@ ICEBREAKER = Board(
     uart="the FT2232H's second channel, on the same USB cable as the programmer "
     "(/dev/ttyUSB1 on Linux)",
     why="the UP5K's 30 block RAMs hold one core's ring only at 8 delay slots; the SPRAMs "
-    "hold 8192 synapse entries",
+    "hold 8192 synapse entries; its logic cells fit the system only without the statistics "
+    "counters",
     platform=_icebreaker,
     leds=(Led("alive", "led", 1), Led("activity", "led", 0)),
     programmers=(

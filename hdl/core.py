@@ -95,13 +95,16 @@ class _Counter:
     the configuration port (served only between steps) can read it.
     """
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, present: bool = True):
+        self.present = present  # False: reads 0, counts nothing, ignores writes (no logic)
         self.lo = Signal(16, name=f"{name}_lo")
         self.hi = Signal(16, name=f"{name}_hi")
         self.wrap = Signal(name=f"{name}_wrap")  # the low half wrapped in the last cycle
-        self.value = Cat(self.lo, self.hi)
+        self.value = Cat(self.lo, self.hi) if present else Const(0, 32)
 
     def count(self, m: Module, enable) -> None:  # type: ignore[no-untyped-def]
+        if not self.present:
+            return
         with m.If(enable):
             m.d.sync += self.lo.eq(self.lo + 1)
         m.d.sync += self.wrap.eq(enable & (self.lo == 0xFFFF))
@@ -109,6 +112,8 @@ class _Counter:
             m.d.sync += self.hi.eq(self.hi + 1)
 
     def load(self, m: Module, data) -> None:  # type: ignore[no-untyped-def]
+        if not self.present:
+            return
         m.d.sync += [self.lo.eq(data[:16]), self.hi.eq(data[16:32]), self.wrap.eq(0)]
 
 
@@ -230,17 +235,17 @@ class NeuronCore(wiring.Component):
 
         # registers ----------------------------------------------------------------------------
         now = Signal(range(D)) if D > 1 else Const(0, 1)
-        events = _Counter("events")
-        deliver_cycles = _Counter("deliver_cycles")
-        update_cycles = _Counter("update_cycles")
-        spikes = _Counter("spikes")
-        steps = _Counter("steps")
+        events = _Counter("events", cfg.stats)
+        deliver_cycles = _Counter("deliver_cycles", cfg.stats)
+        update_cycles = _Counter("update_cycles", cfg.stats)
+        spikes = _Counter("spikes", cfg.stats)
+        steps = _Counter("steps", cfg.stats)
         step_req = Signal()
         with m.If(self.step):
             m.d.sync += step_req.eq(1)
 
         # the learning unit and its registers (contract 6.4); without it they read 0
-        learn_cycles = _Counter("learn_cycles")
+        learn_cycles = _Counter("learn_cycles", cfg.stats)
         pending = Signal()  # the learning phase of the last update's step has not run
         learn_req = Signal()  # `learn` was pulsed: run the pending phase once delivery drains
         if cfg.learning:

@@ -53,7 +53,8 @@ def info_bytes(cfg: SystemConfig) -> bytes:
         (cfg.route_entries, 4),
         (cfg.inject_depth, 2),
         (MAX_BODY, 2),
-        (int(c.learning), 1),  # features: bit 0, the learning unit
+        # features: bit 0, the learning unit; bit 1, the statistics counters
+        (int(c.learning) | int(c.stats) << 1, 1),
     ]
     return b"".join(int(v).to_bytes(n, "little") for v, n in fields)
 
@@ -460,12 +461,14 @@ class Executor(wiring.Component):
                         m.next = "SPIKE_NEXT"
 
             with m.State("ERROR"):
-                m.d.sync += errors.eq(errors + 1)
+                if cfg.core.stats:
+                    m.d.sync += errors.eq(errors + 1)
                 emit(Op.R_ERROR.value, SRC_ERR, 2, 1, "FINISH")
 
             with m.State("FINISH"):
                 m.d.comb += self.i_frame.ready.eq(1)
-                m.d.sync += frames.eq(frames + 1)
+                if cfg.core.stats:
+                    m.d.sync += frames.eq(frames + 1)
                 m.next = "IDLE"
         m.d.comb += self.idle.eq(fsm.ongoing("IDLE") & ~self.i_frame.valid)
         return m

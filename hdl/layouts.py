@@ -66,6 +66,11 @@ class CoreConfig:
     learning
         Whether the core has the STDP learning unit (contract 6.4): trace memories, the
         learning phase and its registers. A core without it holds no plastic synapses.
+    stats
+        Whether the statistics counters are built (contract 6.1 and 7.2): the core's
+        event, cycle, spike and step counters, and in a system of such cores the router's,
+        the host link's and the FIFO maxima. Without them (for the smallest devices) they
+        read 0 and ignore writes; the system's ``STEP`` and the core's ``NOW`` remain.
     """
 
     neurons: int = 256
@@ -74,10 +79,13 @@ class CoreConfig:
     delay_slots: int = 16
     acc_bits: int | None = 24
     learning: bool = False
+    stats: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.learning, bool):
             raise TypeError(f"learning must be True or False, not {self.learning!r}")
+        if not isinstance(self.stats, bool):
+            raise TypeError(f"stats must be True or False, not {self.stats!r}")
         _pow2("neurons", self.neurons, 2, 4096)
         _pow2("axons", self.axons, 2, 1 << 16)
         _pow2("synapses", self.synapses, 2, 1 << 16)

@@ -107,6 +107,7 @@ class Router(wiring.Component):
         e1_valid = Signal()
         entry = ent_rd.data
         events, stalls, errors = Signal(32), Signal(32), Signal(32)
+        stats = cfg.core.stats  # without the statistics counters they stay 0
         m.d.comb += [self.events.eq(events), self.stalls.eq(stalls), self.errors.eq(errors)]
 
         # destination of the entry in stage E1 and whether it takes the entry now
@@ -132,9 +133,11 @@ class Router(wiring.Component):
         m.d.comb += advance.eq(~e1_valid | dest_ready)
         with m.If(e1_valid & dest_ready):
             with m.If(bad_dest):
-                m.d.sync += errors.eq(errors + 1)
+                if stats:
+                    m.d.sync += errors.eq(errors + 1)
             with m.Else():
-                m.d.sync += events.eq(events + 1)
+                if stats:
+                    m.d.sync += events.eq(events + 1)
 
         # defaults: the iterator owns the entry read port; the pointer port reads only in IDLE
         # and holds its data otherwise (POINTER and CFG_REPLY use it)
@@ -201,7 +204,8 @@ class Router(wiring.Component):
                     with m.Else():
                         m.next = "IDLE"
                 with m.Else():
-                    m.d.sync += stalls.eq(stalls + 1)
+                    if stats:
+                        m.d.sync += stalls.eq(stalls + 1)
             with m.State("CFG_REPLY"):
                 m.d.comb += [
                     self.o_cfg.valid.eq(1),

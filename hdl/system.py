@@ -164,14 +164,16 @@ class System(wiring.Component):
         max_core_fifo = Signal(32)
         max_spike_fifo = Signal(32)
         m.d.comb += self.step.eq(step)
-        with m.If(router.o_host.valid & router.o_host.ready):
-            m.d.sync += host_spikes.eq(host_spikes + 1)
-        for f in in_fifos:
-            with m.If(f.level > max_core_fifo):
-                m.d.sync += max_core_fifo.eq(f.level)
-        for f in spike_fifos:
-            with m.If(f.level > max_spike_fifo):
-                m.d.sync += max_spike_fifo.eq(f.level)
+        stats = cfg.core.stats  # without the statistics counters they stay 0
+        if stats:
+            with m.If(router.o_host.valid & router.o_host.ready):
+                m.d.sync += host_spikes.eq(host_spikes + 1)
+            for f in in_fifos:
+                with m.If(f.level > max_core_fifo):
+                    m.d.sync += max_core_fifo.eq(f.level)
+            for f in spike_fifos:
+                with m.If(f.level > max_spike_fifo):
+                    m.d.sync += max_spike_fifo.eq(f.level)
         regs = {
             SystemReg.STEP: step,
             SystemReg.ROUTER_EVENTS: router.events,
@@ -183,12 +185,13 @@ class System(wiring.Component):
             SystemReg.FRAMES: self.frames,
             SystemReg.LEARN: Const(0, 32),
         }
-        writable = {
-            SystemReg.STEP: step,
-            SystemReg.HOST_SPIKES: host_spikes,
-            SystemReg.MAX_CORE_FIFO: max_core_fifo,
-            SystemReg.MAX_SPIKE_FIFO: max_spike_fifo,
-        }
+        writable = {SystemReg.STEP: step}
+        if stats:
+            writable |= {
+                SystemReg.HOST_SPIKES: host_spikes,
+                SystemReg.MAX_CORE_FIFO: max_core_fifo,
+                SystemReg.MAX_SPIKE_FIFO: max_spike_fifo,
+            }
 
         # quiet: nothing of the previous step is still on its way
         cores_idle = Cat(*(c.idle for c in cores)).all()

@@ -201,6 +201,11 @@ class DeviceInfo:
         """The cores have the STDP learning unit."""
         return bool(self.features & 1)
 
+    @property
+    def stats(self) -> bool:
+        """The system has its statistics counters (contract 6.1, 7.2)."""
+        return bool(self.features & 2)
+
     @classmethod
     def from_body(cls, body: bytes) -> DeviceInfo:
         return cls(*struct.unpack("<BBBHIIBBHIHHB", body[1:]))

@@ -96,6 +96,7 @@ class Image:
                     "delay_slots": c.core.delay_slots,
                     "acc_bits": c.core.acc_bits,
                     "learning": c.core.learning,
+                    "stats": c.core.stats,
                 },
             },
             "stats": self.stats,

@@ -29,6 +29,16 @@ from spikefab.hdl.protocol import STATUS_FIELDS, ErrorCode, Op, Target
 from spikefab.sim import arith
 from spikefab.sim.golden import expand_ranges
 
+#: The core's statistics counters, which read 0 on cores without them (contract 6.1).
+STAT_REGS = (
+    CoreReg.EVENTS,
+    CoreReg.DELIVERY_CYCLES,
+    CoreReg.UPDATE_CYCLES,
+    CoreReg.SPIKES,
+    CoreReg.STEPS,
+    CoreReg.LEARN_CYCLES,
+)
+
 __all__ = ["SystemModel", "field", "pack_fields"]
 
 
@@ -129,6 +139,8 @@ class SystemModel:
         if target == Target.SYSTEM:
             if mem == SystemMem.REGS.value:
                 for i, value in zip(range(addr, addr + len(w)), w, strict=True):
+                    if not c.stats and SystemReg(i) != SystemReg.STEP:
+                        continue  # no counter to write (contract 7.2)
                     reg = SystemReg(i)
                     if reg == SystemReg.STEP:
                         self.step_count = int(value)
@@ -181,6 +193,8 @@ class SystemModel:
         elif mem == CoreMem.REGS.value:
             regs = {**self.core_regs[target], CoreReg.LEARN_PENDING: 0}
             regs |= {CoreReg.NOW: self.now, CoreReg.STEPS: self.step_count}
+            if not c.stats:  # the counters read 0 (contract 6.1)
+                regs |= dict.fromkeys(STAT_REGS, 0)
             return [int(regs.get(CoreReg(i), 0)) for i in range(addr, addr + count)]
         else:
             words = self._mem[(target, mem)][addr : addr + count]
@@ -196,7 +210,8 @@ class SystemModel:
 
     def status(self) -> dict[str, int]:
         """Return the system registers, as STATUS does."""
-        regs = dict(self.counters)
+        # without the statistics counters only STEP counts (contract 7.2)
+        regs = dict(self.counters) if self.config.core.stats else {}
         regs[SystemReg.STEP] = self.step_count
         return {r.name.lower(): int(regs.get(r, 0)) for r in list(SystemReg)[: len(STATUS_FIELDS)]}
 

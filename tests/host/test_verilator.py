@@ -249,3 +249,65 @@ def test_close_ends_the_simulation():
     assert replies(dev, 1)[0][0] == Op.R_STATUS
     dev.close()
     assert dev.transport.proc.returncode == 0
+
+
+def test_a_system_without_statistics_counters():
+    """`CoreConfig.stats = False` (the iCEBreaker's system): the same spikes, only STEP counts.
+
+    A random network runs on a system built without the statistics counters and must give
+    the golden model's spikes; R_INFO says the counters are absent, STATUS reads 0 but for
+    the step, the core's counters read 0 and a write to one is ignored.
+    """
+    import numpy as np
+    from spikefab.hdl.layouts import CoreReg, SystemReg
+    from spikefab.host.runtime import check_device, run_network
+    from spikefab.mapping.image import place_sequential
+    from spikefab.mapping.network import NetworkBuilder
+    from spikefab.sim.golden import GoldenModel
+    from spikefab.sim.results import compare_results
+
+    config = SystemConfig(
+        cores=2,
+        core=CoreConfig(neurons=16, axons=64, synapses=256, delay_slots=4, stats=False),
+        sources=16,
+        route_entries=256,
+    )
+    rng = np.random.default_rng(5)
+    b = NetworkBuilder("nostats")
+    b.spike_source("inp", 8, poisson={"rate_hz": 200, "seed": 5})
+    b.population("a", 14, du=1000, dv=200, vth=150, refractory=1)
+    b.population("b", 12, du=3000, dv=100, vth=200, reset="subtract")
+    for pre, post in [("inp", "a"), ("a", "b"), ("b", "a")]:
+        b.project(
+            pre,
+            post,
+            connect={"kind": "fixed_probability", "p": 0.4, "seed": int(rng.integers(1 << 20))},
+            weight={"kind": "uniform", "low": -20, "high": 127, "seed": int(rng.integers(1 << 20))},
+            weight_exp=1,
+            delay={"kind": "uniform", "low": 1, "high": 4, "seed": int(rng.integers(1 << 20))},
+        )
+    net = b.build()
+    steps = 40
+    dev = open_verilator(config, timeout=TIMEOUT)
+    try:
+        info = dev.info()
+        assert not info.stats and not info.learning  # bits 1 and 0 of the features
+        check_device(dev, config)
+        got = run_network(net, place_sequential(net, config), dev, steps, "rtl")
+        status = dev.status()
+        core_regs = dev.read(0, CoreMem.REGS.value, 0, CoreReg.STEPS + 1)
+        dev.write(Target.SYSTEM, SystemMem.REGS.value, SystemReg.HOST_SPIKES, [7])
+        dev.write(0, CoreMem.REGS.value, CoreReg.EVENTS, [7])
+        after = (
+            dev.read(Target.SYSTEM, SystemMem.REGS.value, SystemReg.HOST_SPIKES, 1),
+            dev.read(0, CoreMem.REGS.value, CoreReg.EVENTS, 1),
+        )
+    finally:
+        dev.close()
+    ref = GoldenModel(net).run(steps)
+    assert ref.n_spikes > 20, "a network that hardly fires proves little"
+    cmp = compare_results(ref, got)
+    assert cmp.equal, f"{cmp.mismatches} mismatches\n{cmp.first}"
+    assert status == {k: (steps if k == "step" else 0) for k in status}, status
+    assert core_regs == [steps % config.core.delay_slots, 0, 0, 0, 0, 0]
+    assert after == ([0], [0])
