@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(VENV)/bin/spikefab plot out/verilator.npz -o out/synfire.png
 
 test: $(STAMP) tools
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --maxschedchunk 1 -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,25 +1,28 @@
-"""Test order: the longest tests first, so that the two workers of ``make test`` overlap them.
+"""Test order: the two longest tests first, one on each worker of ``make test``.
 
-The two ECP5 bitstream builds take most of the run's time (``tests/boards``). pytest-xdist
-hands the first tests out one to each worker in turn, so with the ULX3S build first and the
-OrangeCrab build second each worker starts on one of them, and the rest of the suite runs
-beside them instead of after them.
+The two ECP5 bitstream builds take most of the run's time (``tests/boards``). ``make test``
+runs pytest-xdist with ``--maxschedchunk 1``: each worker starts with two tests, the first
+worker the first two, the second the next two, and then takes one test at a time as it
+finishes one. With the ULX3S build first, a test of no time second and the OrangeCrab build
+third, each worker starts on one of the builds, and the rest of the suite runs beside them
+instead of after them.
 """
 
 from __future__ import annotations
 
 import pytest
 
-#: Tests that run first, longest first (a substring of the test's node id each).
-FIRST = ("test_ecp5_bitstreams[ulx3s]", "test_ecp5_bitstreams[orangecrab]")
-
-
-def _rank(item: pytest.Item) -> int:
-    for i, part in enumerate(FIRST):
-        if part in item.nodeid:
-            return i
-    return len(FIRST)
+#: The long tests and the places they take (a substring of the test's node id each).
+FIRST = {
+    "test_ecp5_bitstreams[ulx3s]": 0,
+    "test_dfu_suffix_is_what_dfu_util_checks": 1,  # milliseconds
+    "test_ecp5_bitstreams[orangecrab]": 2,
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=_rank)  # stable: the others keep their order
+    long = {place: item for item in items for key, place in FIRST.items() if key in item.nodeid}
+    rest = [item for item in items if item not in long.values()]
+    for place in sorted(long):
+        rest.insert(min(place, len(rest)), long[place])
+    items[:] = rest
