@@ -179,6 +179,8 @@ def dfu_suffix(bitstream: Path, out: Path, vendor: int = 0x1209, product: int = 
 
 def _overrides(board: Board) -> dict[str, str]:
     report = f"--report {board.design_name}.report.json --timing-allow-fail --seed 1"
+    if not board.timing_driven:
+        report += " --no-tmdriv"
     if board.family == "ice40":
         # The SPRAM has no initial contents, and Amaranth gives every memory zeros (which
         # block RAMs have anyway): the $meminit cells go, so that the core's banks map to

@@ -1,9 +1,8 @@
 """Bitstreams of the boards, built with the YoWASP tools as ``spikefab build`` builds them.
 
-The iCEBreaker builds run in every test run (one to three minutes each on a 2-core machine);
-the two ECP5 builds are slow (the OrangeCrab's 5 to 8 minutes, the ULX3S's 15 to 25) and
-marked so.
-Each checks the report: the design fits, nextpnr's fmax is at or above the board's clock,
+The iCEBreaker builds run in every test run (one to five minutes each on a 2-core machine);
+the two ECP5 builds are slow (the OrangeCrab's about 5 minutes, the ULX3S's 12 to 15) and
+marked so. Each checks the report: the design fits, nextpnr's fmax is at or above the board's clock,
 the bitstream exists. A system too large for its device fails with the resource named and
 by how much.
 """
