@@ -25,8 +25,8 @@ iCEBreaker (iCE40UP5K, 12 MHz)
     30). The learning unit's trace memories would need 4 to 5 more blocks than are left, and
     a second core's ring and state alone are 16. The logic fits without the statistics
     counters (``CoreConfig.stats``): thirteen 32-bit counters (the core's events, cycles,
-    spikes and steps, the router's, the FIFO maxima, the host link's) take about 1040 of the
-    UP5K's 5280 logic cells; the system takes 6125 with them and 5083 without
+    spikes and steps, the router's, the FIFO maxima, the host link's) take about 1060 of the
+    UP5K's 5280 logic cells; the system takes 6125 with them and 5065 without
     (``docs/boards.md``).
 ULX3S 85F (LFE5U-85F, 25 MHz)
     Five cores of 256 neurons, 512 axons, 4096 synapse entries and 16 delay slots, with

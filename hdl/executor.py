@@ -97,9 +97,9 @@ class Executor(wiring.Component):
 
         # The executor is sized for the UP5K as much as for the ECP5: no field is wider
         # than what it can hold (counts and loop indices are u16, addresses as wide as the
-        # deepest memory after a check that the rest are zero), fields are shifted in and
-        # replies shifted out a byte at a time, and every reply is a header byte followed
-        # by up to eight bytes of one word.
+        # deepest memory after a check that the rest are zero), fields are shifted in a
+        # byte at a time, and every reply is a header byte and up to eight bytes of one
+        # word, sent from where the word is.
         depths = [cfg.depth_of(sm) for sm in SystemMem] + [cfg.core.depth_of(cm) for cm in CoreMem]
         abits = max(depths).bit_length()  # every address below 2**abits, every depth too
 
@@ -166,11 +166,11 @@ class Executor(wiring.Component):
             m.d.sync += [ld_left.eq(n), ld_phase.eq(0), ret.eq(rets.index(then))]
             m.next = "LOAD"
 
-        def emit(hdr, src: int, n: int, last, then: str) -> None:  # type: ignore[no-untyped-def]
-            """Send ``hdr`` (unless None) and the n low bytes of ``src``; go to ``then``."""
+        def emit(hdr, last, then: str, src: int | None = None, n: int = 0) -> None:  # type: ignore[no-untyped-def]
+            """Send ``hdr`` (unless None), then the n low bytes of word ``src``; go to
+            ``then``."""
             m.d.sync += [
                 em_hdr_on.eq(hdr is not None),
-                em_src.eq(src),
                 em_i.eq(0),
                 em_n.eq(n),
                 em_last.eq(last),
@@ -178,6 +178,8 @@ class Executor(wiring.Component):
             ]
             if hdr is not None:
                 m.d.sync += em_hdr.eq(hdr)
+            if src is not None:
+                m.d.sync += em_src.eq(src)
             m.next = "EMIT"
 
         def fail(code: ErrorCode) -> None:
@@ -264,7 +266,7 @@ class Executor(wiring.Component):
                         m.d.sync += [em_i.eq(em_i + 1), em_n.eq(em_n - 1)]
                     with m.If(final):
                         # the system's reply is taken once its last byte is sent
-                        m.d.comb += self.i_cfg.ready.eq(em_src == SRC_CFG)
+                        m.d.comb += self.i_cfg.ready.eq(~em_hdr_on & (em_src == SRC_CFG))
                         go_ret()
 
             with m.State("OP"):
@@ -282,7 +284,7 @@ class Executor(wiring.Component):
                             fail(ErrorCode.LENGTH)
                         with m.Else():
                             m.d.sync += index.eq(0)
-                            emit(Op.R_STATUS.value, SRC_CFG, 0, 0, "STATUS_NEXT")
+                            emit(Op.R_STATUS.value, 0, "STATUS_NEXT")
                     with m.Case(Op.WRITE.value, Op.READ.value):
                         with m.If(length < 9):
                             fail(ErrorCode.LENGTH)
@@ -309,7 +311,7 @@ class Executor(wiring.Component):
                         with m.Case(i):
                             m.d.comb += byte.eq(b)
                 m.d.sync += index.eq(index + 1)
-                emit(byte, SRC_STEP, 0, index == len(info) - 1, "INFO_NEXT")
+                emit(byte, index == len(info) - 1, "INFO_NEXT")
                 with m.If(index == len(info)):
                     m.next = "FINISH"
 
@@ -323,7 +325,7 @@ class Executor(wiring.Component):
                         m.next = "STATUS_REPLY"
             with m.State("STATUS_REPLY"), m.If(self.i_cfg.valid):
                 m.d.sync += index.eq(index + 1)
-                emit(None, SRC_CFG, 4, index == n_status - 1, "STATUS_NEXT")
+                emit(None, index == n_status - 1, "STATUS_NEXT", SRC_CFG, 4)
 
             # WRITE / READ: target u8, mem u8, addr u32, count u16
             with m.State("WRITE_HDR"):
@@ -346,10 +348,10 @@ class Executor(wiring.Component):
                 with m.Elif(is_write):
                     m.next = "WRITE_NEXT"
                 with m.Else():
-                    emit(Op.R_DATA.value, SRC_STEP, 0, count == 0, "READ_HDR")
+                    emit(Op.R_DATA.value, count == 0, "READ_HDR")
             with m.State("WRITE_NEXT"):
                 with m.If(index == count):
-                    emit(Op.R_ACK.value, SRC_STEP, 0, 1, "FINISH")
+                    emit(Op.R_ACK.value, 1, "FINISH")
                 with m.Else():
                     load(8, "WRITE_WORD")  # the words follow one another in the body
             with m.State("WRITE_WORD"):
@@ -366,7 +368,7 @@ class Executor(wiring.Component):
                         m.next = "READ_REPLY"
             with m.State("READ_REPLY"), m.If(self.i_cfg.valid):
                 m.d.sync += index.eq(index + 1)
-                emit(None, SRC_CFG, 8, index + 1 == count, "READ_HDR")
+                emit(None, index + 1 == count, "READ_HDR", SRC_CFG, 8)
 
             # INJECT: count u16, then count source ids u16; all or nothing
             with m.State("INJECT_HDR"):
@@ -393,7 +395,7 @@ class Executor(wiring.Component):
                     m.next = "INJECT_SCAN"
             with m.State("INJECT_NEXT"):
                 with m.If(index == count):
-                    emit(Op.R_ACK.value, SRC_STEP, 0, 1, "FINISH")
+                    emit(Op.R_ACK.value, 1, "FINISH")
                 with m.Else():
                     load(2, "INJECT_PUSH")
             with m.State("INJECT_PUSH"):
@@ -418,12 +420,12 @@ class Executor(wiring.Component):
                 # R_STEP_END: step u32, spikes u32; R_SPIKES: step u32, then the ids
                 with m.If(self.i_host.valid & item.end):
                     m.d.comb += self.i_host.ready.eq(1)
-                    emit(Op.R_STEP_END.value, SRC_STEP, 8, 1, "STEP_DONE")
+                    emit(Op.R_STEP_END.value, 1, "STEP_DONE", SRC_STEP, 8)
                 with m.Elif(self.i_host.valid):
                     m.d.sync += in_frame.eq(0)
-                    emit(Op.R_SPIKES.value, SRC_STEP, 4, 0, "SPIKE_NEXT")
+                    emit(Op.R_SPIKES.value, 0, "SPIKE_NEXT", SRC_STEP, 4)
                 with m.Elif(~self.run_busy):
-                    emit(Op.R_ACK.value, SRC_STEP, 0, 1, "FINISH")
+                    emit(Op.R_ACK.value, 1, "FINISH")
             with m.State("STEP_DONE"):
                 # the step's numbers are sent (they are read as they go out): the next step
                 m.d.sync += [run_step.eq(run_step + 1), run_spikes.eq(0)]
@@ -463,7 +465,7 @@ class Executor(wiring.Component):
             with m.State("ERROR"):
                 if cfg.core.stats:
                     m.d.sync += errors.eq(errors + 1)
-                emit(Op.R_ERROR.value, SRC_ERR, 2, 1, "FINISH")
+                emit(Op.R_ERROR.value, 1, "FINISH", SRC_ERR, 2)
 
             with m.State("FINISH"):
                 m.d.comb += self.i_frame.ready.eq(1)

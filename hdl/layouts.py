@@ -17,6 +17,7 @@ from amaranth.utils import ceil_log2
 from spikefab.hdl import params as P
 
 __all__ = [
+    "CORE_COUNTERS",
     "NEURON_PARAMS",
     "NEURON_STATE",
     "POST_TRACE",
@@ -262,6 +263,16 @@ class CoreReg(py_enum.IntEnum):
     #: Clock cycles spent in learning phases since the last clear.
     LEARN_CYCLES = 13
 
+
+#: The core's statistics counters, which read 0 on a core built without them (contract 6.1).
+CORE_COUNTERS = (
+    CoreReg.EVENTS,
+    CoreReg.DELIVERY_CYCLES,
+    CoreReg.UPDATE_CYCLES,
+    CoreReg.SPIKES,
+    CoreReg.STEPS,
+    CoreReg.LEARN_CYCLES,
+)
 
 #: Width of the configuration port's data: the widest word (parameters, 62 bits) fits.
 CFG_DATA_BITS = 64

@@ -17,6 +17,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import data
 from spikefab.hdl import params as P
 from spikefab.hdl.layouts import (
+    CORE_COUNTERS,
     NEURON_PARAMS,
     NEURON_STATE,
     CoreMem,
@@ -28,16 +29,6 @@ from spikefab.hdl.layouts import (
 from spikefab.hdl.protocol import STATUS_FIELDS, ErrorCode, Op, Target
 from spikefab.sim import arith
 from spikefab.sim.golden import expand_ranges
-
-#: The core's statistics counters, which read 0 on cores without them (contract 6.1).
-STAT_REGS = (
-    CoreReg.EVENTS,
-    CoreReg.DELIVERY_CYCLES,
-    CoreReg.UPDATE_CYCLES,
-    CoreReg.SPIKES,
-    CoreReg.STEPS,
-    CoreReg.LEARN_CYCLES,
-)
 
 __all__ = ["SystemModel", "field", "pack_fields"]
 
@@ -139,8 +130,6 @@ class SystemModel:
         if target == Target.SYSTEM:
             if mem == SystemMem.REGS.value:
                 for i, value in zip(range(addr, addr + len(w)), w, strict=True):
-                    if not c.stats and SystemReg(i) != SystemReg.STEP:
-                        continue  # no counter to write (contract 7.2)
                     reg = SystemReg(i)
                     if reg == SystemReg.STEP:
                         self.step_count = int(value)
@@ -194,7 +183,7 @@ class SystemModel:
             regs = {**self.core_regs[target], CoreReg.LEARN_PENDING: 0}
             regs |= {CoreReg.NOW: self.now, CoreReg.STEPS: self.step_count}
             if not c.stats:  # the counters read 0 (contract 6.1)
-                regs |= dict.fromkeys(STAT_REGS, 0)
+                regs |= dict.fromkeys(CORE_COUNTERS, 0)
             return [int(regs.get(CoreReg(i), 0)) for i in range(addr, addr + count)]
         else:
             words = self._mem[(target, mem)][addr : addr + count]
