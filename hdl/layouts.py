@@ -11,6 +11,7 @@ import enum as py_enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
 from amaranth.utils import ceil_log2
@@ -33,7 +34,11 @@ __all__ = [
     "SystemMem",
     "SystemReg",
     "describe",
+    "expand_ranges",
+    "field_of",
     "pack",
+    "pack_array",
+    "replace_field",
     "unpack",
 ]
 
@@ -371,6 +376,82 @@ def unpack(layout: data.StructLayout, word: int) -> dict[str, int]:
             value -= 1 << shape.width
         out[name] = value
     return out
+
+
+def _range(shape: Shape) -> tuple[int, int]:
+    if shape.signed:
+        return -(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1
+    return 0, (1 << shape.width) - 1
+
+
+def pack_array(layout: data.StructLayout, **values: np.ndarray) -> np.ndarray:
+    """Pack arrays of field values into words of ``layout``, as :func:`pack` does one word.
+
+    Every field of the layout must be given; scalars broadcast against the arrays.
+
+    Raises
+    ------
+    ValueError
+        When a field is missing or unknown, or a value does not fit its field (naming the
+        field, the first value that does not fit and the accepted range).
+    """
+    names = [name for name, _ in layout]
+    if set(names) != set(values):
+        raise ValueError(f"fields {sorted(values)} do not match the layout's {sorted(names)}")
+    arrays = np.broadcast_arrays(*(np.asarray(values[n], dtype=np.int64) for n in names))
+    out = np.zeros(arrays[0].shape if arrays else (0,), dtype=np.uint64)
+    for (name, f), v in zip(layout, arrays, strict=True):
+        shape = Shape.cast(f.shape)
+        lo, hi = _range(shape)
+        if v.size and (int(v.min()) < lo or int(v.max()) > hi):
+            bad = int(v[(v < lo) | (v > hi)].flat[0])
+            raise ValueError(
+                f"field {name} = {bad} does not fit {shape.width} "
+                f"{'signed' if shape.signed else 'unsigned'} bits ({lo}..{hi})"
+            )
+        out |= (v & ((1 << shape.width) - 1)).astype(np.uint64) << np.uint64(f.offset)
+    return out
+
+
+def expand_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Return the concatenation of ``arange(s, s + c)`` for every pair, without a loop.
+
+    Rows of a table (an axon's synapse entries, a sender's route entries) are such ranges.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts)
+    shift = np.repeat(np.asarray(starts, dtype=np.int64) - (ends - counts), counts)
+    return shift + np.arange(total, dtype=np.int64)
+
+
+def field_of(words: np.ndarray, layout: data.StructLayout, name: str) -> np.ndarray:
+    """Return one field of an array of packed words (sign-extended where it is signed)."""
+    f = layout[name]
+    shape = Shape.cast(f.shape)
+    w = np.asarray(words, dtype=np.uint64)
+    v = ((w >> np.uint64(f.offset)) & np.uint64((1 << shape.width) - 1)).astype(np.int64)
+    if shape.signed:
+        v = np.where(v >= 1 << (shape.width - 1), v - (1 << shape.width), v)
+    return v
+
+
+def replace_field(
+    words: np.ndarray, layout: data.StructLayout, name: str, values: np.ndarray
+) -> np.ndarray:
+    """Return ``words`` with one field replaced by ``values`` (checked as :func:`pack_array`)."""
+    f = layout[name]
+    shape = Shape.cast(f.shape)
+    v = np.asarray(values, dtype=np.int64)
+    lo, hi = _range(shape)
+    if v.size and (int(v.min()) < lo or int(v.max()) > hi):
+        bad = int(v[(v < lo) | (v > hi)].flat[0])
+        raise ValueError(f"field {name} = {bad} does not fit its {shape.width} bits ({lo}..{hi})")
+    mask = np.uint64(((1 << shape.width) - 1) << f.offset)
+    bits = (v & ((1 << shape.width) - 1)).astype(np.uint64) << np.uint64(f.offset)
+    return (np.asarray(words, dtype=np.uint64) & ~mask) | bits
 
 
 def describe(config: CoreConfig, component=None) -> dict:  # type: ignore[no-untyped-def]

@@ -12,7 +12,14 @@ from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
-from spikefab.hdl.layouts import NEURON_STATE, CoreMem, SystemConfig, SystemMem, SystemReg
+from spikefab.hdl.layouts import (
+    NEURON_STATE,
+    CoreMem,
+    SystemConfig,
+    SystemMem,
+    SystemReg,
+    field_of,
+)
 from spikefab.hdl.protocol import Target
 from spikefab.mapping.image import Image
 from spikefab.mapping.network import Network
@@ -101,8 +108,6 @@ def read_weights(device: Device, image: Image) -> dict[str, np.ndarray]:
     Returns the weight mantissas of each plastic projection, in the projection's synapse
     order (contract 6.4: the system's ``LEARN`` register, then the synapse entries).
     """
-    from spikefab.sim.system_model import field
-
     if not image.plastic_entries:
         return {}
     device.write(Target.SYSTEM, SystemMem.REGS.value, SystemReg.LEARN, [1])
@@ -119,7 +124,7 @@ def read_weights(device: Device, image: Image) -> dict[str, np.ndarray]:
             for a in range(lo, hi + 1, step):
                 n = min(step, hi + 1 - a)
                 words[a - lo : a - lo + n] = device.read(int(k), CoreMem.SYNAPSES.value, a, n)
-            w[sel] = field(words, layout, "weight")[entries[sel] - lo]
+            w[sel] = field_of(words, layout, "weight")[entries[sel] - lo]
         out[name] = w
     return out
 
@@ -214,9 +219,7 @@ def run_network(
                 words = np.asarray(
                     device.read(int(k), CoreMem.STATE.value, lo, hi - lo + 1), dtype=np.uint64
                 )
-                from spikefab.sim.system_model import field
-
-                vals[sel] = field(words, NEURON_STATE, pb.variable)[neurons_[sel] - lo]
+                vals[sel] = field_of(words, NEURON_STATE, pb.variable)[neurons_[sel] - lo]
             ts, vs = samples[pb.key]
             ts.append(t)
             vs.append(vals)

@@ -24,8 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from amaranth.hdl import Shape
-from amaranth.lib import data
 from spikefab.hdl import params as P
 from spikefab.hdl.layouts import (
     NEURON_PARAMS,
@@ -35,14 +33,15 @@ from spikefab.hdl.layouts import (
     CoreMem,
     CoreReg,
     SystemConfig,
+    expand_ranges,
     pack,
+    pack_array,
 )
 from spikefab.mapping.core_image import FitError, learning_registers, post_trace_seed
 from spikefab.mapping.hardware import Hardware
 from spikefab.mapping.image import Image, recorded_neurons
 from spikefab.mapping.network import Network, STDPParams
 from spikefab.mapping.placement import Assignment, FlatNetwork, assign, fit_error, flatten
-from spikefab.sim.golden import expand_ranges
 
 __all__ = [
     "CoreTables",
@@ -50,42 +49,8 @@ __all__ = [
     "expected_rates",
     "format_report",
     "map_network",
-    "pack_array",
     "place",
 ]
-
-
-def pack_array(layout: data.StructLayout, **values: np.ndarray) -> np.ndarray:
-    """Pack arrays of field values into words of ``layout``, as :func:`~spikefab.hdl.layouts.pack`
-    does one word.
-
-    Raises
-    ------
-    ValueError
-        When a field is missing or unknown, or a value does not fit its field.
-    """
-    names = [name for name, _ in layout]
-    if set(names) != set(values):
-        raise ValueError(f"fields {sorted(values)} do not match the layout's {sorted(names)}")
-    size = max((np.asarray(v).size for v in values.values()), default=0)
-    out = np.zeros(size, dtype=np.uint64)
-    for name, f in layout:
-        shape = Shape.cast(f.shape)
-        v = np.asarray(values[name], dtype=np.int64)
-        lo, hi = (
-            (-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1)
-            if shape.signed
-            else (0, (1 << shape.width) - 1)
-        )
-        if v.size and (int(v.min()) < lo or int(v.max()) > hi):
-            bad = int(v[(v < lo) | (v > hi)][0])
-            raise ValueError(
-                f"field {name} = {bad} does not fit {shape.width} "
-                f"{'signed' if shape.signed else 'unsigned'} bits ({lo}..{hi})"
-            )
-        masked = (v & ((1 << shape.width) - 1)).astype(np.uint64)
-        out |= masked << np.uint64(f.offset)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------

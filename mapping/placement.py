@@ -263,7 +263,7 @@ def _first_fit(
     fan = np.diff(ptr)[order]
     pos_ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(fan, out=pos_ptr[1:])
-    from spikefab.sim.golden import expand_ranges
+    from spikefab.hdl.layouts import expand_ranges
 
     es = senders[expand_ranges(ptr[:-1][order], fan)]
     brk = np.zeros(0, np.int64) if breaks is None else np.asarray(breaks, dtype=np.int64)

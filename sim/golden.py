@@ -37,11 +37,12 @@ from types import ModuleType
 
 import numpy as np
 from spikefab.hdl import params as P
+from spikefab.hdl.layouts import expand_ranges
 from spikefab.mapping.network import Network, Probe, Projection, SourceStream
 from spikefab.sim import arith
 from spikefab.sim.results import ProbeTrace, RunResult
 
-__all__ = ["NO_NUMBA_ENV", "GoldenModel", "StepModel", "expand_ranges", "numba_available"]
+__all__ = ["NO_NUMBA_ENV", "GoldenModel", "StepModel", "numba_available"]
 
 #: Set this environment variable (to anything but ``""`` or ``"0"``) to make
 #: :class:`GoldenModel` take the numpy path unless ``numba=True`` is passed.
@@ -53,17 +54,6 @@ SOURCE_BLOCK_STEPS = 1000
 SOURCE_BLOCK_DRAWS = 1 << 20
 #: Largest number of ``u``/``v`` probe values one call of the kernel buffers.
 PROBE_BUFFER = 1 << 21
-
-
-def expand_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Return the concatenation of ``arange(s, s + c)`` for every pair, without a loop."""
-    counts = np.asarray(counts, dtype=np.int64)
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    ends = np.cumsum(counts)
-    shift = np.repeat(np.asarray(starts, dtype=np.int64) - (ends - counts), counts)
-    return shift + np.arange(total, dtype=np.int64)
 
 
 def _cat(parts: list[np.ndarray]) -> np.ndarray:

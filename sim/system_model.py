@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from amaranth.hdl import Shape
-from amaranth.lib import data
 from spikefab.hdl import params as P
 from spikefab.hdl.layouts import (
     CORE_COUNTERS,
@@ -25,43 +23,15 @@ from spikefab.hdl.layouts import (
     SystemConfig,
     SystemMem,
     SystemReg,
+    expand_ranges,
+    field_of,
+    pack_array,
+    replace_field,
 )
 from spikefab.hdl.protocol import STATUS_FIELDS, ErrorCode, Op, Target
 from spikefab.sim import arith
-from spikefab.sim.golden import expand_ranges
 
-__all__ = ["SystemModel", "field", "pack_fields"]
-
-
-def field(words: np.ndarray, layout: data.StructLayout, name: str) -> np.ndarray:
-    """Extract one field of packed words, sign-extended where the field is signed."""
-    f = layout[name]
-    shape = Shape.cast(f.shape)
-    w = np.asarray(words, dtype=np.uint64)
-    v = ((w >> np.uint64(f.offset)) & np.uint64((1 << shape.width) - 1)).astype(np.int64)
-    if shape.signed:
-        v = np.where(v >= 1 << (shape.width - 1), v - (1 << shape.width), v)
-    return v
-
-
-def pack_fields_one(layout: data.StructLayout, name: str, values: np.ndarray) -> np.ndarray:
-    """Pack one field's values at its place in the layout (the other bits zero)."""
-    f = layout[name]
-    shape = Shape.cast(f.shape)
-    v = np.asarray(values, dtype=np.int64) & ((1 << shape.width) - 1)
-    return v.astype(np.uint64) << np.uint64(f.offset)
-
-
-def pack_fields(layout: data.StructLayout, **values: np.ndarray) -> np.ndarray:
-    """Pack arrays of field values into words (the inverse of :func:`field`)."""
-    out = None
-    for name, f in layout:
-        shape = Shape.cast(f.shape)
-        v = np.asarray(values[name], dtype=np.int64) & ((1 << shape.width) - 1)
-        v = v.astype(np.uint64) << np.uint64(f.offset)
-        out = v if out is None else out | v
-    assert out is not None
-    return out
+__all__ = ["SystemModel"]
 
 
 class _RefusedError(Exception):
@@ -146,12 +116,12 @@ class SystemModel:
         base = target * N
         if mem == CoreMem.STATE.value:
             g = slice(base + addr, base + addr + len(w))
-            self.u[g] = field(w, NEURON_STATE, "u")
-            self.v[g] = field(w, NEURON_STATE, "v")
-            self.ref[g] = field(w, NEURON_STATE, "ref")
+            self.u[g] = field_of(w, NEURON_STATE, "u")
+            self.v[g] = field_of(w, NEURON_STATE, "v")
+            self.ref[g] = field_of(w, NEURON_STATE, "ref")
         elif mem == CoreMem.RING.value:
             idx = np.arange(addr, addr + len(w))
-            self.ring[idx // N, base + idx % N] = field(w, c.ring_layout, "acc")
+            self.ring[idx // N, base + idx % N] = field_of(w, c.ring_layout, "acc")
         elif mem == CoreMem.REGS.value:
             if addr <= CoreReg.NOW < addr + len(w):
                 self.now = int(w[CoreReg.NOW - addr]) % c.delay_slots
@@ -175,10 +145,10 @@ class SystemModel:
         base = target * N
         if mem == CoreMem.STATE.value:
             g = slice(base + addr, base + addr + count)
-            words = pack_fields(NEURON_STATE, u=self.u[g], v=self.v[g], ref=self.ref[g])
+            words = pack_array(NEURON_STATE, u=self.u[g], v=self.v[g], ref=self.ref[g])
         elif mem == CoreMem.RING.value:
             idx = np.arange(addr, addr + count)
-            words = pack_fields(c.ring_layout, acc=self.ring[idx // N, base + idx % N])
+            words = pack_array(c.ring_layout, acc=self.ring[idx // N, base + idx % N])
         elif mem == CoreMem.REGS.value:
             regs = {**self.core_regs[target], CoreReg.LEARN_PENDING: 0}
             regs |= {CoreReg.NOW: self.now, CoreReg.STEPS: self.step_count}
@@ -243,13 +213,13 @@ class SystemModel:
         c = cfg.core
         C, N = cfg.cores, c.neurons
         params = np.concatenate([self._mem[(k, CoreMem.PARAMS.value)] for k in range(C)])
-        self.p = {name: field(params, NEURON_PARAMS, name) for name, _ in NEURON_PARAMS}
+        self.p = {name: field_of(params, NEURON_PARAMS, name) for name, _ in NEURON_PARAMS}
         ptrs = self._mem[(Target.SYSTEM, SystemMem.ROUTE_POINTERS.value)]
         ents = self._mem[(Target.SYSTEM, SystemMem.ROUTE_ENTRIES.value)]
-        p_start = field(ptrs, cfg.route_pointer_layout, "start")
-        p_count = field(ptrs, cfg.route_pointer_layout, "count")
-        e_dest = field(ents, cfg.route_entry_layout, "dest")
-        e_axon = field(ents, cfg.route_entry_layout, "axon")
+        p_start = field_of(ptrs, cfg.route_pointer_layout, "start")
+        p_count = field_of(ptrs, cfg.route_pointer_layout, "count")
+        e_dest = field_of(ents, cfg.route_entry_layout, "dest")
+        e_axon = field_of(ents, cfg.route_entry_layout, "axon")
         # every (sender, entry) pair
         senders = np.repeat(np.arange(cfg.pointer_depth), p_count)
         entry = expand_ranges(p_start, p_count)
@@ -268,17 +238,17 @@ class SystemModel:
             if not sel.any():
                 continue
             ax = self._mem[(k, CoreMem.AXONS.value)]
-            a_start = field(ax, c.axon_layout, "start")[axon[sel]]
-            a_count = field(ax, c.axon_layout, "count")[axon[sel]]
+            a_start = field_of(ax, c.axon_layout, "start")[axon[sel]]
+            a_count = field_of(ax, c.axon_layout, "count")[axon[sel]]
             syn = expand_ranges(a_start, a_count)
             syn = np.minimum(syn, c.synapses - 1)
             words = self._mem[(k, CoreMem.SYNAPSES.value)][syn]
-            tgt.append(k * N + field(words, c.synapse_layout, "target"))
+            tgt.append(k * N + field_of(words, c.synapse_layout, "target"))
             val.append(
-                field(words, c.synapse_layout, "weight")
-                << field(words, c.synapse_layout, "weight_exp")
+                field_of(words, c.synapse_layout, "weight")
+                << field_of(words, c.synapse_layout, "weight_exp")
             )
-            dly.append(field(words, c.synapse_layout, "delay") + 1)
+            dly.append(field_of(words, c.synapse_layout, "delay") + 1)
             snd.append(np.repeat(senders[sel], a_count))
         cat = [np.concatenate(x) if x else np.zeros(0, np.int64) for x in (snd, tgt, val, dly)]
         snd_a, tgt_a, val_a, dly_a = cat
@@ -355,18 +325,18 @@ class SystemModel:
         pre[PA:] = False
         pre_w = self._mem[(k, CoreMem.PRE_TRACES.value)]
         post_w = self._mem[(k, CoreMem.POST_TRACES.value)]
-        x = field(pre_w, PRE_TRACE, "x")
-        y = field(post_w, POST_TRACE, "y")
-        lfsr = field(post_w, POST_TRACE, "lfsr")
+        x = field_of(pre_w, PRE_TRACE, "x")
+        y = field_of(post_w, POST_TRACE, "y")
+        lfsr = field_of(post_w, POST_TRACE, "lfsr")
         xd = arith.decay(x, dec["d_pre"])
         # every entry of the plastic axons
         ax = self._mem[(k, CoreMem.AXONS.value)][:PA]
-        start, count = field(ax, c.axon_layout, "start"), field(ax, c.axon_layout, "count")
+        start, count = field_of(ax, c.axon_layout, "start"), field_of(ax, c.axon_layout, "count")
         e = expand_ranges(start, count)
         e_axon = np.repeat(np.arange(PA), count)
         syn = self._mem[(k, CoreMem.SYNAPSES.value)]
-        j = field(syn[e], c.synapse_layout, "target")
-        w = field(syn[e], c.synapse_layout, "weight")
+        j = field_of(syn[e], c.synapse_layout, "target")
+        w = field_of(syn[e], c.synapse_layout, "weight")
         p_e, q_e = pre[e_axon], post[j]
         act = p_e | q_e
         if act.any():
@@ -378,20 +348,16 @@ class SystemModel:
             changed = w_new != w
             if changed.any():
                 ec = e[changed]
-                words = syn[ec]
-                keep = ~np.uint64(((1 << 8) - 1) << c.synapse_layout["weight"].offset)
-                syn[ec] = (words & keep) | pack_fields_one(
-                    c.synapse_layout, "weight", w_new[changed]
-                )
+                syn[ec] = replace_field(syn[ec], c.synapse_layout, "weight", w_new[changed])
                 self._dirty = True
         # traces: x of the plastic axons, y and the LFSR of neurons 0 .. LN - 1
         x_new = x.copy()
         x_new[:PA] = np.minimum(xd[:PA] + bump["bump_pre"] * pre[:PA], P.TRACE_MAX)
-        pre_w[:] = pack_fields(PRE_TRACE, x=x_new, spiked=np.zeros_like(x_new))
+        pre_w[:] = pack_array(PRE_TRACE, x=x_new, spiked=np.zeros_like(x_new))
         y_new, l_new = y.copy(), lfsr.copy()
         y_new[:LN] = np.minimum(
             arith.decay(y[:LN], dec["d_post"]) + bump["bump_post"] * post[:LN], P.TRACE_MAX
         )
         if amp["stochastic"]:
             l_new[:LN] = arith.lfsr_advance(lfsr[:LN])
-        post_w[:] = pack_fields(POST_TRACE, y=y_new, lfsr=l_new, spiked=post.astype(np.int64))
+        post_w[:] = pack_array(POST_TRACE, y=y_new, lfsr=l_new, spiked=post.astype(np.int64))

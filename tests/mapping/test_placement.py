@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from spikefab.hdl.layouts import CoreConfig, CoreMem, SystemConfig, pack, unpack
+from spikefab.hdl.layouts import CoreConfig, CoreMem, SystemConfig, pack, pack_array, unpack
 from spikefab.host.runtime import run_network
 from spikefab.mapping.core_image import FitError
 from spikefab.mapping.hardware import Hardware
 from spikefab.mapping.image import place_sequential
 from spikefab.mapping.loader import load
-from spikefab.mapping.mapper import map_network, pack_array, place
+from spikefab.mapping.mapper import map_network, place
 from spikefab.mapping.network import NetworkBuilder
 from spikefab.mapping.placement import assign_partitioned, flatten
 from spikefab.sim.golden import GoldenModel
