@@ -49,12 +49,23 @@ class RunResult:
     neuron: np.ndarray
     probes: dict[str, ProbeTrace] = field(default_factory=dict)
     weights: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Steps fully received when the run ended early (a failed device, Ctrl-C); ``None``
+    #: when every one of ``steps`` was run. Spikes and probe samples of steps at or after
+    #: it may be missing.
+    complete_steps: int | None = None
+    #: Why the run ended early (one line), or ``""``.
+    error: str = ""
 
     def __post_init__(self) -> None:
         order = np.lexsort((self.neuron, self.population, self.step))
         self.step = np.asarray(self.step, dtype=np.int64)[order]
         self.population = np.asarray(self.population, dtype=np.int64)[order]
         self.neuron = np.asarray(self.neuron, dtype=np.int64)[order]
+
+    @property
+    def partial(self) -> bool:
+        """The run ended before all its ``steps`` (see :attr:`complete_steps`)."""
+        return self.complete_steps is not None
 
     @property
     def n_spikes(self) -> int:
@@ -87,6 +98,9 @@ class RunResult:
             "population": self.population,
             "neuron": self.neuron,
         }
+        if self.partial:
+            arrays["complete_steps"] = np.array(self.complete_steps)
+            arrays["error"] = np.array(self.error)
         for pr in self.probes.values():
             arrays[f"probe/{pr.key}"] = pr.values
             arrays[f"probe/{pr.key}/steps"] = pr.steps
@@ -136,6 +150,8 @@ def load_result(path: str | Path) -> RunResult:
             neuron=f["neuron"],
             probes=probes,
             weights=weights,
+            complete_steps=int(f["complete_steps"]) if "complete_steps" in keys else None,
+            error=str(f["error"]) if "error" in keys else "",
         )
 
 
