@@ -366,7 +366,12 @@ ORANGECRAB = Board(
 
 
 def _verilator() -> Board:
-    from spikefab.host.cli import SIM_CORE, SIM_MAX_CORES
+    from spikefab.mapping.hardware import (
+        SIM_CORE,
+        SIM_INJECT_DEPTH,
+        SIM_MAX_CORES,
+        SIM_ROUTE_ENTRIES,
+    )
 
     return Board(
         name="verilator",
@@ -377,10 +382,10 @@ def _verilator() -> Board:
         baud=0,
         system=SystemConfig(
             cores=SIM_MAX_CORES,
-            core=CoreConfig(**SIM_CORE),
+            core=SIM_CORE,
             sources=256,
-            route_entries=16384,
-            inject_depth=1024,
+            route_entries=SIM_ROUTE_ENTRIES,
+            inject_depth=SIM_INJECT_DEPTH,
         ),
         uart="a pipe to the simulation",
         why="sized per network: as many cores as it needs",

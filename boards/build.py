@@ -33,8 +33,17 @@ from spikefab.boards.report import (
     read_report,
     utilisation,
 )
+from spikefab.sim.rtl import ToolMissingError
 
-__all__ = ["BuildError", "BuildReport", "ToolMissingError", "build", "dfu_suffix", "tools_env"]
+__all__ = [
+    "BuildError",
+    "BuildReport",
+    "ToolMissingError",
+    "build",
+    "dfu_suffix",
+    "program",
+    "tools_env",
+]
 
 #: The tools of each family: the environment variable Amaranth's build script reads, and the
 #: YoWASP executable it is pointed at.
@@ -64,10 +73,6 @@ class BuildError(RuntimeError):
     def __init__(self, message: str, report: BuildReport | None = None):
         super().__init__(message)
         self.report = report
-
-
-class ToolMissingError(BuildError):
-    """A tool of the build is not installed."""
 
 
 @dataclass
@@ -339,3 +344,47 @@ def _lines(path: Path) -> list[str]:
         return path.read_text(errors="replace").splitlines()
     except OSError:
         return []
+
+
+def program(
+    board: Board, bitstream: str | Path | None = None, say: Callable[[str], None] = print
+) -> None:
+    """Load a bitstream into a board with the first of its programmers that is installed.
+
+    ``bitstream`` defaults to the one :func:`build` wrote in ``build/<board>``.
+
+    Raises
+    ------
+    BuildError
+        When the board is a simulation, no programmer is installed (saying what to install),
+        the bitstream does not exist (saying how to build it) or the programmer fails.
+    """
+    if board.platform is None:
+        raise BuildError(
+            f"the {board.name} board is a simulation: nothing to program; run it with "
+            "`spikefab run --backend verilator`"
+        )
+    stem = (
+        Path(bitstream).with_suffix("")
+        if bitstream is not None
+        else Path("build") / board.name / board.design_name
+    )
+    found = [(p, shutil.which(p.tool)) for p in board.programmers]
+    found = [(p, path) for p, path in found if path is not None]
+    if not found:
+        lines = [f"no programmer for the {board.title} is installed; install one of:"]
+        lines += [f"  {p.tool}: {p.install}" for p in board.programmers]
+        raise BuildError("\n".join(lines))
+    prog, path = found[0]
+    cmd = prog.command(str(stem))
+    wanted = Path(next(a for a in cmd[1:] if a.startswith(str(stem))))
+    if not wanted.exists():
+        raise BuildError(
+            f"{wanted} does not exist: build it first with `spikefab build --board {board.name}`"
+        )
+    if prog.note:
+        say(f"{board.title}: {prog.note}")
+    say("$ " + " ".join(cmd))
+    rc = subprocess.call([str(path), *cmd[1:]])
+    if rc != 0:
+        raise BuildError(f"{prog.tool} failed (exit {rc})")

@@ -19,16 +19,24 @@ spikes.
 
 from __future__ import annotations
 
-import hashlib
+import copy
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
-from spikefab.mapping.network import NetworkError, Problem
+from spikefab.mapping.network import Network, NetworkError, Problem
+from spikefab.sim.verilator import digest
 
-__all__ = ["InputError", "network_file", "read_inputs"]
+__all__ = [
+    "InputError",
+    "input_arrays",
+    "inputs_from_arrays",
+    "network_file",
+    "read_inputs",
+    "with_inputs",
+]
 
 
 class InputError(ValueError):
@@ -38,14 +46,14 @@ class InputError(ValueError):
 def read_inputs(
     path: str | Path, sources: dict[str, int]
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Read recorded spikes for spike-source populations.
+    """Read recorded spikes for spike-source populations from a file.
 
     Parameters
     ----------
     path
         The input file (formats in the module's docstring).
     sources
-        The network's spike-source populations: name -> size.
+        The network's input populations (spike sources that are not internal): name -> size.
 
     Returns
     -------
@@ -59,7 +67,6 @@ def read_inputs(
         When the file's arrays do not fit the sources, naming what is accepted.
     """
     path = Path(path)
-    names = ", ".join(sources) or "(none)"
     try:
         if path.suffix == ".npy":
             arrays = {"": np.load(path, allow_pickle=False)}
@@ -68,7 +75,56 @@ def read_inputs(
                 arrays = {k: f[k] for k in f.files}
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: cannot read recorded spikes ({e})") from None
+    return inputs_from_arrays(arrays, sources, str(path))
+
+
+def input_arrays(inputs: Any) -> dict[str, np.ndarray]:
+    """Return recorded inputs given in Python as the arrays of an input file.
+
+    ``inputs`` is a dense ``steps x neurons`` array (for the network's only input), a
+    mapping ``population -> dense array`` or ``population -> (step, neuron)``, or a mapping
+    of arrays as an input file holds them (``step``/``neuron``, ``<population>/step``, ...).
+
+    Raises
+    ------
+    InputError
+        When ``inputs`` is none of these.
+    """
+    if isinstance(inputs, np.ndarray | list):
+        return {"": np.asarray(inputs)}
+    if not isinstance(inputs, dict):
+        raise InputError(
+            f"inputs must be an array, a mapping or a file, not {type(inputs).__name__}"
+        )
+    out: dict[str, np.ndarray] = {}
+    for key, value in inputs.items():
+        if isinstance(value, tuple):
+            if len(value) != 2:
+                raise InputError(f"inputs[{key!r}]: a tuple must be (step, neuron)")
+            out[f"{key}/step"], out[f"{key}/neuron"] = map(np.asarray, value)
+        else:
+            out[str(key)] = np.asarray(value)
+    return out
+
+
+def inputs_from_arrays(
+    arrays: dict[str, np.ndarray], sources: dict[str, int], where: str = "inputs"
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Turn the arrays of an input file into ``name -> (step, neuron)`` (see
+    :func:`read_inputs`); ``where`` names them in errors."""
+    names = ", ".join(sources) or "(none)"
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def dense(name: str, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if arr.ndim != 2 or arr.shape[1] != sources[name]:
+            what = f"{arr.shape[1]} columns" if arr.ndim == 2 else f"shape {arr.shape}"
+            raise InputError(
+                f"{where}: a dense array of {what} for {name!r}, which has "
+                f"{sources[name]} neurons; expected steps x {sources[name]}"
+            )
+        step, neuron = np.nonzero(arr)
+        return step, neuron
+
     if "populations" in arrays and "population" in arrays:
         # a spike file: replay the spikes of populations named like a source
         pops = [str(x) for x in arrays["populations"]]
@@ -78,31 +134,34 @@ def read_inputs(
                 out[name] = (arrays["step"][sel], arrays["neuron"][sel])
         if not out:
             raise InputError(
-                f"{path}: a spike file of populations {', '.join(pops)}, none of which is a spike "
-                f"source of the network; its spike sources: {names}"
+                f"{where}: a spike file of populations {', '.join(pops)}, none of which is an "
+                f"input of the network; its inputs: {names}"
             )
-    elif any("/" in k for k in arrays):
+    elif any("/" in k or k in sources for k in arrays):
         per: dict[str, dict[str, np.ndarray]] = {}
         for key, arr in arrays.items():
+            if key in sources:
+                out[key] = dense(key, arr)
+                continue
             name, _, what = key.rpartition("/")
             if what not in ("step", "neuron") or not name:
                 raise InputError(
-                    f"{path}: array {key!r} is not <population>/step or <population>/neuron"
+                    f"{where}: array {key!r} is not <population>/step, <population>/neuron "
+                    f"or a dense <population>; the network's inputs: {names}"
                 )
             per.setdefault(name, {})[what] = arr
         for name, d in per.items():
             if name not in sources:
                 raise InputError(
-                    f"{path}: {name!r} is not a spike source of the network; its spike "
-                    f"sources: {names}"
+                    f"{where}: {name!r} is not an input of the network; its inputs: {names}"
                 )
             if set(d) != {"step", "neuron"}:
-                raise InputError(f"{path}: {name!r} needs both {name}/step and {name}/neuron")
+                raise InputError(f"{where}: {name!r} needs both {name}/step and {name}/neuron")
             out[name] = (d["step"], d["neuron"])
     else:
         if len(sources) != 1:
             raise InputError(
-                f"{path}: arrays without population names drive a network's only spike source, "
+                f"{where}: arrays without population names drive a network's only input, "
                 f"but this network has {len(sources)} ({names}); give <population>/step and "
                 "<population>/neuron arrays"
             )
@@ -110,47 +169,32 @@ def read_inputs(
         if set(arrays) == {"step", "neuron"}:
             out[name] = (arrays["step"], arrays["neuron"])
         elif len(arrays) == 1 and next(iter(arrays.values())).ndim == 2:
-            dense = next(iter(arrays.values()))
-            if dense.shape[1] != sources[name]:
-                raise InputError(
-                    f"{path}: a dense array of {dense.shape[1]} columns for {name!r}, which has "
-                    f"{sources[name]} neurons; expected steps x {sources[name]}"
-                )
-            step, neuron = np.nonzero(dense)
-            out[name] = (step, neuron)
+            out[name] = dense(name, next(iter(arrays.values())))
         else:
             raise InputError(
-                f"{path}: arrays {', '.join(arrays)}; expected step and neuron, a single dense "
+                f"{where}: arrays {', '.join(arrays)}; expected step and neuron, a single dense "
                 "steps x neurons array, or <population>/step and <population>/neuron"
             )
     for name, (step, neuron) in list(out.items()):
         step, neuron = np.asarray(step), np.asarray(neuron)
         if step.shape != neuron.shape or step.ndim != 1:
-            raise InputError(f"{path}: {name!r}: step and neuron must be 1-d arrays of one length")
+            raise InputError(f"{where}: {name!r}: step and neuron must be 1-d arrays of one length")
         if step.size and (step.dtype.kind not in "iu" or neuron.dtype.kind not in "iu"):
-            raise InputError(f"{path}: {name!r}: step and neuron must be integers")
+            raise InputError(f"{where}: {name!r}: step and neuron must be integers")
         step, neuron = step.astype(np.int64), neuron.astype(np.int64)
         bad = (step < 0) | (neuron < 0) | (neuron >= sources[name])
         if bad.any():
             k = int(np.argmax(bad))
             raise InputError(
-                f"{path}: {name!r}: spike {k} is (step {step[k]}, neuron {neuron[k]}); accepted "
+                f"{where}: {name!r}: spike {k} is (step {step[k]}, neuron {neuron[k]}); accepted "
                 f"steps >= 0 and neurons 0..{sources[name] - 1}"
             )
         order = np.lexsort((neuron, step))
         step, neuron = step[order], neuron[order]
         if step.size > 1 and np.any((np.diff(step) == 0) & (np.diff(neuron) == 0)):
-            raise InputError(f"{path}: {name!r}: a neuron spikes twice in one step")
+            raise InputError(f"{where}: {name!r}: a neuron spikes twice in one step")
         out[name] = (step, neuron)
     return out
-
-
-def _digest(*parts: bytes) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(len(p).to_bytes(8, "little"))
-        h.update(p)
-    return h.hexdigest()[:16]
 
 
 def network_file(
@@ -206,21 +250,80 @@ def network_file(
     parts = [path.read_bytes(), repr(dt_ms).encode()]
     if input_file is not None:
         parts.append(Path(input_file).read_bytes())
-    folder = cache_dir() / "networks" / _digest(*parts)
+    folder = cache_dir() / "networks" / digest(*parts)
     folder.mkdir(parents=True, exist_ok=True)
     if input_file is not None:
         net = from_dict(doc, source=str(path), base=path.parent)
-        sources = {p.name: p.size for p in net.populations.values() if p.is_source}
-        for name, (step, neuron) in read_inputs(input_file, sources).items():
-            npz = folder / f"input{list(sources).index(name)}.npz"
-            _atomic(npz, lambda f, s=step, n=neuron: np.savez(f, step=s, neuron=n))
-            pop: dict[str, Any] = {"kind": "spike_source", "size": sources[name], "file": str(npz)}
-            doc["populations"][name] = pop
+        sources = _inputs_of(net)
+        _attach(doc, read_inputs(input_file, sources), sources, folder)
         notes.append(f"spike sources driven from {input_file}")
     out = folder / f"{path.stem}.yaml"
     text = yaml.safe_dump(doc, sort_keys=False, width=1 << 16)
     _atomic(out, lambda f: f.write(text.encode()))
     return out, notes
+
+
+def with_inputs(net: Network, inputs: Any) -> Network:
+    """Return ``net`` with input populations driven by recorded spikes.
+
+    ``inputs`` is an input file (module docstring) or arrays as :func:`input_arrays` takes
+    them; inputs are named by population, and a plain array drives the network's only input
+    (internal sources, such as a NIR import's biases, do not count). The new network's
+    description reads the spikes from files in the cache, so that a backend that loads the
+    description itself sees them too.
+
+    Raises
+    ------
+    InputError
+        When the inputs do not fit the network's inputs, or the network has no description.
+    """
+    from spikefab.mapping.loader import from_dict
+    from spikefab.sim.verilator import cache_dir
+
+    sources = _inputs_of(net)
+    if isinstance(inputs, str | Path):
+        driven = read_inputs(inputs, sources)
+    else:
+        driven = inputs_from_arrays(input_arrays(inputs), sources)
+    doc = copy.deepcopy(net.source_doc) if net.source_doc is not None else None
+    if doc is None and net.source_text:
+        doc = yaml.safe_load(net.source_text)
+    if not isinstance(doc, dict):
+        raise InputError(
+            f"network {net.name!r} has no description to attach inputs to; build it with "
+            "NetworkBuilder or load it from a file"
+        )
+    base = net.source_base or Path.cwd()
+    for pop in (doc.get("populations") or {}).values():
+        if isinstance(pop, dict) and isinstance(pop.get("file"), str):
+            pop["file"] = str((base / pop["file"]).resolve())
+    parts = [net.to_yaml().encode()]
+    for name, (step, neuron) in sorted(driven.items()):
+        parts += [name.encode(), step.tobytes(), neuron.tobytes()]
+    folder = cache_dir() / "networks" / digest(*parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    _attach(doc, driven, sources, folder)
+    out = from_dict(doc, source=f"{net.name} (with recorded inputs)", base=folder)
+    out.source_base = folder
+    return out
+
+
+def _inputs_of(net: Network) -> dict[str, int]:
+    return {p.name: p.size for p in net.populations.values() if p.is_input}
+
+
+def _attach(
+    doc: dict[str, Any],
+    driven: dict[str, tuple[np.ndarray, np.ndarray]],
+    sources: dict[str, int],
+    folder: Path,
+) -> None:
+    """Point the driven sources of a description at files of their spikes in ``folder``."""
+    for name, (step, neuron) in driven.items():
+        npz = folder / f"input{list(sources).index(name)}.npz"
+        _atomic(npz, lambda f, s=step, n=neuron: np.savez(f, step=s, neuron=n))
+        pop: dict[str, Any] = {"kind": "spike_source", "size": sources[name], "file": str(npz)}
+        doc["populations"][name] = pop
 
 
 def _atomic(path: Path, write: Any) -> None:

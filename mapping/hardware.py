@@ -11,15 +11,34 @@ size can be mapped and measured. An image is written only for a buildable system
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from spikefab.hdl.layouts import CoreConfig, SystemConfig
 
 if TYPE_CHECKING:
     from spikefab.boards import Board
+    from spikefab.mapping.network import Network
 
-__all__ = ["Hardware"]
+__all__ = [
+    "SIM_CORE",
+    "SIM_INJECT_DEPTH",
+    "SIM_MAX_CORES",
+    "SIM_ROUTE_ENTRIES",
+    "Hardware",
+    "simulated_hardware",
+    "simulated_system",
+    "source_ids",
+]
+
+#: The core of the simulated systems (Verilator, Icarus, the system model): with the
+#: learning unit, sized so that one build serves the bundled examples.
+SIM_CORE = CoreConfig(neurons=256, axons=2048, synapses=32768, delay_slots=16, learning=True)
+#: The most cores a simulated system has (contract 7: at most 15).
+SIM_MAX_CORES = 15
+#: Router entries and injection depth of the simulated systems.
+SIM_ROUTE_ENTRIES = 16384
+SIM_INJECT_DEPTH = 1024
 
 
 def _positive(name: str, value: object) -> int:
@@ -129,3 +148,81 @@ class Hardware:
             f"entries, {c.delay_slots} delay slots, {c.acc_bits}-bit accumulators; router "
             f"{self.route_entries} entries, {self.sources} source ids"
         )
+
+
+def _pow2(x: int, lo: int) -> int:
+    """The power of two at or above ``x``, at least ``lo``."""
+    return max(lo, 1 << max(0, x - 1).bit_length())
+
+
+def source_ids(network: Network) -> int:
+    """Host source ids a simulated system gives a network: its source neurons, a power of two
+    of at least 256."""
+    return _pow2(sum(p.size for p in network.populations.values() if p.is_source), 256)
+
+
+def simulated_hardware(network: Network, cores: int | None = None, **sizes: int | None) -> Hardware:
+    """Return the hardware a network is mapped onto when no board is named.
+
+    The simulated system's core (:data:`SIM_CORE`) with any of its sizes replaced
+    (``neurons``, ``axons``, ``synapses``, ``delay_slots``, ``acc_bits``), up to ``cores``
+    cores (:data:`SIM_MAX_CORES` by default), ``route_entries`` and ``sources`` (enough for
+    the network's spike sources by default).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a size that is not accepted, naming it.
+    """
+    given = {k: v for k, v in sizes.items() if v is not None}
+    route_entries = given.pop("route_entries", SIM_ROUTE_ENTRIES)
+    sources = given.pop("sources", None) or source_ids(network)
+    unknown = set(given) - {"neurons", "axons", "synapses", "delay_slots", "acc_bits"}
+    if unknown:
+        raise TypeError(f"unknown core sizes {sorted(unknown)}")
+    return Hardware(
+        cores=cores or SIM_MAX_CORES,
+        core=replace(SIM_CORE, **given),
+        route_entries=route_entries,
+        sources=sources,
+        inject_depth=SIM_INJECT_DEPTH,
+    )
+
+
+def simulated_system(
+    network: Network, cores: int | None = None, compact: bool = False
+) -> SystemConfig:
+    """Return the simulated system a network runs on: as many cores as its neurons need.
+
+    With ``compact``, every memory is cut to what the network needs (powers of two), which
+    keeps an event-driven simulator's image load short (Icarus); Verilator uses the fixed
+    sizes so that one build serves many networks.
+    """
+    n_src = sum(p.size for p in network.populations.values() if p.is_source)
+    n = cores or max(1, -(-network.n_neurons // SIM_CORE.neurons))
+    config = SystemConfig(
+        cores=n,
+        core=SIM_CORE,
+        sources=source_ids(network),
+        route_entries=SIM_ROUTE_ENTRIES,
+        inject_depth=SIM_INJECT_DEPTH,
+    )
+    if not compact:
+        return config
+    from spikefab.mapping.image import place_sequential
+
+    stats = place_sequential(network, config).stats
+    small = CoreConfig(
+        neurons=_pow2(min(network.n_neurons, SIM_CORE.neurons), 16),
+        axons=_pow2(max(stats["axons"]), 16),
+        synapses=_pow2(max(stats["entries"]), 16),
+        delay_slots=_pow2(network.max_delay, 1),
+        learning=any(pr.stdp is not None for pr in network.projections),
+    )
+    return SystemConfig(
+        cores=cores or max(1, -(-network.n_neurons // small.neurons)),
+        core=small,
+        sources=_pow2(max(n_src, 1), 16),
+        route_entries=_pow2(stats["route_entries"], 16),
+        inject_depth=min(SIM_INJECT_DEPTH, _pow2(max(n_src, 1), 16)),
+    )

@@ -58,7 +58,10 @@ def load_text(text: str, source: str = "<string>", base: Path | None = None) -> 
             source,
             lines,
         )
-    return from_dict(data, source=source, lines=lines, base=base)
+    net = from_dict(data, source=source, lines=lines, base=base)
+    net.source_text = text
+    net.source_base = base
+    return net
 
 
 def load(path: str | Path, dt_ms: float | None = None) -> Network:
@@ -161,6 +164,7 @@ def from_dict(
     if problems:
         raise NetworkError(problems, source, lines)
     assert net is not None
+    net.source_doc = data
     return net
 
 

@@ -205,6 +205,10 @@ class Mapping:
             for name, off in f.lif_offset.items()
         }
 
+    def report(self) -> str:
+        """Return the report: every limit on every core, the router, traffic per step."""
+        return format_report(self)
+
     def image(
         self, system: SystemConfig | None = None, trim: bool = False, network_yaml: str = ""
     ) -> Image:

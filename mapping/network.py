@@ -252,10 +252,17 @@ class Population:
     real: RealLIF | None = None
     #: Fixed-point units of ``v`` per unit of the population's own voltage.
     scale: float = 1.0
+    #: A spike source the network gives itself (a NIR bias), not one of its inputs.
+    internal: bool = False
 
     @property
     def is_source(self) -> bool:
         return self.source is not None
+
+    @property
+    def is_input(self) -> bool:
+        """A spike source that recorded inputs may drive (not an internal one)."""
+        return self.source is not None and not self.internal
 
 
 @dataclass
@@ -307,6 +314,27 @@ class Network:
     projections: list[Projection]
     probes: list[Probe] = field(default_factory=list)
     quantization: list[Q.Rounding] = field(default_factory=list)
+    #: The description it was resolved from: the YAML text as written, or the plain data of
+    #: a builder or an import (see :meth:`to_yaml`).
+    source_text: str = field(default="", repr=False)
+    source_doc: dict[str, Any] | None = field(default=None, repr=False)
+    #: The folder relative ``file:`` sources of the description are read from.
+    source_base: Path | None = field(default=None, repr=False)
+
+    def to_yaml(self) -> str:
+        """Return the description the network was resolved from, as YAML text.
+
+        An image carries it, so that a backend that loads the network itself (Icarus) and a
+        later ``spikefab run image.npz`` see the same network. Empty when the network was
+        built without a description.
+        """
+        if self.source_text:
+            return self.source_text
+        if self.source_doc is None:
+            return ""
+        import yaml
+
+        return yaml.safe_dump(self.source_doc, sort_keys=False, width=1 << 16)
 
     @property
     def max_delay(self) -> int:
@@ -811,6 +839,9 @@ def resolve(
         # A population with a problem is kept (and marked broken) so that the projections and
         # probes that use it are still checked; nothing broken leaves this function.
         pops[name] = pop
+        if p.internal and p.kind != "spike_source":
+            probs.add((*path, "internal"), "only a spike_source can be internal")
+        pop.internal = p.internal
         if p.kind == "spike_source":
             pop.source = _resolve_source(probs, path, p, dt, base)
             if pop.source is None:

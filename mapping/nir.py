@@ -927,6 +927,7 @@ def _import_once(
             "kind": "spike_source",
             "size": 1,
             "poisson": {"rate_hz": rate, "seed": 0},
+            "internal": True,
         }
         k = np.flatnonzero(vec)
         synapses[(src_name, pop, None)] = _Synapses(

@@ -57,6 +57,7 @@ class PopulationSpec(_Spec):
     times: list[list[int]] | None = None
     poisson: PoissonSpec | None = None
     file: str | None = None
+    internal: bool = False
 
 
 class ConnectSpec(_Spec):

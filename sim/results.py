@@ -11,6 +11,7 @@ __all__ = [
     "SPIKE_FILE_VERSION",
     "Comparison",
     "ProbeTrace",
+    "RunAbortedError",
     "RunResult",
     "compare_results",
     "load_result",
@@ -71,11 +72,62 @@ class RunResult:
     def n_spikes(self) -> int:
         return int(self.step.size)
 
-    def spikes_of(self, population: str) -> tuple[np.ndarray, np.ndarray]:
-        """Return the ``(step, neuron)`` spikes of one population."""
-        k = self.populations.index(population)
-        sel = self.population == k
+    @property
+    def run_steps(self) -> int:
+        """The steps whose spikes are all here: ``steps``, or fewer for a partial run."""
+        return self.steps if self.complete_steps is None else self.complete_steps
+
+    def _index(self, population: str) -> int:
+        try:
+            return self.populations.index(population)
+        except ValueError:
+            raise KeyError(
+                f"{population!r} is not a population of {self.network}; its populations: "
+                f"{', '.join(self.populations)}"
+            ) from None
+
+    def spikes(self, population: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return the ``(step, neuron)`` spikes of one population, sorted by step.
+
+        Raises
+        ------
+        KeyError
+            For a population the run does not have, listing those it has.
+        """
+        sel = self.population == self._index(population)
         return self.step[sel], self.neuron[sel]
+
+    spikes_of = spikes
+
+    def spike_times_ms(self, population: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return the ``(time in ms, neuron)`` spikes of one population."""
+        step, neuron = self.spikes(population)
+        return step * self.dt_ms, neuron
+
+    def rates(self) -> dict[str, np.ndarray]:
+        """Return the mean firing rate of every neuron in Hz, per population, over the
+        steps run (the complete ones of a partial run)."""
+        seconds = max(self.run_steps, 1) * self.dt_ms / 1000.0
+        return {name: c / seconds for name, c in self.counts().items()}
+
+    def probe(self, target: str, variable: str | None = None) -> ProbeTrace:
+        """Return a probe's samples: ``probe("exc", "v")`` or ``probe("exc/v")``.
+
+        Raises
+        ------
+        KeyError
+            For a probe the run does not have, listing those it has.
+        """
+        key = target if variable is None else f"{target}/{variable}"
+        if key not in self.probes:
+            raise KeyError(f"no probe {key!r}; the run's probes: {', '.join(self.probes) or '-'}")
+        return self.probes[key]
+
+    def plot(self, path: str | Path) -> None:
+        """Draw the spike raster and the probe traces to a PNG (needs matplotlib)."""
+        from spikefab.sim.plot import plot_result
+
+        plot_result(self, path)
 
     def counts(self) -> dict[str, np.ndarray]:
         """Return the spike count of every neuron, per population."""
@@ -108,6 +160,20 @@ class RunResult:
         for name, w in self.weights.items():
             arrays[f"weights/{name}"] = w
         np.savez_compressed(path, **arrays)
+
+
+class RunAbortedError(RuntimeError):
+    """A run ended early: the device failed, the link broke, or it was interrupted.
+
+    ``str()`` is one line: what failed, after which step, and how to recover. ``partial`` is
+    the result of everything received before (:attr:`RunResult.complete_steps` says how far
+    it is exact); ``cause`` is the original exception.
+    """
+
+    def __init__(self, message: str, partial: RunResult, cause: BaseException | None = None):
+        super().__init__(message)
+        self.partial = partial
+        self.cause = cause
 
 
 def load_result(path: str | Path) -> RunResult:
@@ -168,6 +234,13 @@ class Comparison:
     def equal(self) -> bool:
         return self.mismatches == 0 and not any(self.probe_mismatches.values())
 
+    def summary(self) -> str:
+        """Return one line: identical, or how many spikes and probe values differ."""
+        if self.equal:
+            return f"identical: {self.events} spike events"
+        probes = sum(self.probe_mismatches.values())
+        return f"{self.mismatches} spike mismatches, {probes} probe or weight mismatches"
+
 
 def compare_results(a: RunResult, b: RunResult, context: int = 3) -> Comparison:
     """Compare two runs of one network: every spike, then every probe sample.
@@ -177,7 +250,7 @@ def compare_results(a: RunResult, b: RunResult, context: int = 3) -> Comparison:
     """
     if a.populations != b.populations or a.population_sizes != b.population_sizes:
         return Comparison(0, 1, f"different networks: {a.populations} vs {b.populations}")
-    steps = min(a.steps, b.steps)
+    steps = min(a.run_steps, b.run_steps)
     key_a = set(zip(a.step.tolist(), a.population.tolist(), a.neuron.tolist(), strict=True))
     key_b = set(zip(b.step.tolist(), b.population.tolist(), b.neuron.tolist(), strict=True))
     key_a = {k for k in key_a if k[0] < steps}
@@ -202,7 +275,7 @@ def compare_results(a: RunResult, b: RunResult, context: int = 3) -> Comparison:
     probe_mm = {}
     for k in sorted(set(a.probes) & set(b.probes)):
         pa, pb = a.probes[k], b.probes[k]
-        rows = min(len(pa.steps), len(pb.steps))
+        rows = min(int(np.searchsorted(pa.steps, steps)), int(np.searchsorted(pb.steps, steps)))
         bad = pa.values[:rows] != pb.values[:rows]
         probe_mm[k] = int(bad.sum())
         if bad.any() and first is None:
@@ -212,8 +285,9 @@ def compare_results(a: RunResult, b: RunResult, context: int = 3) -> Comparison:
                 f"{int(pa.index[c])}: {a.backend} {pa.values[r, c]} vs {b.backend} "
                 f"{pb.values[r, c]}"
             )
-    # the final weights of plastic projections
-    for name in sorted(set(a.weights) | set(b.weights)):
+    # the final weights of plastic projections (a partial run has none to compare)
+    finals = set() if a.partial or b.partial else set(a.weights) | set(b.weights)
+    for name in sorted(finals):
         key = f"final weights/{name}"
         if name not in a.weights or name not in b.weights:
             has, lacks = (a, b) if name in a.weights else (b, a)

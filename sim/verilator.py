@@ -47,6 +47,7 @@ __all__ = [
     "HarnessBuildError",
     "build_harness",
     "cache_dir",
+    "digest",
 ]
 
 #: The harness's C++ source.
@@ -95,14 +96,19 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "spikefab"
 
 
-def _digest(parts: Mapping[str, str | bytes]) -> str:
+def digest(*parts: str | bytes) -> str:
+    """Return a short hash of a sequence of texts and byte strings, each length-prefixed so
+    that no two sequences collide by where their parts split (cache keys)."""
     h = hashlib.sha256()
-    for key in sorted(parts):
-        value = parts[key]
-        data = value.encode() if isinstance(value, str) else value
-        h.update(f"{key}\0{len(data)}\0".encode())
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        h.update(len(data).to_bytes(8, "little"))
         h.update(data)
     return h.hexdigest()[:20]
+
+
+def _digest(parts: Mapping[str, str | bytes]) -> str:
+    return digest(*(x for key in sorted(parts) for x in (key, parts[key])))
 
 
 def _version(dist: str) -> str:

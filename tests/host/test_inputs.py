@@ -51,15 +51,15 @@ def test_dense_and_plain_arrays_drive_the_only_source(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("arrays", "message"),
     [
-        ({"c/step": [0], "c/neuron": [0]}, "'c' is not a spike source of the network; its spike"),
+        ({"c/step": [0], "c/neuron": [0]}, "'c' is not an input of the network; its inputs"),
         ({"a/step": [0]}, "'a' needs both a/step and a/neuron"),
         ({"a/step": [0], "a/neuron": [3]}, "spike 0 is (step 0, neuron 3); accepted steps >= 0"),
         ({"a/step": [1, 1], "a/neuron": [2, 2]}, "'a': a neuron spikes twice in one step"),
         (
             {"step": [0], "neuron": [0]},
-            "drive a network's only spike source, but this network has 2",
+            "drive a network's only input, but this network has 2",
         ),
-        ({"x/y": [0]}, "array 'x/y' is not <population>/step or <population>/neuron"),
+        ({"x/y": [0]}, "array 'x/y' is not <population>/step, <population>/neuron"),
     ],
 )
 def test_refusals(tmp_path: Path, arrays: dict, message: str) -> None:
