@@ -33,12 +33,12 @@ from pathlib import Path
 def measure(net, steps: int):  # type: ignore[no-untyped-def]
     """Run ``net`` on Verilator; return the result and every core's registers."""
     from spikefab.hdl.layouts import CoreMem, CoreReg
-    from spikefab.host.cli import _system_for
+    from spikefab.mapping.hardware import simulated_system
     from spikefab.host.runtime import run_network
     from spikefab.host.verilator import open_verilator
     from spikefab.mapping.mapper import map_network
 
-    config = _system_for(net, None)
+    config = simulated_system(net)
     image = map_network(net, config).image(config)
     regs = []
     with open_verilator(config, timeout=120.0) as device:

@@ -48,7 +48,7 @@ class CountingTransport:
 
 
 def main() -> int:
-    from spikefab.host.cli import _system_for
+    from spikefab.mapping.hardware import simulated_system
     from spikefab.host.link import LinkDevice
     from spikefab.host.runtime import load, run_network
     from spikefab.mapping.image import place_sequential
@@ -65,7 +65,7 @@ def main() -> int:
     if not path.exists():
         path = Path(str(resources.files("spikefab.examples") / f"{args.network}.yaml"))
     net = load_net(path)
-    config = _system_for(net, None)
+    config = simulated_system(net)
     image = place_sequential(net, config)
     print(f"command: {' '.join(sys.argv)}")
     print(f"network {net.name}: {net.n_neurons} LIF neurons, {net.n_synapses} synapses; "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from spikefab.hdl.top import SIM_TIMEOUT
-from spikefab.host.cli import _system_for
+from spikefab.mapping.hardware import simulated_system
 from spikefab.host.link import LinkDevice, LinkTimeoutError, SerialTransport
 from spikefab.host.runtime import check_device, run_network
 from spikefab.mapping.image import place_sequential
@@ -29,7 +29,7 @@ from spikefab.sim.verilator import build_harness
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 # the system `spikefab run --backend verilator` uses for a one-core network (one build)
-CONFIG = _system_for(load(EXAMPLES / "synfire.yaml"), None)
+CONFIG = simulated_system(load(EXAMPLES / "synfire.yaml"))
 
 
 class PtyBridge:
