@@ -27,6 +27,7 @@ from spikefab.host.api import (
     open_system,
     run,
 )
+from spikefab.host.inputs import InputError
 from spikefab.mapping.core_image import FitError
 from spikefab.mapping.network import Network, NetworkBuilder, NetworkError
 from spikefab.sim.results import Comparison, ProbeTrace, RunAbortedError, RunResult, load_result
@@ -35,6 +36,7 @@ __all__ = [
     "BACKENDS",
     "Comparison",
     "FitError",
+    "InputError",
     "Network",
     "NetworkBuilder",
     "NetworkError",

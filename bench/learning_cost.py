@@ -33,9 +33,9 @@ from pathlib import Path
 def measure(net, steps: int):  # type: ignore[no-untyped-def]
     """Run ``net`` on Verilator; return the result and every core's registers."""
     from spikefab.hdl.layouts import CoreMem, CoreReg
-    from spikefab.mapping.hardware import simulated_system
     from spikefab.host.runtime import run_network
     from spikefab.host.verilator import open_verilator
+    from spikefab.mapping.hardware import simulated_system
     from spikefab.mapping.mapper import map_network
 
     config = simulated_system(net)

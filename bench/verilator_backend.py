@@ -48,9 +48,9 @@ class CountingTransport:
 
 
 def main() -> int:
-    from spikefab.mapping.hardware import simulated_system
     from spikefab.host.link import LinkDevice
     from spikefab.host.runtime import load, run_network
+    from spikefab.mapping.hardware import simulated_system
     from spikefab.mapping.image import place_sequential
     from spikefab.mapping.loader import load as load_net
     from spikefab.sim.golden import GoldenModel

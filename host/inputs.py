@@ -284,6 +284,14 @@ def with_inputs(net: Network, inputs: Any) -> Network:
     if isinstance(inputs, str | Path):
         driven = read_inputs(inputs, sources)
     else:
+        if isinstance(inputs, dict):
+            for key in inputs:
+                name = str(key).rpartition("/")[0] or str(key)
+                if name not in sources and key not in ("step", "neuron"):
+                    raise InputError(
+                        f"inputs: {name!r} is not an input of the network; its inputs: "
+                        f"{', '.join(sources) or '(none)'}"
+                    )
         driven = inputs_from_arrays(input_arrays(inputs), sources)
     doc = copy.deepcopy(net.source_doc) if net.source_doc is not None else None
     if doc is None and net.source_text:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 from spikefab.hdl.top import SIM_TIMEOUT
-from spikefab.mapping.hardware import simulated_system
 from spikefab.host.link import LinkDevice, LinkTimeoutError, SerialTransport
 from spikefab.host.runtime import check_device, run_network
+from spikefab.mapping.hardware import simulated_system
 from spikefab.mapping.image import place_sequential
 from spikefab.mapping.loader import load
 from spikefab.sim.golden import GoldenModel
