@@ -233,12 +233,12 @@ def prepare_numba() -> list[str]:
     if os.environ.get(golden.NO_NUMBA_ENV, "") not in ("", "0") or not golden.numba_available():
         return []
     t1 = time.perf_counter()
-    from spikefab.sim import _kernels
-
     tiny = load(ROOT / "examples" / "synfire.yaml")
     GoldenModel(tiny, numba=True).step()
     t2 = time.perf_counter()
-    stats = _kernels.advance.stats
+    kernels = golden.fast_kernels()
+    assert kernels is not None
+    stats = kernels.advance.stats
     how = "loaded from the on-disk cache" if sum(stats.cache_hits.values()) else "compiled"
     import numba
 

@@ -10,7 +10,25 @@ from pathlib import Path
 import numpy as np
 from spikefab.mapping.mapper import Mapping
 
-__all__ = ["plot_mapping"]
+__all__ = ["plot_mapping", "pyplot"]
+
+
+def pyplot():  # type: ignore[no-untyped-def]
+    """Return ``matplotlib.pyplot`` on the Agg backend (files, no screen).
+
+    Raises
+    ------
+    RuntimeError
+        When matplotlib is not installed, saying how to install it.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RuntimeError("plotting needs matplotlib: pip install 'spikefab[plot]'") from None
+    return plt
 
 
 def plot_mapping(m: Mapping, path: str | Path) -> None:
@@ -21,9 +39,7 @@ def plot_mapping(m: Mapping, path: str | Path) -> None:
     routes, without firing rates) from each core (rows) to each core (columns), the host's
     sources in the last row and the host in the last column, on a log scale.
     """
-    from spikefab.sim.plot import _pyplot
-
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.colors import LogNorm
 
     hw, c = m.hardware, m.hardware.core

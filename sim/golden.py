@@ -42,7 +42,7 @@ from spikefab.mapping.network import Network, Probe, Projection, SourceStream
 from spikefab.sim import arith
 from spikefab.sim.results import ProbeTrace, RunResult
 
-__all__ = ["NO_NUMBA_ENV", "GoldenModel", "StepModel", "numba_available"]
+__all__ = ["NO_NUMBA_ENV", "GoldenModel", "StepModel", "fast_kernels", "numba_available"]
 
 #: Set this environment variable (to anything but ``""`` or ``"0"``) to make
 #: :class:`GoldenModel` take the numpy path unless ``numba=True`` is passed.
@@ -76,6 +76,11 @@ def _load_kernels(numba: bool | None) -> ModuleType | None:
             ) from e
         return None
     return kernels
+
+
+def fast_kernels() -> ModuleType | None:
+    """Return the compiled kernels of the fast path (numba), or ``None`` without numba."""
+    return _load_kernels(None)
 
 
 def numba_available() -> bool:

@@ -5,20 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from spikefab.mapping.plot import pyplot
 from spikefab.sim.results import RunResult
 
 __all__ = ["plot_result"]
-
-
-def _pyplot():  # type: ignore[no-untyped-def]
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise RuntimeError("plotting needs matplotlib: pip install 'spikefab[plot]'") from None
-    return plt
 
 
 def plot_result(result: RunResult, path: str | Path) -> None:
@@ -27,7 +17,7 @@ def plot_result(result: RunResult, path: str | Path) -> None:
     Populations are stacked bottom to top in index order, each in its own colour, with
     their names on the y axis; probes follow as line plots against the step.
     """
-    plt = _pyplot()
+    plt = pyplot()
     traces = [t for t in result.probes.values() if t.values.size]
     rows = 1 + len(traces)
     fig, axes = plt.subplots(
