@@ -170,10 +170,16 @@ class RunAbortedError(RuntimeError):
     it is exact); ``cause`` is the original exception.
     """
 
-    def __init__(self, message: str, partial: RunResult, cause: BaseException | None = None):
-        super().__init__(message)
+    def __init__(self, partial: RunResult, cause: BaseException | None = None):
         self.partial = partial
         self.cause = cause
+        done = partial.complete_steps or 0
+        after = f"after step {done - 1}" if done else "before its first step ended"
+        super().__init__(
+            f"the run of {partial.network} on {partial.backend} stopped {after} "
+            f"({done} of {partial.steps} steps complete): {partial.error}; the steps "
+            "received are kept, run again to get the rest"
+        )
 
 
 def load_result(path: str | Path) -> RunResult:
