@@ -50,12 +50,12 @@ from __future__ import annotations
 from functools import reduce
 from operator import or_
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
-from spikefab.hdl import params as P
+from spikefab.hdl.cfg_bus import cfg_reply_signature, cfg_request_signature
 from spikefab.hdl.layouts import (
     CFG_DATA_BITS,
     NEURON_PARAMS,
@@ -65,6 +65,7 @@ from spikefab.hdl.layouts import (
     CoreReg,
 )
 from spikefab.hdl.learning import LearningUnit
+from spikefab.hdl.lif import LIFDatapath
 
 __all__ = ["NeuronCore"]
 
@@ -73,18 +74,10 @@ __all__ = ["NeuronCore"]
 SPIKE_FIFO_DEPTH = 16
 #: Depth of the FIFO of axon ranges between the axon table and the entry iterator.
 RANGE_FIFO_DEPTH = 4
-#: Update pipeline stages between the memory read and the state write-back (U0 .. U8).
-UPDATE_STAGES = 9
+#: Update stages before the LIF datapath: U0 (the memories' words arrive) and U1 (registered).
+UPDATE_STAGES = 2
 #: Bits of a neuron's parameter word held in the synapse bank; the rest are in the axon bank.
 PARAMS_SPLIT = 32
-
-
-def _clip(m: Module, x, lo: int, hi: int, shape) -> Signal:  # type: ignore[no-untyped-def]
-    out = Signal(shape)
-    # x > hi as x >= hi + 1: an ordering test is a carry chain alone, "greater than" would add
-    # a zero test of the difference
-    m.d.comb += out.eq(Mux(x >= hi + 1, hi, Mux(x < lo, lo, x)))
-    return out
 
 
 class _Counter:
@@ -131,9 +124,9 @@ class NeuronCore(wiring.Component):
         Axon events of the delivery phase.
     o_spikes : Out(stream.Signature(config.spike_layout))
         Neurons that spiked, in neuron order, during the update phase.
-    i_cfg : In(stream.Signature(config.cfg_request_layout))
-        Memory and register writes and reads, between steps.
-    o_cfg : Out(stream.Signature(config.cfg_reply_layout))
+    i_cfg : In(cfg_request_signature(CoreMem, config.addr_bits))
+        Memory and register writes and reads, between steps (:mod:`~spikefab.hdl.cfg_bus`).
+    o_cfg : Out(cfg_reply_signature())
         The data of each read, in order.
     step : In(1)
         Pulse after the last event of the step has been accepted: run the learning phase of
@@ -155,8 +148,8 @@ class NeuronCore(wiring.Component):
             {
                 "i_events": In(stream.Signature(config.event_layout)),
                 "o_spikes": Out(stream.Signature(config.spike_layout)),
-                "i_cfg": In(stream.Signature(config.cfg_request_layout)),
-                "o_cfg": Out(stream.Signature(config.cfg_reply_layout)),
+                "i_cfg": In(cfg_request_signature(CoreMem, config.addr_bits)),
+                "o_cfg": Out(cfg_reply_signature()),
                 "step": In(1),
                 "learn": In(1),
                 "done": Out(1),
@@ -438,10 +431,10 @@ class NeuronCore(wiring.Component):
         deliver_cycles.count(m, deliver_tick)
 
         # update pipeline -----------------------------------------------------------------------
-        # U0: the memories' words arrive (into the read registers); U1: operands; U2: the
-        # decay products, in halves; U3: the decays, less their rounding; U4: new u, decayed
-        # v plus bias; U5: the sum v + u; U6: the comparisons of the threshold and the clip;
-        # U7: clip, threshold, reset and refractory; U8: write back, spike out.
+        # U0: the memories' words arrive (into the read registers); U1 .. U7: the LIF datapath
+        # (operands, the decay products in halves, the decays, new u and decayed v plus bias,
+        # v + u, the comparisons, clip, threshold, reset and refractory); U8: write back,
+        # spike out.
         n_issue = Signal(range(N + 1))
         valid = [Signal(name=f"u{k}_valid") for k in range(UPDATE_STAGES)]
         nidx = [Signal(nb, name=f"u{k}_n") for k in range(UPDATE_STAGES)]
@@ -463,159 +456,24 @@ class NeuronCore(wiring.Component):
         with m.If(issue):
             m.d.sync += n_issue.eq(n_issue + 1)
 
-        # U1: registered memory words -> operands. The decay of x by f = 4096 - d is
-        # sign(x) * ((|x| * f) >> 12) = ((x * f) >> 12) + (1 if x < 0 and x * f is not a
-        # multiple of 4096), and with x = xh * 4096 + xl (xh = x >> 12 signed, xl = x mod
-        # 4096), (x * f) >> 12 = xh * f + ((xl * f) >> 12) and x * f mod 4096 = xl * f mod
-        # 4096: two products of 12 x 13 bits, each one DSP block. The operand registers of
-        # the products are reset-less, as are the products, so that Yosys makes them the DSP
-        # blocks' own input and pipeline registers.
-        st, pr = state_q, params_q
-        acc = ring_q
-        a1 = _clip(m, acc, P.INPUT_MIN, P.INPUT_MAX, signed(P.INPUT_BITS))
-        one = 1 << P.DECAY_SHIFT
-        xl_bits, xh_bits = P.DECAY_SHIFT, P.UV_BITS - P.DECAY_SHIFT
-        u2_ul, u2_vl = Signal(xl_bits, reset_less=True), Signal(xl_bits, reset_less=True)
-        u2_uh = Signal(signed(xh_bits), reset_less=True)
-        u2_vh = Signal(signed(xh_bits), reset_less=True)
-        u2_fu = Signal(P.DECAY_SHIFT + 1, reset_less=True)
-        u2_fv = Signal(P.DECAY_SHIFT + 1, reset_less=True)
-        u2_a = Signal(signed(P.INPUT_BITS))
-        u2_uneg, u2_vneg = Signal(), Signal()
-        u2_bias = Signal(signed(P.BIAS_MANT_BITS + P.BIAS_EXP_MAX))
-        u2_v = Signal(signed(P.UV_BITS))
-        u2_ref = Signal(P.REFRACTORY_BITS)
-        u2_pr = Signal(NEURON_PARAMS)
-        m.d.sync += [
-            u2_ul.eq(st.u[:xl_bits]),
-            u2_uh.eq(st.u[xl_bits:]),
-            u2_vl.eq(st.v[:xl_bits]),
-            u2_vh.eq(st.v[xl_bits:]),
-            u2_fu.eq(one - P.DU_OFFSET - pr.du),
-            u2_fv.eq(one - P.DV_OFFSET - pr.dv),
-            u2_a.eq(a1),
-            u2_uneg.eq(st.u < 0),
-            u2_vneg.eq(st.v < 0),
-            u2_bias.eq(pr.bias_mant << pr.bias_exp),
-            u2_v.eq(st.v),
-            u2_ref.eq(st.ref),
-            u2_pr.eq(pr),
+        # U1 .. U7: the LIF datapath (hdl/lif.py), fed from the read registers; its result
+        # arrives in U8. o_spikes' backpressure never reaches it: the spike FIFO's credits do
+        # that, so it is always ready and its registers have no enable.
+        m.submodules.lif = lif = LIFDatapath(cfg.acc_bits, nb)
+        m.d.comb += [
+            lif.i_neuron.valid.eq(valid[1]),
+            lif.i_neuron.payload.state.eq(state_q),
+            lif.i_neuron.payload.params.eq(params_q),
+            lif.i_neuron.payload.acc.eq(ring_q),
+            lif.i_neuron.payload.tag.eq(nidx[1]),
+            lif.o_neuron.ready.eq(1),
         ]
-        # U2: the products xl * f (unsigned) and xh * f (signed), for u and v
-        prod = max(xl_bits, xh_bits) + P.DECAY_SHIFT + 1
-        u3_pul, u3_pvl = Signal(prod, reset_less=True), Signal(prod, reset_less=True)
-        u3_puh = Signal(signed(prod), reset_less=True)
-        u3_pvh = Signal(signed(prod), reset_less=True)
-        u3_a, u3_uneg, u3_vneg = Signal.like(u2_a), Signal(), Signal()
-        u3_bias, u3_v, u3_ref = Signal.like(u2_bias), Signal.like(u2_v), Signal.like(u2_ref)
-        u3_pr = Signal(NEURON_PARAMS)
-        m.d.sync += [
-            u3_pul.eq(u2_ul * u2_fu),
-            u3_puh.eq(u2_uh * u2_fu),
-            u3_pvl.eq(u2_vl * u2_fv),
-            u3_pvh.eq(u2_vh * u2_fv),
-            u3_a.eq(u2_a),
-            u3_uneg.eq(u2_uneg),
-            u3_vneg.eq(u2_vneg),
-            u3_bias.eq(u2_bias),
-            u3_v.eq(u2_v),
-            u3_ref.eq(u2_ref),
-            u3_pr.eq(u2_pr),
-        ]
-        # U3: (x * f) >> 12, and the correction bit that truncates a negative x's decay
-        # toward zero
-        u4_du = Signal(signed(P.UV_BITS + 1))
-        u4_dv = Signal(signed(P.UV_BITS + 1))
-        u4_cu, u4_cv = Signal(), Signal()
-        u4_a, u4_bias = Signal.like(u2_a), Signal.like(u2_bias)
-        u4_v, u4_ref, u4_pr = Signal.like(u2_v), Signal.like(u2_ref), Signal(NEURON_PARAMS)
-        m.d.sync += [
-            u4_du.eq(u3_puh + (u3_pul >> P.DECAY_SHIFT)),
-            u4_dv.eq(u3_pvh + (u3_pvl >> P.DECAY_SHIFT)),
-            u4_cu.eq(u3_uneg & (u3_pul[: P.DECAY_SHIFT] != 0)),
-            u4_cv.eq(u3_vneg & (u3_pvl[: P.DECAY_SHIFT] != 0)),
-            u4_a.eq(u3_a),
-            u4_bias.eq(u3_bias),
-            u4_v.eq(u3_v),
-            u4_ref.eq(u3_ref),
-            u4_pr.eq(u3_pr),
-        ]
-        # U4: new u = decay(u) + (a << 6), wrapped to 24 bits; decay(v) + bias (the
-        # correction bits are the adders' carry-in)
-        u5_u = Signal(signed(P.UV_BITS))
-        u5_vb = Signal(signed(P.UV_BITS + 3))
-        u5_v, u5_ref, u5_pr = Signal.like(u2_v), Signal.like(u2_ref), Signal(NEURON_PARAMS)
-        a6 = u4_a << P.ACT_SHIFT
-        m.d.sync += [
-            u5_u.eq(a6 + u4_du + u4_cu),  # truncation to 24 bits is the wrap
-            u5_vb.eq(u4_bias + u4_dv + u4_cv),
-            u5_v.eq(u4_v),
-            u5_ref.eq(u4_ref),
-            u5_pr.eq(u4_pr),
-        ]
-        # U5: the unclipped input to the threshold, vi_raw = v + bias + u
-        u6_vi_raw = Signal(signed(P.UV_BITS + 4))
-        u6_u, u6_v, u6_ref = Signal.like(u5_u), Signal.like(u5_v), Signal.like(u5_ref)
-        u6_pr = Signal(NEURON_PARAMS)
-        m.d.sync += [
-            u6_vi_raw.eq(u5_vb + u5_u),
-            u6_u.eq(u5_u),
-            u6_v.eq(u5_v),
-            u6_ref.eq(u5_ref),
-            u6_pr.eq(u5_pr),
-        ]
-        # U6: the comparisons. theta = vth << 6 lies in 0 .. V_MAX, so the clip to V_MIN ..
-        # V_MAX never changes vi > theta: the comparison and the reset by subtraction use
-        # vi_raw, and run in parallel with the clip's comparisons. A "greater than" is written
-        # as ">= 1 +" (see _clip); theta + 1 = theta | 1, as theta's low bits are zero.
-        vi_raw = u6_vi_raw
-        theta = Signal(unsigned(P.VTH_BITS + P.VTH_SHIFT))
-        m.d.comb += theta.eq(u6_pr.vth << P.VTH_SHIFT)
-        u7_over, u7_under, u7_above = Signal(), Signal(), Signal()
-        u7_vi_raw = Signal.like(vi_raw)
-        u7_sub = Signal(signed(P.UV_BITS + 1))  # vi_raw - theta
-        u7_max_sub = Signal(signed(P.UV_BITS + 1))  # V_MAX - theta
-        u7_u, u7_v, u7_ref = Signal.like(u6_u), Signal.like(u6_v), Signal.like(u6_ref)
-        u7_pr = Signal(NEURON_PARAMS)
-        m.d.sync += [
-            u7_over.eq(vi_raw >= P.V_MAX + 1),
-            u7_under.eq(vi_raw < P.V_MIN),
-            u7_above.eq(vi_raw >= (theta | 1)),
-            u7_vi_raw.eq(vi_raw),
-            u7_sub.eq(vi_raw - theta),
-            u7_max_sub.eq(P.V_MAX - theta),
-            u7_u.eq(u6_u),
-            u7_v.eq(u6_v),
-            u7_ref.eq(u6_ref),
-            u7_pr.eq(u6_pr),
-        ]
-        # U7: clip, threshold, reset, refractory
-        vi = Signal(signed(P.UV_BITS))
-        m.d.comb += vi.eq(Mux(u7_over, P.V_MAX, Mux(u7_under, P.V_MIN, u7_vi_raw)))
-        refr = Signal()
-        m.d.comb += refr.eq(u7_ref != 0)
-        fire = Signal()
-        m.d.comb += fire.eq(~refr & u7_above)
-        vsub = Signal(signed(P.UV_BITS + 1))  # vi - theta when fire
-        m.d.comb += vsub.eq(Mux(u7_over, u7_max_sub, u7_sub))
-        u8_u = Signal(signed(P.UV_BITS))
-        u8_v = Signal(signed(P.UV_BITS))
-        u8_ref = Signal(P.REFRACTORY_BITS)
-        u8_fire = Signal()
-        with m.If(refr):
-            m.d.sync += [u8_v.eq(u7_v), u8_ref.eq(u7_ref - 1)]
-        with m.Elif(fire):
-            m.d.sync += [
-                u8_v.eq(Mux(u7_pr.reset_subtract, vsub, 0)),
-                u8_ref.eq(u7_pr.refractory),
-            ]
-        with m.Else():
-            m.d.sync += [u8_v.eq(vi), u8_ref.eq(0)]
-        m.d.sync += [u8_u.eq(u7_u), u8_fire.eq(fire & valid[7])]
+        u8 = lif.o_neuron.payload
+        u8_fire = u8.fire
         # U8: write back, spike out (u8_fire: the neuron in U8 is valid and spikes)
         m.d.comb += [
             spike_wr.addr.eq(spike_tail),
-            spike_wr.data.eq(nidx[8]),
+            spike_wr.data.eq(u8.tag),
             spike_wr.en.eq(u8_fire),
         ]
         with m.If(u8_fire):
@@ -627,13 +485,17 @@ class NeuronCore(wiring.Component):
         spike_left = Signal()
         m.d.sync += [
             spike_left.eq(spike_out),
-            claimed.eq(claimed + issue - (valid[8] & ~u8_fire) - spike_left),
+            claimed.eq(claimed + issue - (lif.o_neuron.valid & ~u8_fire) - spike_left),
         ]
         # the update is over: every neuron issued and written back, every spike gone (nothing
         # enters any more, so this holds until `done`, which it is)
         update_over = Signal()
         m.d.sync += update_over.eq(
-            updating & ~update_over & (n_issue == N) & ~Cat(*valid).any() & ~self.o_spikes.valid
+            updating
+            & ~update_over
+            & (n_issue == N)
+            & ~Cat(*valid, lif.busy).any()
+            & ~self.o_spikes.valid
         )
         m.d.comb += self.done.eq(update_over)
         update_cycles.count(m, updating)
@@ -648,7 +510,7 @@ class NeuronCore(wiring.Component):
         # memory ports: a write is done, a read's word arrives in CFG_WAIT and is registered
         # (a register's value into reg_q), CFG_READ selects it into `reply`, and CFG_REPLY
         # offers it on o_cfg.
-        cfg_q = Signal(cfg.cfg_request_layout)
+        cfg_q = Signal(self.i_cfg.payload.shape())
         reply = Signal(CFG_DATA_BITS)
         m.d.comb += self.o_cfg.payload.data.eq(reply)
         counters = {
@@ -776,11 +638,9 @@ class NeuronCore(wiring.Component):
         with m.Else():
             m.d.comb += [
                 state_rd.addr.eq(n_issue),
-                state_wr.addr.eq(nidx[8]),
-                state_wr.data.u.eq(u8_u),
-                state_wr.data.v.eq(u8_v),
-                state_wr.data.ref.eq(u8_ref),
-                state_wr.en.eq(valid[8]),
+                state_wr.addr.eq(u8.tag),
+                state_wr.data.eq(u8.state),
+                state_wr.en.eq(lif.o_neuron.valid),
             ]
 
         # phases ---------------------------------------------------------------------------------
@@ -836,8 +696,8 @@ class NeuronCore(wiring.Component):
                 lu.syn_word.eq(syn_q[:syn_bits]),
                 lu.mark_en.eq(f1_valid),
                 lu.mark_axon.eq(f1_axon),
-                lu.post_en.eq(valid[8]),
-                lu.post_neuron.eq(nidx[8]),
+                lu.post_en.eq(lif.o_neuron.valid),
+                lu.post_neuron.eq(u8.tag),
                 lu.post_fire.eq(u8_fire),
                 lu.cfg_pre.eq(cfg_sel[CoreMem.PRE_TRACES]),
                 lu.cfg_post.eq(cfg_sel[CoreMem.POST_TRACES]),
