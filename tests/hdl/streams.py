@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 
 import cocotb
 from cocotb.triggers import Event, FallingEdge, ReadOnly
+from cocotb.utils import get_sim_time
 
 __all__ = ["StreamSink", "StreamSource", "never", "random_pauses", "random_stalls"]
 
@@ -78,6 +79,7 @@ class StreamSource(_Port):
         self.pause = pause if pause is not None else never()
         self.queue: deque[int] = deque()
         self.sent = 0  # words taken by the design
+        self.times: list[int] = []  # when each was taken (simulation time, ps)
         self._wake = Event()
         self._taken = Event()
         self.valid.value = 0
@@ -138,6 +140,7 @@ class StreamSource(_Port):
             if offer and int(self.ready.value):
                 self.queue.popleft()
                 self.sent += 1
+                self.times.append(round(get_sim_time("ps")))
             self._taken.set()
 
 
