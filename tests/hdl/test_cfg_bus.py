@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from amaranth.hdl import unsigned
 from spikefab.hdl.cfg_bus import cfg_reply_layout, cfg_request_layout
@@ -13,14 +15,22 @@ from spikefab.hdl.system import System, system_request_layout
 CORE = CoreConfig(neurons=16, axons=64, synapses=512, delay_slots=4)
 
 
+# the components are built to read their signatures, never elaborated: let them say so here
+unused = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+
+@unused
 def test_core_request_is_the_shared_one() -> None:
     core = NeuronCore(CORE)
     assert core.i_cfg.payload.shape() == cfg_request_layout(CoreMem, CORE.addr_bits)
     # the layout the host and the testbenches pack requests with (hdl/layouts.py)
     assert core.i_cfg.payload.shape() == CORE.cfg_request_layout
     assert core.o_cfg.payload.shape() == cfg_reply_layout() == CORE.cfg_reply_layout
+    del core
+    gc.collect()
 
 
+@unused
 def test_router_and_system_use_the_shared_request() -> None:
     cfg = SystemConfig(cores=2, core=CORE)
     router = Router(cfg)
@@ -39,6 +49,8 @@ def test_router_and_system_use_the_shared_request() -> None:
         "data": unsigned(CFG_DATA_BITS),
     }
     assert next(name for name, _ in system_request_layout()) == "target"
+    del router, system
+    gc.collect()
 
 
 @pytest.mark.parametrize("bad", [0, -1, 3.0])
