@@ -54,7 +54,7 @@ and make it long enough to occur only once. Prefer faults a designer could plaus
 (an off-by-one, a missing term, a signed/unsigned slip, a forgotten handshake condition) to
 ones that break everything at once. Check it with ``--only NAME``.
 
-Result: every one of the 24 mutants is killed (``killed 24 of 24 mutants``, 513 s with
+Result: every one of the 24 mutants is killed (``killed 24 of 24 mutants``, 454 s with
 ``-j 2``). Four of them survived the first version of the regression and showed what it
 lacked; the regression now has each of these:
 
