@@ -1,13 +1,17 @@
 """Mutation run of the neuron core: does the core regression catch realistic faults?
 
-The run tests the tests. Each *mutant* below is one realistic fault of ``hdl/core.py``,
-written as a textual substitution (an ``old`` snippet of the source and the ``new`` text that
+The run tests the tests. Each *mutant* below is one realistic fault of the core, in one of
+its parts (:data:`PARTS`: ``hdl/core.py`` and the components it is made of,
+``hdl/lif.py``, ``hdl/delivery.py``, ``hdl/core_regs.py``, ``hdl/learning.py``), written as a
+textual substitution (an ``old`` snippet of the part's source and the ``new`` text that
 replaces it). For each mutant, one at a time, the run
 
-1. checks that ``old`` occurs exactly once in the current ``hdl/core.py`` (if the source has
-   changed so that a mutant no longer applies, the run stops at once and names the mutant);
-2. loads the mutated source as a separate in-memory module (``hdl/core.py`` itself is never
-   written), elaborates its ``NeuronCore`` to Verilog in
+1. checks that ``old`` occurs exactly once in the current source of its part (if the source
+   has changed so that a mutant no longer applies, the run stops at once and names the
+   mutant);
+2. loads the mutated part as a separate in-memory module in place of the installed one
+   while it loads the core (no source file is ever written), elaborates its
+   ``NeuronCore`` to Verilog in
    ``sim_build/mutants/<name>/<config>/neuron_core.v`` and checks that this Verilog differs
    from the unmutated core's (a mutant that changes nothing is a bug of the run);
 3. runs the core regression (``tests/hdl/core_cases.py``, ``run_regression``: random networks
@@ -43,13 +47,14 @@ two run at once, so a mutant killed by the first run costs well under a minute a
 about 6.5 minutes.
 
 To add a mutant, append a :class:`Mutant` to :data:`MUTANTS`: a unique ``name`` (it names
-the build directory), a one-line ``description`` of the fault, and the ``old`` and ``new``
-text. Copy ``old`` verbatim from ``hdl/core.py`` (whitespace included; it may span lines)
+the build directory), a one-line ``description`` of the fault, the ``old`` and ``new``
+text, and the ``path`` of the part it is in. Copy ``old`` verbatim from that file
+(whitespace included; it may span lines)
 and make it long enough to occur only once. Prefer faults a designer could plausibly make
 (an off-by-one, a missing term, a signed/unsigned slip, a forgotten handshake condition) to
 ones that break everything at once. Check it with ``--only NAME``.
 
-Result: every one of the 24 mutants is killed (``killed 24 of 24 mutants``, 513 s with
+Result: every one of the 24 mutants is killed (``killed 24 of 24 mutants``, 454 s with
 ``-j 2``). Four of them survived the first version of the regression and showed what it
 lacked; the regression now has each of these:
 
@@ -78,6 +83,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "hdl" / "core.py"
+#: The parts of the core a mutant can be in, and their modules. The core imports the others.
+PARTS = {
+    "hdl/core.py": "spikefab.hdl.core",
+    "hdl/lif.py": "spikefab.hdl.lif",
+    "hdl/delivery.py": "spikefab.hdl.delivery",
+    "hdl/core_regs.py": "spikefab.hdl.core_regs",
+    "hdl/learning.py": "spikefab.hdl.learning",
+}
 TESTS = ROOT / "tests" / "hdl"
 OUT = ROOT / "sim_build" / "mutants"
 
@@ -110,15 +123,18 @@ class Mutant:
     description
         What the fault is, in one line.
     old
-        Verbatim text of ``hdl/core.py``, occurring exactly once.
+        Verbatim text of ``path``, occurring exactly once.
     new
         The text that replaces it.
+    path
+        The part of the core it is in (a key of :data:`PARTS`), relative to the repository.
     """
 
     name: str
     description: str
     old: str
     new: str
+    path: str = "hdl/core.py"
 
     def apply(self, source: str) -> str:
         """Return ``source`` with the substitution made.
@@ -132,7 +148,7 @@ class Mutant:
         if count != 1:
             raise MutantError(
                 f"mutant {self.name!r}: its old snippet {self.old!r} occurs {count} times in "
-                f"hdl/core.py, not once; the source has changed, update the mutant"
+                f"{self.path}, not once; the source has changed, update the mutant"
             )
         return source.replace(self.old, self.new)
 
@@ -144,66 +160,77 @@ MUTANTS: list[Mutant] = [
         "u decay rounds toward -inf: arithmetic shift of the signed product, not of |u|",
         "u5_u.eq(a6 + u4_du + u4_cu),",
         "u5_u.eq(a6 + u4_du),",
+        path="hdl/lif.py",
     ),
     Mutant(
         "decay_v_floor",
         "v decay rounds toward -inf: the magnitude of a negative v is rounded up",
         "u5_vb.eq(u4_bias + u4_dv + u4_cv),",
         "u5_vb.eq(u4_bias + u4_dv),",
+        path="hdl/lif.py",
     ),
     Mutant(
         "du_offset_missing",
         "u decays by du / 4096 instead of (du + 1) / 4096 (the ds offset is forgotten)",
         "one - P.DU_OFFSET - pr.du",
         "one - pr.du",
+        path="hdl/lif.py",
     ),
     Mutant(
         "dv_gets_du_offset",
         "copy-paste slip: v decays by (dv + 1) / 4096, with u's offset",
         "one - P.DV_OFFSET - pr.dv",
         "one - P.DU_OFFSET - pr.dv",
+        path="hdl/lif.py",
     ),
     Mutant(
         "u_saturates",
         "u saturates at -2^23 .. 2^23 - 1 instead of wrapping to 24 bits",
         "u5_u.eq(a6 + u4_du + u4_cu),",
         "u5_u.eq(_clip(m, a6 + u4_du + u4_cu, P.UV_MIN, P.UV_MAX, signed(P.UV_BITS))),",
+        path="hdl/lif.py",
     ),
     Mutant(
         "v_clip_allows_min",
         "v is clipped to -2^23 .. 2^23 - 1 (the 24-bit range), not symmetrically",
         "Mux(u7_under, P.V_MIN, u7_vi_raw)",
         "Mux(u7_vi_raw < P.UV_MIN, P.UV_MIN, u7_vi_raw)",
+        path="hdl/lif.py",
     ),
     Mutant(
         "threshold_ge",
         "a neuron spikes when vi >= vth << 6 instead of strictly greater",
         "u7_above.eq(vi_raw >= (theta | 1))",
         "u7_above.eq(vi_raw >= theta)",
+        path="hdl/lif.py",
     ),
     Mutant(
         "refractory_load_plus_one",
         "the refractory counter is loaded with refractory + 1 on a spike",
         "u8_ref.eq(u7_pr.refractory),",
         "u8_ref.eq(u7_pr.refractory + 1),",
+        path="hdl/lif.py",
     ),
     Mutant(
         "refractory_ends_early",
         "a neuron leaves refractoriness at ref == 1 instead of ref == 0 (one step short)",
         "refr.eq(u7_ref != 0)",
         "refr.eq(u7_ref > 1)",
+        path="hdl/lif.py",
     ),
     Mutant(
         "reset_subtract_unshifted",
         "reset by subtraction computes vi - vth instead of vi - (vth << 6)",
         "u7_sub.eq(vi_raw - theta),\n            u7_max_sub.eq(P.V_MAX - theta),",
         "u7_sub.eq(vi_raw - u6_pr.vth),\n            u7_max_sub.eq(P.V_MAX - u6_pr.vth),",
+        path="hdl/lif.py",
     ),
     Mutant(
         "bias_exp_ignored",
         "the bias is bias_mant, without the << bias_exp",
         "u2_bias.eq(pr.bias_mant << pr.bias_exp)",
         "u2_bias.eq(pr.bias_mant)",
+        path="hdl/lif.py",
     ),
     # dendrite (contract 3, 6.3) -------------------------------------------------------------
     Mutant(
@@ -211,30 +238,35 @@ MUTANTS: list[Mutant] = [
         "the dendritic sum is wrapped to 16 bits instead of saturated",
         "a1 = _clip(m, acc, P.INPUT_MIN, P.INPUT_MAX, signed(P.INPUT_BITS))",
         "a1 = acc[: P.INPUT_BITS].as_signed()",
+        path="hdl/lif.py",
     ),
     Mutant(
         "weight_unsigned",
         "the weight mantissa is zero-extended: negative weights add w + 256",
         "d3_val.eq(entry.weight << entry.weight_exp)",
         "d3_val.eq(entry.weight.as_unsigned() << entry.weight_exp)",
+        path="hdl/delivery.py",
     ),
     Mutant(
         "delay_slot_plus_one",
         "an entry writes ring slot now + delay instead of now + delay - 1 (stored delay + 1)",
-        "slot.eq(now + entry.delay)",
-        "slot.eq(now + entry.delay + 1)",
+        "slot.eq(now[: len(slot)] + entry.delay)",
+        "slot.eq(now[: len(slot)] + entry.delay + 1)",
+        path="hdl/delivery.py",
     ),
     Mutant(
         "no_forwarding",
         "the forwarding path is removed: back-to-back updates of one accumulator lose one",
         "old.eq(Mux(d5_fwd, d6_sum, ring_q))",
         "old.eq(ring_q)",
+        path="hdl/delivery.py",
     ),
     Mutant(
         "forwarding_ignores_valid",
         "forwarding matches a stale (not valid) previous write by address alone",
         "last_valid & (last_addr == d4_addr)",
         "last_addr == d4_addr",
+        path="hdl/delivery.py",
     ),
     Mutant(
         "ring_slot_not_cleared",
@@ -246,14 +278,16 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "events_ready_ignores_room",
         "i_events is ready while the range FIFO is full: an event is lost",
-        "accepting & ~self.step & room & ~(delivery_empty & (self.i_cfg.valid | learn_req))",
-        "accepting & ~self.step & ~(delivery_empty & (self.i_cfg.valid | learn_req))",
+        "self.i_events.ready.eq(self.allow & room)",
+        "self.i_events.ready.eq(self.allow)",
+        path="hdl/delivery.py",
     ),
     Mutant(
         "range_room_off_by_one",
         "the range FIFO credit check is off by one: the FIFO overflows by one event",
         "Mux(f1_valid, ranges < RANGE_FIFO_DEPTH - 1, ranges < RANGE_FIFO_DEPTH)",
         "Mux(f1_valid, ranges <= RANGE_FIFO_DEPTH - 1, ranges <= RANGE_FIFO_DEPTH)",
+        path="hdl/delivery.py",
     ),
     Mutant(
         "spike_credit_ignores_inflight",
@@ -270,21 +304,22 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "done_before_spikes_left",
         "done pulses once the pipeline is empty, while spikes still wait in the FIFO",
-        "(n_issue == N) & ~Cat(*valid).any() & ~self.o_spikes.valid",
-        "(n_issue == N) & ~Cat(*valid).any()",
+        "& ~Cat(*valid, lif.busy).any()\n            & ~self.o_spikes.valid",
+        "& ~Cat(*valid, lif.busy).any()",
     ),
     Mutant(
         "events_taken_with_step",
         "an event offered in the cycle step is pulsed is accepted into the finishing step",
-        "accepting & ~self.step & room",
-        "accepting & room",
+        "accepting & ~self.step & ~(delivery_empty",
+        "accepting & ~(delivery_empty",
     ),
     # registers (contract 6.1) ---------------------------------------------------------------
     Mutant(
         "events_counter_counts_axons",
         "the EVENTS register counts axon events instead of synaptic events",
-        "events.count(m, d6_valid)",
-        "events.count(m, take)",
+        "self.event.eq(d6_valid),",
+        "self.event.eq(take),",
+        path="hdl/delivery.py",
     ),
 ]
 
@@ -301,20 +336,42 @@ def _configs() -> dict:
     return CONFIGS
 
 
-def load_core(source: str, tag: str) -> types.ModuleType:
-    """Execute a (mutated) core source as a fresh module that is not put in ``sys.modules``."""
-    mod = types.ModuleType(f"spikefab.hdl.core_{tag}")
-    mod.__file__ = str(CORE)
-    exec(compile(source, f"hdl/core.py[{tag}]", "exec"), mod.__dict__)
-    return mod
+def load_core(sources: dict[str, str], tag: str) -> types.ModuleType:
+    """Execute the core with the (mutated) sources of some of its parts.
+
+    Each part in ``sources`` (a key of :data:`PARTS`) is executed as a fresh module that
+    stands in for the installed one while ``hdl/core.py`` (from ``sources`` or from the
+    tree) is executed, so that the core imports it; nothing stays in ``sys.modules``.
+    """
+    saved = {name: sys.modules.get(name) for name in PARTS.values()}
+    try:
+        for path, source in sources.items():
+            if path == "hdl/core.py":
+                continue
+            name = PARTS[path]
+            mod = types.ModuleType(name)
+            mod.__file__ = str(ROOT / path)
+            exec(compile(source, f"{path}[{tag}]", "exec"), mod.__dict__)
+            sys.modules[name] = mod
+        core = types.ModuleType(f"spikefab.hdl.core_{tag}")
+        core.__file__ = str(CORE)
+        source = sources.get("hdl/core.py", CORE.read_text())
+        exec(compile(source, f"hdl/core.py[{tag}]", "exec"), core.__dict__)
+        return core
+    finally:
+        for name, mod in saved.items():
+            if mod is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = mod
 
 
-def elaborate(source: str, tag: str, directory: Path) -> dict[str, Path]:
-    """Write the Verilog of the core in ``source`` for every config; return the paths."""
+def elaborate(sources: dict[str, str], tag: str, directory: Path) -> dict[str, Path]:
+    """Write the Verilog of the core with ``sources`` for every config; return the paths."""
     from spikefab.sim.rtl import write_verilog
 
     configs = _configs()
-    mod = load_core(source, tag)
+    mod = load_core(sources, tag)
     return {
         name: write_verilog(
             mod.NeuronCore(configs[name]), "neuron_core", directory / name / "neuron_core.v"
@@ -336,11 +393,13 @@ def prepare(mutants: list[Mutant]) -> tuple[dict[str, Path], dict[str, dict[str,
     MutantError
         When a mutant does not apply, or its Verilog equals the unmutated core's.
     """
-    source = CORE.read_text()
-    original = elaborate(source, "original", OUT / "_original")
+    original = elaborate({}, "original", OUT / "_original")
     mutated = {}
     for mutant in mutants:
-        paths = elaborate(mutant.apply(source), mutant.name, OUT / mutant.name)
+        if mutant.path not in PARTS:
+            raise MutantError(f"mutant {mutant.name!r}: {mutant.path} is not a part of the core")
+        source = mutant.apply((ROOT / mutant.path).read_text())
+        paths = elaborate({mutant.path: source}, mutant.name, OUT / mutant.name)
         for cfg, path in paths.items():
             if path.read_text() == original[cfg].read_text():
                 raise MutantError(

@@ -19,6 +19,14 @@ spike. When the last spike has left, ``done`` pulses and ``now`` advances.
 Between steps the configuration port (``i_cfg``/``o_cfg``) writes and reads every memory and
 register; it is served only while the delivery pipeline is empty and no update runs.
 
+Structure. The core owns the memories, their read registers, the spike FIFO and the phases,
+and composes four components, each with a declared signature and testable alone:
+:class:`~spikefab.hdl.delivery.DeliveryPipeline` (the delivery, from ``i_events`` to the
+ring), :class:`~spikefab.hdl.lif.LIFDatapath` (stages U1 .. U7 of the update, a stream of
+neurons in and out), :class:`~spikefab.hdl.core_regs.ConfigPort` (``i_cfg``/``o_cfg`` and
+the registers of ``CoreMem.REGS``) and, with ``learning``, the
+:class:`~spikefab.hdl.learning.LearningUnit`.
+
 Timing. Every memory's read data is registered before it meets more than a multiplexer;
 every memory port is driven from registers through at most a multiplexer whose selects are
 flip-flops; the phases are one flip-flop each, and every control decision (is the delivery
@@ -47,74 +55,32 @@ has the image write every word anyway, see ``bench/synth_core.py``).
 
 from __future__ import annotations
 
-from functools import reduce
-from operator import or_
-
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import fifo, stream, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
-from spikefab.hdl import params as P
+from spikefab.hdl.cfg_bus import cfg_reply_signature, cfg_request_signature
+from spikefab.hdl.core_regs import ConfigPort
+from spikefab.hdl.delivery import DeliveryPipeline
 from spikefab.hdl.layouts import (
-    CFG_DATA_BITS,
     NEURON_PARAMS,
     NEURON_STATE,
     CoreConfig,
     CoreMem,
-    CoreReg,
 )
 from spikefab.hdl.learning import LearningUnit
+from spikefab.hdl.lif import LIFDatapath
 
 __all__ = ["NeuronCore"]
 
 #: Depth of the output spike FIFO (a power of two); the update keeps this many places for
 #: spikes in flight.
 SPIKE_FIFO_DEPTH = 16
-#: Depth of the FIFO of axon ranges between the axon table and the entry iterator.
-RANGE_FIFO_DEPTH = 4
-#: Update pipeline stages between the memory read and the state write-back (U0 .. U8).
-UPDATE_STAGES = 9
+#: Update stages before the LIF datapath: U0 (the memories' words arrive) and U1 (registered).
+UPDATE_STAGES = 2
 #: Bits of a neuron's parameter word held in the synapse bank; the rest are in the axon bank.
 PARAMS_SPLIT = 32
-
-
-def _clip(m: Module, x, lo: int, hi: int, shape) -> Signal:  # type: ignore[no-untyped-def]
-    out = Signal(shape)
-    # x > hi as x >= hi + 1: an ordering test is a carry chain alone, "greater than" would add
-    # a zero test of the difference
-    m.d.comb += out.eq(Mux(x >= hi + 1, hi, Mux(x < lo, lo, x)))
-    return out
-
-
-class _Counter:
-    """A 32-bit counter register (contract 6.1), counted in two 16-bit halves.
-
-    The high half counts in the cycle after the low half wraps, so that no carry chain is
-    longer than 16 bits. The value is whole again one cycle after the last count, long before
-    the configuration port (served only between steps) can read it.
-    """
-
-    def __init__(self, name: str, present: bool = True):
-        self.present = present  # False: reads 0, counts nothing, ignores writes (no logic)
-        self.lo = Signal(16, name=f"{name}_lo")
-        self.hi = Signal(16, name=f"{name}_hi")
-        self.wrap = Signal(name=f"{name}_wrap")  # the low half wrapped in the last cycle
-        self.value = Cat(self.lo, self.hi) if present else Const(0, 32)
-
-    def count(self, m: Module, enable) -> None:  # type: ignore[no-untyped-def]
-        if not self.present:
-            return
-        with m.If(enable):
-            m.d.sync += self.lo.eq(self.lo + 1)
-        m.d.sync += self.wrap.eq(enable & (self.lo == 0xFFFF))
-        with m.If(self.wrap):
-            m.d.sync += self.hi.eq(self.hi + 1)
-
-    def load(self, m: Module, data) -> None:  # type: ignore[no-untyped-def]
-        if not self.present:
-            return
-        m.d.sync += [self.lo.eq(data[:16]), self.hi.eq(data[16:32]), self.wrap.eq(0)]
 
 
 class NeuronCore(wiring.Component):
@@ -131,9 +97,9 @@ class NeuronCore(wiring.Component):
         Axon events of the delivery phase.
     o_spikes : Out(stream.Signature(config.spike_layout))
         Neurons that spiked, in neuron order, during the update phase.
-    i_cfg : In(stream.Signature(config.cfg_request_layout))
-        Memory and register writes and reads, between steps.
-    o_cfg : Out(stream.Signature(config.cfg_reply_layout))
+    i_cfg : In(cfg_request_signature(CoreMem, config.addr_bits))
+        Memory and register writes and reads, between steps (:mod:`~spikefab.hdl.cfg_bus`).
+    o_cfg : Out(cfg_reply_signature())
         The data of each read, in order.
     step : In(1)
         Pulse after the last event of the step has been accepted: run the learning phase of
@@ -155,8 +121,8 @@ class NeuronCore(wiring.Component):
             {
                 "i_events": In(stream.Signature(config.event_layout)),
                 "o_spikes": Out(stream.Signature(config.spike_layout)),
-                "i_cfg": In(stream.Signature(config.cfg_request_layout)),
-                "o_cfg": Out(stream.Signature(config.cfg_reply_layout)),
+                "i_cfg": In(cfg_request_signature(CoreMem, config.addr_bits)),
+                "o_cfg": Out(cfg_reply_signature()),
                 "step": In(1),
                 "learn": In(1),
                 "done": Out(1),
@@ -229,38 +195,25 @@ class NeuronCore(wiring.Component):
         # amaranth.lib.fifo's, a write does not look at its level
         m.submodules.spike_fifo = spike_fifo = Memory(shape=nb, depth=SPIKE_FIFO_DEPTH, init=[])
         spike_wr, spike_rd = spike_fifo.write_port(), spike_fifo.read_port(domain="comb")
-        m.submodules.range_fifo = range_fifo = fifo.SyncFIFO(
-            width=2 * cfg.synapse_bits + 2, depth=RANGE_FIFO_DEPTH
-        )
 
         # registers ----------------------------------------------------------------------------
-        now = Signal(range(D)) if D > 1 else Const(0, 1)
-        events = _Counter("events", cfg.stats)
-        deliver_cycles = _Counter("deliver_cycles", cfg.stats)
-        update_cycles = _Counter("update_cycles", cfg.stats)
-        spikes = _Counter("spikes", cfg.stats)
-        steps = _Counter("steps", cfg.stats)
+        # the configuration port and the registers (hdl/core_regs.py)
+        m.submodules.regs = cp = ConfigPort(cfg)
+        now = cp.now if D > 1 else Const(0, 1)
         step_req = Signal()
         with m.If(self.step):
             m.d.sync += step_req.eq(1)
 
         # the learning unit and its registers (contract 6.4); without it they read 0
-        learn_cycles = _Counter("learn_cycles", cfg.stats)
         pending = Signal()  # the learning phase of the last update's step has not run
         learn_req = Signal()  # `learn` was pulsed: run the pending phase once delivery drains
         if cfg.learning:
             m.submodules.learning = lu = LearningUnit(cfg)
-            stdp_regs = {
-                CoreReg.STDP_AMP: lu.amp,
-                CoreReg.STDP_DECAY: lu.decay,
-                CoreReg.STDP_BUMP: lu.bump,
-                CoreReg.STDP_CLAMP: lu.clamp,
-                CoreReg.PLASTIC_AXONS: lu.plastic_axons,
-                CoreReg.LEARN_NEURONS: lu.learn_neurons,
-            }
+            # the rule's registers, written through the configuration port
+            for name in ("amp", "decay", "bump", "clamp", "plastic_axons", "learn_neurons"):
+                m.d.comb += getattr(lu, name).eq(getattr(cp, name))
         else:
             lu = None
-            stdp_regs = {}
         learn_on = Signal()  # PLASTIC_AXONS != 0, registered
         m.d.sync += learn_on.eq(lu.plastic_axons != 0 if lu is not None else 0)
         learn_done = lu.done if lu is not None else Const(0, 1)
@@ -269,7 +222,7 @@ class NeuronCore(wiring.Component):
         updating = Signal()  # the update runs (UPDATE)
         learning = Signal()  # the learning unit runs (LEARN)
         accepting = Signal(init=1)  # DELIVER, and `step` has not been seen
-        cfg_sel = {mem: Signal(name=f"cfg_{mem.name.lower()}") for mem in CoreMem}
+        cfg_sel = {mem: cp.sel[mem.value] for mem in CoreMem}
         # cfg_sel[mem]: the registered request for `mem` is served in this cycle
 
         # spikes out, from the FIFO's head (its tail is written in U8)
@@ -288,7 +241,8 @@ class NeuronCore(wiring.Component):
 
         # read registers ------------------------------------------------------------------------
         # every memory word is registered once more after the memory's own read register; the
-        # ring word with the forwarding of two of the delivery's writes (see D4)
+        # ring word with the forwarding of two of the delivery's writes (in the delivery
+        # pipeline, D4)
         state_q = Signal(NEURON_STATE)
         ring_q = Signal(signed(cfg.acc_bits))
         syn_q = Signal(len(syn_rd.data))
@@ -297,151 +251,31 @@ class NeuronCore(wiring.Component):
         params_q = NEURON_PARAMS(Cat(syn_q[:PARAMS_SPLIT], axon_q[:hi_bits]))
 
         # delivery pipeline ---------------------------------------------------------------------
-        # An event is taken and reads the axon bank; F1: its row arrives (into axon_q); F2:
-        # the row enters the range FIFO. D0 issues an entry (reads the synapse bank), D1: the
-        # entry arrives (into syn_q), D2 turns it into a ring address and a value, D3 reads
-        # the ring, D4: the ring word arrives (into ring_q), D5 adds, D6 writes back.
-        f1_valid, f2_valid = Signal(), Signal()
-        f2_nonempty, f2_single = Signal(), Signal()  # the row's count != 0, == 1
-        ranges = Signal(range(RANGE_FIFO_DEPTH + 1))  # events in F2 or in the range FIFO
-        ptr = Signal(cfg.synapse_bits)
-        remaining = Signal(cfg.synapse_bits + 1)
-        active = Signal()  # remaining != 0: D0 issues the entry at ptr
-        last = Signal()  # remaining == 1
-        d1_valid, d2_valid, d3_valid = Signal(), Signal(), Signal()
-        d4_valid, d5_valid, d6_valid = Signal(), Signal(), Signal()
-
-        delivery_empty = Signal(init=1)  # registered, see below
-        # room in the range FIFO for the events in F1, F2 and the FIFO, and one more:
-        # ranges + f1_valid < RANGE_FIFO_DEPTH, written as two comparisons
-        room = Signal()
-        m.d.comb += room.eq(Mux(f1_valid, ranges < RANGE_FIFO_DEPTH - 1, ranges < RANGE_FIFO_DEPTH))
-        # after `step`, the events waiting belong to the next delivery phase; a configuration
-        # request is served first once the pipeline is empty
-        m.d.comb += self.i_events.ready.eq(
-            accepting & ~self.step & room & ~(delivery_empty & (self.i_cfg.valid | learn_req))
-        )
-        take = Signal()
-        m.d.comb += take.eq(self.i_events.valid & self.i_events.ready)
-
-        # F1: the row arrives (into axon_q); F2: the row enters the range FIFO as (start, count,
-        # count == 1), or is dropped if it is empty. The count is tested in two halves: as it
-        # leaves the block RAM, one LUT per 4 bits (is it zero; are the low 4 bits 1), into
-        # registers; in F2, one LUT across them (the block RAM's clock-to-output delay leaves
-        # room for one level only on the ECP5, the routing after it on the iCE40 for few more)
-        arriving = cfg.axon_layout(axon_rd.data[:axon_bits]).count
-        nibbles = [arriving[i : i + 4] for i in range(0, len(arriving), 4)]
-        f2_nz = Signal(len(nibbles))  # nibble k of the count is not zero
-        f2_low1 = Signal()  # the low nibble is 1
-        m.d.sync += [f2_nz.eq(Cat(*(n.any() for n in nibbles))), f2_low1.eq(nibbles[0] == 1)]
-        row = cfg.axon_layout(axon_q[:axon_bits])
-        dropped = Signal()
+        # delivery pipeline ---------------------------------------------------------------------
+        # hdl/delivery.py. After `step`, the events waiting belong to the next delivery phase;
+        # a configuration request (or `learn`) is served first once the pipeline is empty.
+        m.submodules.delivery = dp = DeliveryPipeline(cfg)
+        delivery_empty = dp.empty
+        wiring.connect(m, wiring.flipped(self.i_events), dp.i_events)
         m.d.comb += [
-            f2_nonempty.eq(f2_nz.any()),
-            f2_single.eq(f2_low1 & ~f2_nz[1:].any()),
-            range_fifo.w_data.eq(Cat(row.start, row.count, f2_single)),
-            range_fifo.w_en.eq(f2_valid & f2_nonempty),
-            dropped.eq(f2_valid & ~f2_nonempty),
-        ]
-        f1_axon = Signal(cfg.axon_bits)
-        m.d.sync += [
-            f1_valid.eq(take),
-            f1_axon.eq(self.i_events.payload.axon),
-            f2_valid.eq(f1_valid),
-            ranges.eq(ranges + f1_valid - range_fifo.r_en - dropped),
-        ]
-        # D0: the entry iterator; `active` and `last` are kept with `remaining`
-        next_start = range_fifo.r_data[: cfg.synapse_bits]
-        next_count = range_fifo.r_data[cfg.synapse_bits : -1]
-        next_single = range_fifo.r_data[-1]
-        with m.If(active):
-            m.d.sync += [
-                ptr.eq(ptr + 1),
-                remaining.eq(remaining - 1),
-                active.eq(~last),
-                last.eq(remaining == 2),
-            ]
-        with m.If((~active | last) & range_fifo.r_rdy):
-            m.d.comb += range_fifo.r_en.eq(1)
-            m.d.sync += [
-                ptr.eq(next_start),
-                remaining.eq(next_count),
-                active.eq(1),
-                last.eq(next_single),
-            ]
-        m.d.sync += d1_valid.eq(active)
-
-        # D1: the synapse entry arrives (into syn_q)
-        # D2: synapse entry -> ring address and value
-        entry = cfg.synapse_layout(syn_q[:syn_bits])
-        slot = Signal(range(D)) if D > 1 else Const(0, 1)
-        if D > 1:
-            m.d.comb += slot.eq(now + entry.delay)
-        d3_addr = Signal(range(cfg.ring_depth))
-        d3_val = Signal(signed(cfg.acc_bits))
-        m.d.sync += [
-            d2_valid.eq(d1_valid),
-            d3_valid.eq(d2_valid),
-            d3_addr.eq(Cat(entry.target, slot) if D > 1 else entry.target),
-            d3_val.eq(entry.weight << entry.weight_exp),
-        ]
-        # D3: the ring is read at d3_addr
-        d4_addr, d4_val = Signal.like(d3_addr), Signal.like(d3_val)
-        m.d.sync += [d4_valid.eq(d3_valid), d4_addr.eq(d3_addr), d4_val.eq(d3_val)]
-        # D4: the ring word arrives (into ring_word). The read missed the writes of D6 in its
-        # own cycle (`last` now; the word read is undefined then), in this one (d6) and in the
-        # next: the first two are forwarded into ring_q now, the third is matched for
-        # forwarding in D5.
-        d6_addr = Signal.like(d4_addr)
-        d6_sum = Signal(signed(cfg.acc_bits))
-        last_valid = Signal()
-        last_addr = Signal.like(d4_addr)
-        last_sum = Signal.like(d6_sum)
-        d5_addr, d5_val = Signal.like(d4_addr), Signal.like(d4_val)
-        d5_fwd = Signal()
-        m.d.sync += [
-            ring_q.eq(
-                Mux(
-                    d6_valid & (d6_addr == d4_addr),
-                    d6_sum,
-                    Mux(last_valid & (last_addr == d4_addr), last_sum, ring_word),
-                )
+            dp.allow.eq(
+                accepting & ~self.step & ~(delivery_empty & (self.i_cfg.valid | learn_req))
             ),
-            d5_valid.eq(d4_valid),
-            d5_addr.eq(d4_addr),
-            d5_val.eq(d4_val),
-            d5_fwd.eq(d5_valid & (d5_addr == d4_addr)),
+            dp.axon_data.eq(axon_rd.data[:axon_bits]),
+            dp.axon_q.eq(axon_q[:axon_bits]),
+            dp.syn_q.eq(syn_q[:syn_bits]),
+            dp.ring_word.eq(ring_word),
+            ring_q.eq(dp.acc),
         ]
-        # D5: add, forwarding the sum about to be written
-        old = Signal(signed(cfg.acc_bits))
-        m.d.comb += old.eq(Mux(d5_fwd, d6_sum, ring_q))
-        m.d.sync += [
-            d6_valid.eq(d5_valid),
-            d6_addr.eq(d5_addr),
-            d6_sum.eq(old + d5_val),
-        ]
-        # D6: write back (from registers, see the memory ports)
-        m.d.sync += [last_valid.eq(d6_valid), last_addr.eq(d6_addr), last_sum.eq(d6_sum)]
-        events.count(m, d6_valid)
-
-        # the pipeline is empty; registered, and only set when no event enters meanwhile
-        delivery_busy = Signal()
-        m.d.comb += delivery_busy.eq(
-            Cat(f1_valid, f2_valid, range_fifo.r_rdy, active, d1_valid, d2_valid, d3_valid).any()
-            | Cat(d4_valid, d5_valid, d6_valid).any()
-        )
-        deliver_tick = Signal()  # the last cycle had delivery work: count it
-        m.d.sync += [
-            delivery_empty.eq(~delivery_busy & ~take),
-            deliver_tick.eq(delivery_busy | take),
-        ]
-        deliver_cycles.count(m, deliver_tick)
+        if D > 1:
+            m.d.comb += dp.now.eq(now)
+        m.d.comb += [cp.count_events.eq(dp.event), cp.count_delivery.eq(dp.tick)]
 
         # update pipeline -----------------------------------------------------------------------
-        # U0: the memories' words arrive (into the read registers); U1: operands; U2: the
-        # decay products, in halves; U3: the decays, less their rounding; U4: new u, decayed
-        # v plus bias; U5: the sum v + u; U6: the comparisons of the threshold and the clip;
-        # U7: clip, threshold, reset and refractory; U8: write back, spike out.
+        # U0: the memories' words arrive (into the read registers); U1 .. U7: the LIF datapath
+        # (operands, the decay products in halves, the decays, new u and decayed v plus bias,
+        # v + u, the comparisons, clip, threshold, reset and refractory); U8: write back,
+        # spike out.
         n_issue = Signal(range(N + 1))
         valid = [Signal(name=f"u{k}_valid") for k in range(UPDATE_STAGES)]
         nidx = [Signal(nb, name=f"u{k}_n") for k in range(UPDATE_STAGES)]
@@ -463,238 +297,69 @@ class NeuronCore(wiring.Component):
         with m.If(issue):
             m.d.sync += n_issue.eq(n_issue + 1)
 
-        # U1: registered memory words -> operands. The decay of x by f = 4096 - d is
-        # sign(x) * ((|x| * f) >> 12) = ((x * f) >> 12) + (1 if x < 0 and x * f is not a
-        # multiple of 4096), and with x = xh * 4096 + xl (xh = x >> 12 signed, xl = x mod
-        # 4096), (x * f) >> 12 = xh * f + ((xl * f) >> 12) and x * f mod 4096 = xl * f mod
-        # 4096: two products of 12 x 13 bits, each one DSP block. The operand registers of
-        # the products are reset-less, as are the products, so that Yosys makes them the DSP
-        # blocks' own input and pipeline registers.
-        st, pr = state_q, params_q
-        acc = ring_q
-        a1 = _clip(m, acc, P.INPUT_MIN, P.INPUT_MAX, signed(P.INPUT_BITS))
-        one = 1 << P.DECAY_SHIFT
-        xl_bits, xh_bits = P.DECAY_SHIFT, P.UV_BITS - P.DECAY_SHIFT
-        u2_ul, u2_vl = Signal(xl_bits, reset_less=True), Signal(xl_bits, reset_less=True)
-        u2_uh = Signal(signed(xh_bits), reset_less=True)
-        u2_vh = Signal(signed(xh_bits), reset_less=True)
-        u2_fu = Signal(P.DECAY_SHIFT + 1, reset_less=True)
-        u2_fv = Signal(P.DECAY_SHIFT + 1, reset_less=True)
-        u2_a = Signal(signed(P.INPUT_BITS))
-        u2_uneg, u2_vneg = Signal(), Signal()
-        u2_bias = Signal(signed(P.BIAS_MANT_BITS + P.BIAS_EXP_MAX))
-        u2_v = Signal(signed(P.UV_BITS))
-        u2_ref = Signal(P.REFRACTORY_BITS)
-        u2_pr = Signal(NEURON_PARAMS)
-        m.d.sync += [
-            u2_ul.eq(st.u[:xl_bits]),
-            u2_uh.eq(st.u[xl_bits:]),
-            u2_vl.eq(st.v[:xl_bits]),
-            u2_vh.eq(st.v[xl_bits:]),
-            u2_fu.eq(one - P.DU_OFFSET - pr.du),
-            u2_fv.eq(one - P.DV_OFFSET - pr.dv),
-            u2_a.eq(a1),
-            u2_uneg.eq(st.u < 0),
-            u2_vneg.eq(st.v < 0),
-            u2_bias.eq(pr.bias_mant << pr.bias_exp),
-            u2_v.eq(st.v),
-            u2_ref.eq(st.ref),
-            u2_pr.eq(pr),
+        # U1 .. U7: the LIF datapath (hdl/lif.py), fed from the read registers; its result
+        # arrives in U8. o_spikes' backpressure never reaches it: the spike FIFO's credits do
+        # that, so it is always ready and its registers have no enable.
+        m.submodules.lif = lif = LIFDatapath(cfg.acc_bits, nb)
+        m.d.comb += [
+            lif.i_neuron.valid.eq(valid[1]),
+            lif.i_neuron.payload.state.eq(state_q),
+            lif.i_neuron.payload.params.eq(params_q),
+            lif.i_neuron.payload.acc.eq(ring_q),
+            lif.i_neuron.payload.tag.eq(nidx[1]),
+            lif.o_neuron.ready.eq(1),
         ]
-        # U2: the products xl * f (unsigned) and xh * f (signed), for u and v
-        prod = max(xl_bits, xh_bits) + P.DECAY_SHIFT + 1
-        u3_pul, u3_pvl = Signal(prod, reset_less=True), Signal(prod, reset_less=True)
-        u3_puh = Signal(signed(prod), reset_less=True)
-        u3_pvh = Signal(signed(prod), reset_less=True)
-        u3_a, u3_uneg, u3_vneg = Signal.like(u2_a), Signal(), Signal()
-        u3_bias, u3_v, u3_ref = Signal.like(u2_bias), Signal.like(u2_v), Signal.like(u2_ref)
-        u3_pr = Signal(NEURON_PARAMS)
-        m.d.sync += [
-            u3_pul.eq(u2_ul * u2_fu),
-            u3_puh.eq(u2_uh * u2_fu),
-            u3_pvl.eq(u2_vl * u2_fv),
-            u3_pvh.eq(u2_vh * u2_fv),
-            u3_a.eq(u2_a),
-            u3_uneg.eq(u2_uneg),
-            u3_vneg.eq(u2_vneg),
-            u3_bias.eq(u2_bias),
-            u3_v.eq(u2_v),
-            u3_ref.eq(u2_ref),
-            u3_pr.eq(u2_pr),
-        ]
-        # U3: (x * f) >> 12, and the correction bit that truncates a negative x's decay
-        # toward zero
-        u4_du = Signal(signed(P.UV_BITS + 1))
-        u4_dv = Signal(signed(P.UV_BITS + 1))
-        u4_cu, u4_cv = Signal(), Signal()
-        u4_a, u4_bias = Signal.like(u2_a), Signal.like(u2_bias)
-        u4_v, u4_ref, u4_pr = Signal.like(u2_v), Signal.like(u2_ref), Signal(NEURON_PARAMS)
-        m.d.sync += [
-            u4_du.eq(u3_puh + (u3_pul >> P.DECAY_SHIFT)),
-            u4_dv.eq(u3_pvh + (u3_pvl >> P.DECAY_SHIFT)),
-            u4_cu.eq(u3_uneg & (u3_pul[: P.DECAY_SHIFT] != 0)),
-            u4_cv.eq(u3_vneg & (u3_pvl[: P.DECAY_SHIFT] != 0)),
-            u4_a.eq(u3_a),
-            u4_bias.eq(u3_bias),
-            u4_v.eq(u3_v),
-            u4_ref.eq(u3_ref),
-            u4_pr.eq(u3_pr),
-        ]
-        # U4: new u = decay(u) + (a << 6), wrapped to 24 bits; decay(v) + bias (the
-        # correction bits are the adders' carry-in)
-        u5_u = Signal(signed(P.UV_BITS))
-        u5_vb = Signal(signed(P.UV_BITS + 3))
-        u5_v, u5_ref, u5_pr = Signal.like(u2_v), Signal.like(u2_ref), Signal(NEURON_PARAMS)
-        a6 = u4_a << P.ACT_SHIFT
-        m.d.sync += [
-            u5_u.eq(a6 + u4_du + u4_cu),  # truncation to 24 bits is the wrap
-            u5_vb.eq(u4_bias + u4_dv + u4_cv),
-            u5_v.eq(u4_v),
-            u5_ref.eq(u4_ref),
-            u5_pr.eq(u4_pr),
-        ]
-        # U5: the unclipped input to the threshold, vi_raw = v + bias + u
-        u6_vi_raw = Signal(signed(P.UV_BITS + 4))
-        u6_u, u6_v, u6_ref = Signal.like(u5_u), Signal.like(u5_v), Signal.like(u5_ref)
-        u6_pr = Signal(NEURON_PARAMS)
-        m.d.sync += [
-            u6_vi_raw.eq(u5_vb + u5_u),
-            u6_u.eq(u5_u),
-            u6_v.eq(u5_v),
-            u6_ref.eq(u5_ref),
-            u6_pr.eq(u5_pr),
-        ]
-        # U6: the comparisons. theta = vth << 6 lies in 0 .. V_MAX, so the clip to V_MIN ..
-        # V_MAX never changes vi > theta: the comparison and the reset by subtraction use
-        # vi_raw, and run in parallel with the clip's comparisons. A "greater than" is written
-        # as ">= 1 +" (see _clip); theta + 1 = theta | 1, as theta's low bits are zero.
-        vi_raw = u6_vi_raw
-        theta = Signal(unsigned(P.VTH_BITS + P.VTH_SHIFT))
-        m.d.comb += theta.eq(u6_pr.vth << P.VTH_SHIFT)
-        u7_over, u7_under, u7_above = Signal(), Signal(), Signal()
-        u7_vi_raw = Signal.like(vi_raw)
-        u7_sub = Signal(signed(P.UV_BITS + 1))  # vi_raw - theta
-        u7_max_sub = Signal(signed(P.UV_BITS + 1))  # V_MAX - theta
-        u7_u, u7_v, u7_ref = Signal.like(u6_u), Signal.like(u6_v), Signal.like(u6_ref)
-        u7_pr = Signal(NEURON_PARAMS)
-        m.d.sync += [
-            u7_over.eq(vi_raw >= P.V_MAX + 1),
-            u7_under.eq(vi_raw < P.V_MIN),
-            u7_above.eq(vi_raw >= (theta | 1)),
-            u7_vi_raw.eq(vi_raw),
-            u7_sub.eq(vi_raw - theta),
-            u7_max_sub.eq(P.V_MAX - theta),
-            u7_u.eq(u6_u),
-            u7_v.eq(u6_v),
-            u7_ref.eq(u6_ref),
-            u7_pr.eq(u6_pr),
-        ]
-        # U7: clip, threshold, reset, refractory
-        vi = Signal(signed(P.UV_BITS))
-        m.d.comb += vi.eq(Mux(u7_over, P.V_MAX, Mux(u7_under, P.V_MIN, u7_vi_raw)))
-        refr = Signal()
-        m.d.comb += refr.eq(u7_ref != 0)
-        fire = Signal()
-        m.d.comb += fire.eq(~refr & u7_above)
-        vsub = Signal(signed(P.UV_BITS + 1))  # vi - theta when fire
-        m.d.comb += vsub.eq(Mux(u7_over, u7_max_sub, u7_sub))
-        u8_u = Signal(signed(P.UV_BITS))
-        u8_v = Signal(signed(P.UV_BITS))
-        u8_ref = Signal(P.REFRACTORY_BITS)
-        u8_fire = Signal()
-        with m.If(refr):
-            m.d.sync += [u8_v.eq(u7_v), u8_ref.eq(u7_ref - 1)]
-        with m.Elif(fire):
-            m.d.sync += [
-                u8_v.eq(Mux(u7_pr.reset_subtract, vsub, 0)),
-                u8_ref.eq(u7_pr.refractory),
-            ]
-        with m.Else():
-            m.d.sync += [u8_v.eq(vi), u8_ref.eq(0)]
-        m.d.sync += [u8_u.eq(u7_u), u8_fire.eq(fire & valid[7])]
+        u8 = lif.o_neuron.payload
+        u8_fire = u8.fire
         # U8: write back, spike out (u8_fire: the neuron in U8 is valid and spikes)
         m.d.comb += [
             spike_wr.addr.eq(spike_tail),
-            spike_wr.data.eq(nidx[8]),
+            spike_wr.data.eq(u8.tag),
             spike_wr.en.eq(u8_fire),
         ]
         with m.If(u8_fire):
             m.d.sync += spike_tail.eq(spike_tail + 1)
         m.d.sync += spike_level.eq(spike_level + u8_fire - spike_out)
-        spikes.count(m, u8_fire)
+        m.d.comb += cp.count_spikes.eq(u8_fire)
         # a place is freed by a neuron written back without a spike, or by a spike leaving
         # (counted a cycle late, which can only delay an issue)
         spike_left = Signal()
         m.d.sync += [
             spike_left.eq(spike_out),
-            claimed.eq(claimed + issue - (valid[8] & ~u8_fire) - spike_left),
+            claimed.eq(claimed + issue - (lif.o_neuron.valid & ~u8_fire) - spike_left),
         ]
         # the update is over: every neuron issued and written back, every spike gone (nothing
         # enters any more, so this holds until `done`, which it is)
         update_over = Signal()
         m.d.sync += update_over.eq(
-            updating & ~update_over & (n_issue == N) & ~Cat(*valid).any() & ~self.o_spikes.valid
+            updating
+            & ~update_over
+            & (n_issue == N)
+            & ~Cat(*valid, lif.busy).any()
+            & ~self.o_spikes.valid
         )
         m.d.comb += self.done.eq(update_over)
-        update_cycles.count(m, updating)
-        steps.count(m, update_over)
-        if D > 1:
-            with m.If(update_over):
-                m.d.sync += now.eq(now + 1)
-
-        # configuration port --------------------------------------------------------------------
-        # A request is registered when accepted (cfg_q, and cfg_sel for its memory or
-        # reg_write for the register it writes); in the next cycle (CFG_ACCESS) it drives the
-        # memory ports: a write is done, a read's word arrives in CFG_WAIT and is registered
-        # (a register's value into reg_q), CFG_READ selects it into `reply`, and CFG_REPLY
-        # offers it on o_cfg.
-        cfg_q = Signal(cfg.cfg_request_layout)
-        reply = Signal(CFG_DATA_BITS)
-        m.d.comb += self.o_cfg.payload.data.eq(reply)
-        counters = {
-            CoreReg.EVENTS: events,
-            CoreReg.DELIVERY_CYCLES: deliver_cycles,
-            CoreReg.UPDATE_CYCLES: update_cycles,
-            CoreReg.SPIKES: spikes,
-            CoreReg.STEPS: steps,
-        }
-        if lu is not None:
-            counters[CoreReg.LEARN_CYCLES] = learn_cycles
-        regs = {CoreReg.NOW: now} | {r: c.value for r, c in counters.items()}
-        regs |= {r: Value.cast(sig) for r, sig in stdp_regs.items()}
-        if lu is not None:
-            regs[CoreReg.LEARN_PENDING] = pending
-        req, data = cfg_q, cfg_q.data
-        # reg_hit[r]: the registered request is for register r (decoded when it is accepted);
-        # reg_write[r]: it writes register r in this cycle
-        reg_hit = {r: Signal(name=f"cfg_hit_{r.name.lower()}") for r in regs}
-        reg_write = {r: Signal(name=f"cfg_write_{r.name.lower()}") for r in regs}
-        if D > 1:
-            with m.If(reg_write[CoreReg.NOW]):
-                m.d.sync += now.eq(data[: len(now)])
-        for r, counter in counters.items():
-            with m.If(reg_write[r]):
-                counter.load(m, data)
-        for r, sig in stdp_regs.items():
-            with m.If(reg_write[r]):
-                m.d.sync += Value.cast(sig).eq(data[: len(Value.cast(sig))])
-        reg_q = Signal(32)  # the register a read asks for
-        # a request is accepted in DELIVER (`accepting`) once the delivery pipeline is empty;
-        # the selects are set for the one cycle of CFG_ACCESS
-        accept = Signal()
-        new = self.i_cfg.payload
         m.d.comb += [
-            accept.eq(accepting & delivery_empty & self.i_cfg.valid & ~learn_req),
-            self.i_cfg.ready.eq(accept),
+            cp.count_update.eq(updating),
+            cp.count_steps.eq(update_over),
+            cp.advance.eq(update_over),
         ]
-        with m.If(accept):
-            m.d.sync += cfg_q.eq(new)
-            for r in regs:
-                m.d.sync += reg_hit[r].eq(new.addr == r)
-        for mem, sel in cfg_sel.items():
-            m.d.sync += sel.eq(accept & (new.mem == mem))
-        for r, write in reg_write.items():
-            m.d.sync += write.eq(accept & new.write & (new.mem == CoreMem.REGS) & (new.addr == r))
+
+        # configuration port -------------------------------------------------------------------
+        # A request is taken in DELIVER (`accepting`) once the delivery pipeline is empty, and
+        # held in cp.req; in the next cycle (cfg_sel) it drives the memory ports below.
+        wiring.connect(m, wiring.flipped(self.i_cfg), cp.i_cfg)
+        wiring.connect(m, cp.o_cfg, wiring.flipped(self.o_cfg))
+        req, data = cp.req, cp.req.data
+        accept = cp.accepted
+        m.d.comb += [
+            cp.enable.eq(accepting & delivery_empty & ~learn_req),
+            cp.state_q.eq(state_q),
+            cp.params_q.eq(params_q),
+            cp.ring_q.eq(ring_q),
+            cp.axon_q.eq(axon_q[:axon_bits]),
+            cp.syn_q.eq(syn_q[:syn_bits]),
+        ]
 
         # memory ports ---------------------------------------------------------------------------
         # by default the delivery pipeline owns them; the update and the configuration port
@@ -716,10 +381,10 @@ class NeuronCore(wiring.Component):
             ]
         with m.Else():
             m.d.comb += [
-                ring_rd.addr.eq(d3_addr),
-                ring_wr.addr.eq(d6_addr),
-                ring_wr.data.acc.eq(d6_sum),
-                ring_wr.en.eq(d6_valid),
+                ring_rd.addr.eq(dp.ring_addr),
+                ring_wr.addr.eq(dp.ring_wr_addr),
+                ring_wr.data.acc.eq(dp.ring_wr_data),
+                ring_wr.en.eq(dp.ring_wr_en),
             ]
 
         if lu is not None:
@@ -744,7 +409,7 @@ class NeuronCore(wiring.Component):
                 syn_wr.en.eq(req.write),
             ]
         with m.Else():
-            m.d.comb += syn_addr.eq(ptr)
+            m.d.comb += syn_addr.eq(dp.syn_addr)
 
         if lu is not None:
             with m.If(learning):
@@ -764,7 +429,7 @@ class NeuronCore(wiring.Component):
                 axon_wr.en.eq(req.write),
             ]
         with m.Else():
-            m.d.comb += axon_addr.eq(self.i_events.payload.axon)
+            m.d.comb += axon_addr.eq(dp.axon_addr)
 
         with m.If(cfg_sel[CoreMem.STATE]):
             m.d.comb += [
@@ -776,11 +441,9 @@ class NeuronCore(wiring.Component):
         with m.Else():
             m.d.comb += [
                 state_rd.addr.eq(n_issue),
-                state_wr.addr.eq(nidx[8]),
-                state_wr.data.u.eq(u8_u),
-                state_wr.data.v.eq(u8_v),
-                state_wr.data.ref.eq(u8_ref),
-                state_wr.en.eq(valid[8]),
+                state_wr.addr.eq(u8.tag),
+                state_wr.data.eq(u8.state),
+                state_wr.en.eq(lif.o_neuron.valid),
             ]
 
         # phases ---------------------------------------------------------------------------------
@@ -788,7 +451,6 @@ class NeuronCore(wiring.Component):
         # cycles of a configuration access, LEARN, UPDATE. A transition depends on flip-flops
         # and on at most one port's valid or ready.
         delivering = Signal(init=1)
-        cfg_access, cfg_wait, cfg_read, cfg_reply = Signal(), Signal(), Signal(), Signal()
         drained = Signal()  # DELIVER, and the delivery pipeline is empty
         learn_start = Signal()  # DELIVER -> LEARN: a step or `learn`, with learning pending
         start = Signal()  # DELIVER or LEARN -> UPDATE
@@ -799,20 +461,13 @@ class NeuronCore(wiring.Component):
             start.eq((drained & step_req & ~pending) | (learning & learn_done & step_req)),
             learn_back.eq(learning & learn_done & ~step_req),
             self.idle.eq(drained & ~self.i_events.valid & ~learn_req),
-            self.o_cfg.valid.eq(cfg_reply),
         ]
         back = Signal()  # -> DELIVER
-        m.d.comb += back.eq(
-            (cfg_access & req.write) | (cfg_reply & self.o_cfg.ready) | update_over | learn_back
-        )
+        m.d.comb += back.eq(cp.done | update_over | learn_back)
         to_deliver = (delivering & ~start & ~learn_start & ~accept) | back
         m.d.sync += [
             delivering.eq(to_deliver),
             accepting.eq(to_deliver & ~step_req & ~self.step),
-            cfg_access.eq(accept),
-            cfg_wait.eq(cfg_access & ~req.write),
-            cfg_read.eq(cfg_wait),
-            cfg_reply.eq(cfg_read | (cfg_reply & ~self.o_cfg.ready)),
             updating.eq(start | (updating & ~update_over)),
             learning.eq(learn_start | (learning & ~learn_done)),
         ]
@@ -827,17 +482,21 @@ class NeuronCore(wiring.Component):
         with m.If(self.learn):
             m.d.sync += learn_req.eq(1)
         if lu is not None:
-            with m.If(reg_write[CoreReg.LEARN_PENDING]):
+            with m.If(cp.pending_write):
                 m.d.sync += pending.eq(data[0])
-            learn_cycles.count(m, learning)
+            m.d.comb += [
+                cp.pending.eq(pending),
+                cp.count_learn.eq(learning),
+                cp.trace_q.eq(lu.cfg_rdata),
+            ]
             m.d.comb += [
                 lu.start.eq(learn_start),
                 lu.axon_row.eq(axon_q[:axon_bits]),
                 lu.syn_word.eq(syn_q[:syn_bits]),
-                lu.mark_en.eq(f1_valid),
-                lu.mark_axon.eq(f1_axon),
-                lu.post_en.eq(valid[8]),
-                lu.post_neuron.eq(nidx[8]),
+                lu.mark_en.eq(dp.taken),
+                lu.mark_axon.eq(dp.taken_axon),
+                lu.post_en.eq(lif.o_neuron.valid),
+                lu.post_neuron.eq(u8.tag),
                 lu.post_fire.eq(u8_fire),
                 lu.cfg_pre.eq(cfg_sel[CoreMem.PRE_TRACES]),
                 lu.cfg_post.eq(cfg_sel[CoreMem.POST_TRACES]),
@@ -849,26 +508,4 @@ class NeuronCore(wiring.Component):
             # the first neuron issues in the first cycle of UPDATE: the spike FIFO is empty and
             # nothing is in flight
             m.d.sync += [step_req.eq(0), n_issue.eq(0), issue.eq(1)]
-        # CFG_WAIT: the word read arrives (a register's value is selected here); CFG_READ: it
-        # is selected into `reply`
-        with m.If(cfg_wait):
-            m.d.sync += reg_q.eq(reduce(or_, (Mux(reg_hit[r], sig, 0) for r, sig in regs.items())))
-        with m.If(cfg_read), m.Switch(req.mem):
-            with m.Case(CoreMem.STATE):
-                m.d.sync += reply.eq(state_q.as_value())
-            with m.Case(CoreMem.PARAMS):
-                m.d.sync += reply.eq(params_q.as_value())
-            with m.Case(CoreMem.RING):
-                m.d.sync += reply.eq(ring_q.as_unsigned())
-            with m.Case(CoreMem.AXONS):
-                m.d.sync += reply.eq(axon_q[:axon_bits])
-            with m.Case(CoreMem.SYNAPSES):
-                m.d.sync += reply.eq(syn_q[:syn_bits])
-            with m.Case(CoreMem.REGS):
-                m.d.sync += reply.eq(reg_q)
-            if lu is not None:
-                with m.Case(CoreMem.PRE_TRACES, CoreMem.POST_TRACES):
-                    m.d.sync += reply.eq(lu.cfg_rdata)
-            with m.Default():
-                m.d.sync += reply.eq(0)
         return m

@@ -27,9 +27,10 @@ one, and a neuron one.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, signed
-from amaranth.lib import fifo
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import fifo, wiring
 from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
 from spikefab.hdl import params as P
 from spikefab.hdl.layouts import (
     POST_TRACE,
@@ -66,63 +67,79 @@ def _xor_of(sig, mask: int):  # type: ignore[no-untyped-def]
     return out
 
 
-class LearningUnit(Elaboratable):
+class LearningUnit(wiring.Component):
     """Trace memories and the learning phase of one core.
 
-    The core connects the signals below; all inputs are driven from its registers.
+    The core connects the ports below; all its inputs are driven from the core's registers.
+
+    Parameters
+    ----------
+    config
+        Sizes of the core (:class:`~spikefab.hdl.layouts.CoreConfig`).
 
     Attributes
     ----------
-    start : in
+    start : In(1)
         Pulse: run a learning phase.
-    done : out
+    done : Out(1)
         Pulses in the last cycle of the phase.
-    amp, decay, bump, clamp : in (the layouts ``STDP_AMP`` ...)
+    amp, decay, bump, clamp : In(STDP_AMP), In(STDP_DECAY), In(STDP_BUMP), In(STDP_CLAMP)
         The rule (core registers).
-    plastic_axons, learn_neurons : in
+    plastic_axons, learn_neurons : In(axon bits + 1), In(neuron bits + 1)
         The plastic axons ``0 .. plastic_axons - 1`` and the neurons with a post trace.
-    axon_addr : out
-        Axon bank address while the phase runs; ``axon_row`` (in) is its row two cycles later.
-    syn_addr, syn_wdata, syn_we : out
-        Synapse bank port while the phase runs; ``syn_word`` (in) is the entry two cycles after
-        its read.
-    mark_en, mark_axon : in
+    axon_addr : Out(axon bits)
+        Axon bank address while the phase runs; ``axon_row`` (In(config.axon_layout)) is its
+        row two cycles later.
+    syn_addr, syn_wdata, syn_we : Out(synapse bits), Out(config.synapse_layout), Out(1)
+        Synapse bank port while the phase runs; ``syn_word`` (In(config.synapse_layout)) is the
+        entry two cycles after its read.
+    mark_en, mark_axon : In(1), In(axon bits)
         An event was taken on ``mark_axon`` (it sets the axon's event flag if plastic).
-    post_en, post_neuron, post_fire : in
+    post_en, post_neuron, post_fire : In(1), In(neuron bits), In(1)
         The update writes back ``post_neuron``; ``post_fire``: it spiked.
-    cfg_pre, cfg_post : in
+    cfg_pre, cfg_post, cfg_addr, cfg_write, cfg_data : In
         A configuration access to ``PRE_TRACES`` or ``POST_TRACES`` in this cycle, at
-        ``cfg_addr``, writing ``cfg_data`` if ``cfg_write``; ``cfg_rdata`` (out) holds the word
+        ``cfg_addr``, writing ``cfg_data`` if ``cfg_write``; ``cfg_rdata`` (Out) holds the word
         read two cycles later.
     """
 
     def __init__(self, config: CoreConfig):
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, not {config!r}")
         self._cfg = cfg = config
-        self.start = Signal()
-        self.done = Signal()
-        self.amp = Signal(STDP_AMP)
-        self.decay = Signal(STDP_DECAY)
-        self.bump = Signal(STDP_BUMP)
-        self.clamp = Signal(STDP_CLAMP)
-        self.plastic_axons = Signal(cfg.axon_bits + 1)
-        self.learn_neurons = Signal(cfg.neuron_bits + 1)
-        self.axon_addr = Signal(cfg.axon_bits)
-        self.axon_row = Signal(cfg.axon_layout)
-        self.syn_addr = Signal(cfg.synapse_bits)
-        self.syn_wdata = Signal(cfg.synapse_layout)
-        self.syn_we = Signal()
-        self.syn_word = Signal(cfg.synapse_layout)
-        self.mark_en = Signal()
-        self.mark_axon = Signal(cfg.axon_bits)
-        self.post_en = Signal()
-        self.post_neuron = Signal(cfg.neuron_bits)
-        self.post_fire = Signal()
-        self.cfg_pre = Signal()
-        self.cfg_post = Signal()
-        self.cfg_addr = Signal(max(cfg.axon_bits, cfg.neuron_bits))
-        self.cfg_write = Signal()
-        self.cfg_data = Signal(POST_TRACE.size)
-        self.cfg_rdata = Signal(POST_TRACE.size)
+        super().__init__(
+            {
+                "start": In(1),
+                "done": Out(1),
+                "amp": In(STDP_AMP),
+                "decay": In(STDP_DECAY),
+                "bump": In(STDP_BUMP),
+                "clamp": In(STDP_CLAMP),
+                "plastic_axons": In(cfg.axon_bits + 1),
+                "learn_neurons": In(cfg.neuron_bits + 1),
+                "axon_addr": Out(cfg.axon_bits),
+                "axon_row": In(cfg.axon_layout),
+                "syn_addr": Out(cfg.synapse_bits),
+                "syn_wdata": Out(cfg.synapse_layout),
+                "syn_we": Out(1),
+                "syn_word": In(cfg.synapse_layout),
+                "mark_en": In(1),
+                "mark_axon": In(cfg.axon_bits),
+                "post_en": In(1),
+                "post_neuron": In(cfg.neuron_bits),
+                "post_fire": In(1),
+                "cfg_pre": In(1),
+                "cfg_post": In(1),
+                "cfg_addr": In(max(cfg.axon_bits, cfg.neuron_bits)),
+                "cfg_write": In(1),
+                "cfg_data": In(POST_TRACE.size),
+                "cfg_rdata": Out(POST_TRACE.size),
+            }
+        )
+
+    @property
+    def config(self) -> CoreConfig:
+        return self._cfg
 
     def elaborate(self, platform):  # type: ignore[no-untyped-def]
         cfg = self._cfg

@@ -11,10 +11,11 @@ stalls the router, so no event is ever dropped.
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
+from spikefab.hdl.cfg_bus import cfg_reply_signature, cfg_request_signature
 from spikefab.hdl.layouts import SystemConfig, SystemMem
 
 __all__ = ["Router"]
@@ -38,8 +39,11 @@ class Router(wiring.Component):
         Axon events for each core.
     o_host : Out(stream.Signature(unsigned(pointer bits)))
         Global ids (``core * N + neuron``) of spikes routed to the host.
-    i_cfg, o_cfg
-        Reads and writes of the two tables while the router is idle.
+    i_cfg : In(cfg_request_signature(SystemMem, address bits))
+        Reads and writes of the two tables, served while the router is idle
+        (:mod:`~spikefab.hdl.cfg_bus`).
+    o_cfg : Out(cfg_reply_signature())
+        The word of each read, in order.
     busy : Out(1)
         A spike is being routed.
     events, stalls, errors : Out(32)
@@ -61,19 +65,8 @@ class Router(wiring.Component):
                 "inject_en": In(1),
                 "o_events": Out(stream.Signature(core.event_layout)).array(config.cores),
                 "o_host": Out(stream.Signature(unsigned(self._ptr_bits))),
-                "i_cfg": In(
-                    stream.Signature(
-                        data.StructLayout(
-                            {
-                                "write": unsigned(1),
-                                "mem": SystemMem,
-                                "addr": unsigned(addr_bits),
-                                "data": unsigned(64),
-                            }
-                        )
-                    )
-                ),
-                "o_cfg": Out(stream.Signature(data.StructLayout({"data": unsigned(64)}))),
+                "i_cfg": In(cfg_request_signature(SystemMem, addr_bits)),
+                "o_cfg": Out(cfg_reply_signature()),
                 "busy": Out(1),
                 "events": Out(32),
                 "stalls": Out(32),

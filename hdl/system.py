@@ -21,6 +21,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Module, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
+from spikefab.hdl.cfg_bus import cfg_reply_signature, cfg_request_layout
 from spikefab.hdl.core import NeuronCore
 from spikefab.hdl.layouts import SystemConfig, SystemMem, SystemReg
 from spikefab.hdl.protocol import Target
@@ -33,16 +34,13 @@ HOST_ITEM = data.StructLayout({"gid": unsigned(16), "end": unsigned(1)})
 
 
 def system_request_layout() -> data.StructLayout:
-    """A configuration request of the system: a core (or ``Target.SYSTEM``) and a word."""
-    return data.StructLayout(
-        {
-            "target": unsigned(8),
-            "write": unsigned(1),
-            "mem": unsigned(3),
-            "addr": unsigned(32),
-            "data": unsigned(64),
-        }
-    )
+    """A configuration request of the system: a core (or ``Target.SYSTEM``) and a word.
+
+    The request of :mod:`~spikefab.hdl.cfg_bus` with an 8-bit ``target``, a 3-bit ``mem``
+    (a :class:`~spikefab.hdl.layouts.CoreMem` or a :class:`~spikefab.hdl.layouts.SystemMem`,
+    by target) and a 32-bit ``addr``.
+    """
+    return cfg_request_layout(unsigned(3), 32, target_bits=8)
 
 
 class System(wiring.Component):
@@ -53,7 +51,7 @@ class System(wiring.Component):
     i_cfg : In(stream.Signature(system_request_layout()))
         Configuration requests; served only while no run is under way. The requester
         checks addresses (the host link does).
-    o_cfg : Out(stream.Signature(unsigned(64)))
+    o_cfg : Out(cfg_reply_signature())
         The word of each read request, in order.
     i_inject : In(stream.Signature(unsigned(16)))
         Source ids that spike in the next step run.
@@ -76,7 +74,7 @@ class System(wiring.Component):
         super().__init__(
             {
                 "i_cfg": In(stream.Signature(system_request_layout())),
-                "o_cfg": Out(stream.Signature(unsigned(64))),
+                "o_cfg": Out(cfg_reply_signature()),
                 "i_inject": In(stream.Signature(unsigned(16))),
                 "inject_free": Out(16),
                 "run_steps": In(32),
@@ -295,17 +293,17 @@ class System(wiring.Component):
                     with m.Case(k):
                         m.d.comb += [
                             self.o_cfg.valid.eq(cores[k].o_cfg.valid),
-                            self.o_cfg.payload.eq(cores[k].o_cfg.payload.data),
+                            self.o_cfg.payload.eq(cores[k].o_cfg.payload),
                             cores[k].o_cfg.ready.eq(self.o_cfg.ready),
                         ]
                 with m.Case(C):
                     m.d.comb += [
                         self.o_cfg.valid.eq(router.o_cfg.valid),
-                        self.o_cfg.payload.eq(router.o_cfg.payload.data),
+                        self.o_cfg.payload.eq(router.o_cfg.payload),
                         router.o_cfg.ready.eq(self.o_cfg.ready),
                     ]
                 with m.Case(C + 1):
-                    m.d.comb += [self.o_cfg.valid.eq(1), self.o_cfg.payload.eq(reg_reply)]
+                    m.d.comb += [self.o_cfg.valid.eq(1), self.o_cfg.payload.data.eq(reg_reply)]
             with m.If(self.o_cfg.valid & self.o_cfg.ready):
                 m.d.sync += reading.eq(0)
         return m

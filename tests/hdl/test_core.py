@@ -7,7 +7,7 @@ previous step, in a shuffled order), pulses ``step``, collects the spikes, and r
 ``u``, ``v`` and ``ref`` of every neuron. Every spike and every state word must equal the
 golden model's. Each case runs twice: with a steady input stream and an always-ready
 output, and with random idle cycles on ``i_events`` and random backpressure on ``o_spikes``
-and ``o_cfg``.
+and ``o_cfg``, from the shared stream drivers of ``streams.py``.
 """
 
 from __future__ import annotations
@@ -31,29 +31,48 @@ try:
     import cocotb
     from cocotb.clock import Clock
     from cocotb.triggers import FallingEdge, ReadOnly
+    from cocotb.utils import get_sim_time
+    from streams import StreamSink, StreamSource, random_pauses, random_stalls
 except ImportError:  # the pytest side reports the missing tool
     cocotb = None
 
+PERIOD_NS = 10
+
 
 class TB:
-    """Clock, reset, and cycle-level drivers of the core's streams."""
+    """Clock, reset, and the core's streams on the shared drivers (``streams.py``).
+
+    Under stress, ``i_events`` has random idle cycles, ``o_cfg`` random backpressure, and
+    ``o_spikes`` random backpressure with now and then a stall long enough to fill the spike
+    FIFO.
+    """
 
     def __init__(self, dut, cfg: CoreConfig, stress: bool, seed: int):  # type: ignore[no-untyped-def]
         self.dut = dut
         self.cfg = cfg
         self.rng = random.Random(seed)
-        self.idle = 0.3 if stress else 0.0
-        self.bp = 0.4 if stress else 0.0
-        self.stall = 0  # cycles left of a long stretch without `ready` (stress only)
-        self.cycles = 0
+        gen = random.Random(seed + 1)
+        self.idle = random_pauses(gen, 0.3) if stress else None
+        self.events = StreamSource(dut, "i_events", pause=self.idle)
+        self.requests = StreamSource(dut, "i_cfg")
+        self.replies = StreamSink(dut, "o_cfg", pause=random_pauses(gen, 0.4) if stress else None)
+        self.spikes = StreamSink(
+            dut,
+            "o_spikes",
+            pause=random_stalls(gen, 0.4, 0.02, (20, 60)) if stress else None,
+            running=False,
+        )
+
+    @property
+    def cycles(self) -> int:
+        return round(get_sim_time("ns")) // PERIOD_NS
 
     async def start(self) -> None:
         d = self.dut
-        cocotb.start_soon(Clock(d.clk, 10, unit="ns").start())
+        cocotb.start_soon(Clock(d.clk, PERIOD_NS, unit="ns").start())
         d.rst.value = 1
-        inputs = ("i_events__valid", "i_cfg__valid", "step", "o_spikes__ready", "o_cfg__ready")
-        for sig in (*inputs, "learn"):
-            getattr(d, sig).value = 0
+        d.step.value = 0
+        d.learn.value = 0
         await self.tick()
         await self.tick()
         d.rst.value = 0
@@ -62,59 +81,17 @@ class TB:
     async def tick(self) -> None:
         """Advance to the next falling edge; inputs written after it apply from there on."""
         await FallingEdge(self.dut.clk)
-        self.cycles += 1
 
-    async def settle(self) -> None:
-        await ReadOnly()
-
-    def _wait_check(self, start: int, what: str) -> None:
-        if self.cycles - start > MAX_WAIT:
-            raise AssertionError(f"core hung: {what} did not finish in {MAX_WAIT} cycles")
+    def _request(self, write: int, mem: CoreMem, addr: int, data: int) -> int:
+        fields = {"write": write, "mem": mem.value, "addr": addr, "data": data}
+        return pack(self.cfg.cfg_request_layout, fields)
 
     async def cfg_write(self, mem: CoreMem, addr: int, data: int) -> None:
-        d, start = self.dut, self.cycles
-        word = pack(
-            self.cfg.cfg_request_layout, {"write": 1, "mem": mem.value, "addr": addr, "data": data}
-        )
-        await self.tick()
-        d.i_cfg__payload.value = word
-        d.i_cfg__valid.value = 1
-        while True:
-            await self.settle()
-            done = int(d.i_cfg__ready.value)
-            await self.tick()
-            if done:
-                break
-            self._wait_check(start, "a configuration write")
-        d.i_cfg__valid.value = 0
+        await self.requests.send(self._request(1, mem, addr, data), limit=MAX_WAIT)
 
     async def cfg_read(self, mem: CoreMem, addr: int) -> int:
-        d, start = self.dut, self.cycles
-        word = pack(
-            self.cfg.cfg_request_layout, {"write": 0, "mem": mem.value, "addr": addr, "data": 0}
-        )
-        await self.tick()
-        d.i_cfg__payload.value = word
-        d.i_cfg__valid.value = 1
-        while True:
-            await self.settle()
-            done = int(d.i_cfg__ready.value)
-            await self.tick()
-            if done:
-                break
-            self._wait_check(start, "a configuration read request")
-        d.i_cfg__valid.value = 0
-        while True:
-            ready = int(self.rng.random() >= self.bp)
-            d.o_cfg__ready.value = ready
-            await self.settle()
-            got = int(d.o_cfg__valid.value) and ready
-            data = int(d.o_cfg__payload.value) if got else None
-            await self.tick()
-            if got:
-                d.o_cfg__ready.value = 0
-                return data
-            self._wait_check(start, "a configuration read reply")
+        await self.requests.send(self._request(0, mem, addr, 0), limit=MAX_WAIT)
+        return await self.replies.recv(limit=MAX_WAIT)
 
     async def load(self, words: dict) -> None:
         """Write every word of every memory (zero where the image has none) and NOW = 0."""
@@ -122,40 +99,15 @@ class TB:
             ws = words.get(mem)
             ws = [] if ws is None else ws
             for addr in range(self.cfg.depth_of(mem)):
-                await self.cfg_write(mem, addr, int(ws[addr]) if addr < len(ws) else 0)
-        await self.cfg_write(CoreMem.REGS, CoreReg.NOW, 0)
+                word = int(ws[addr]) if addr < len(ws) else 0
+                self.requests.send_nowait(self._request(1, mem, addr, word))
+        self.requests.send_nowait(self._request(1, CoreMem.REGS, CoreReg.NOW, 0))
+        await self.requests.wait(limit=MAX_WAIT)
 
     async def deliver(self, axons: list[int]) -> None:
-        d, start = self.dut, self.cycles
-        await self.tick()
-        i = 0
-        while i < len(axons):
-            if self.rng.random() < self.idle:
-                d.i_events__valid.value = 0
-                await self.tick()
-                continue
-            d.i_events__payload.value = int(axons[i])
-            d.i_events__valid.value = 1
-            await self.settle()
-            taken = int(d.i_events__ready.value)
-            await self.tick()
-            if taken:
-                i += 1
-            self._wait_check(start, "event delivery")
-        d.i_events__valid.value = 0
-
-    def spike_ready(self) -> int:
-        """``o_spikes.ready`` for the next cycle: always, or under stress random cycles low
-        and now and then a long stretch low, long enough to fill the spike FIFO."""
-        if not self.bp:
-            return 1
-        if self.stall:
-            self.stall -= 1
-            return 0
-        if self.rng.random() < 0.02:
-            self.stall = self.rng.randint(20, 60)
-            return 0
-        return int(self.rng.random() >= self.bp)
+        for a in axons:
+            self.events.send_nowait(int(a))
+        await self.events.wait(limit=MAX_WAIT)
 
     async def update(self) -> list[int]:
         """Pulse ``step`` and collect the spikes until ``done``.
@@ -164,28 +116,27 @@ class TB:
         ``i_events``: the core must not take it (contract 6.3).
         """
         d, start = self.dut, self.cycles
+        self.events.set_pause_generator(None)
+        self.events.send_nowait(0)
+        self.spikes.start()
         d.step.value = 1
-        d.i_events__valid.value = 1
-        d.i_events__payload.value = 0
-        spikes = []
         while True:
-            ready = self.spike_ready()
-            d.o_spikes__ready.value = ready
-            await self.settle()
+            await ReadOnly()
             assert not int(d.i_events__ready.value), (
                 "the core took an event between `step` and `done`"
             )
-            if int(d.o_spikes__valid.value) and ready:
-                spikes.append(int(d.o_spikes__payload.value))
             finished = int(d.done.value)
+            if finished:
+                self.events.clear()  # before the falling edge: it is not offered after `done`
             await self.tick()
             d.step.value = 0
             if finished:
                 break
-            self._wait_check(start, "the update phase")
-        d.o_spikes__ready.value = 0
-        d.i_events__valid.value = 0
-        return spikes
+            if self.cycles - start > MAX_WAIT:
+                raise AssertionError(f"core hung: the update did not finish in {MAX_WAIT} cycles")
+        self.spikes.stop()
+        self.events.set_pause_generator(self.idle)
+        return self.spikes.take_all()
 
 
 if cocotb is not None:

@@ -3,7 +3,8 @@
 Random route tables (fan-out 0 to 6, to any core and to the host) are written through the
 configuration port and read back; then random spikes from every core and injected sources
 arrive with random idle cycles while every output applies random backpressure. Every
-expected event must arrive exactly once at its destination, and nothing else.
+expected event must arrive exactly once at its destination, and nothing else. The streams
+are driven by the shared drivers of ``streams.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ try:
     import cocotb
     from cocotb.clock import Clock
     from cocotb.triggers import FallingEdge, ReadOnly
+    from streams import StreamSink, StreamSource, random_pauses
 except ImportError:
     cocotb = None
 
@@ -60,10 +62,16 @@ if cocotb is not None:
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
         outs = [f"o_events__{k}" for k in range(C)] + ["o_host"]
         ins = [f"i_spikes__{k}" for k in range(C)] + ["i_inject"]
-        for name in [*ins, "i_cfg"]:
-            getattr(dut, f"{name}__valid").value = 0
-        for name in [*outs, "o_cfg"]:
-            getattr(dut, f"{name}__ready").value = 0
+        requests = StreamSource(dut, "i_cfg")
+        replies = StreamSink(dut, "o_cfg")
+        sinks = [
+            StreamSink(dut, name, pause=random_pauses(random.Random(rng.random()), bp))
+            for name in outs
+        ]
+        sources = [
+            StreamSource(dut, name, pause=random_pauses(random.Random(rng.random()), idle))
+            for name in ins
+        ]
         dut.inject_en.value = 1
         dut.rst.value = 1
         await FallingEdge(dut.clk)
@@ -73,28 +81,9 @@ if cocotb is not None:
         req_layout = dut_req_layout(cfg)
 
         async def cfg_access(write: int, mem: SystemMem, addr: int, data: int) -> int | None:
-            dut.i_cfg__payload.value = pack(
-                req_layout, {"write": write, "mem": mem.value, "addr": addr, "data": data}
-            )
-            dut.i_cfg__valid.value = 1
-            while True:
-                await ReadOnly()
-                ok = int(dut.i_cfg__ready.value)
-                await FallingEdge(dut.clk)
-                if ok:
-                    break
-            dut.i_cfg__valid.value = 0
-            if write:
-                return None
-            dut.o_cfg__ready.value = 1
-            while True:
-                await ReadOnly()
-                if int(dut.o_cfg__valid.value):
-                    value = int(dut.o_cfg__payload.value)
-                    await FallingEdge(dut.clk)
-                    dut.o_cfg__ready.value = 0
-                    return value
-                await FallingEdge(dut.clk)
+            fields = {"write": write, "mem": mem.value, "addr": addr, "data": data}
+            await requests.send(pack(req_layout, fields))
+            return None if write else await replies.recv()
 
         pointers, entries = random_tables(rng, cfg)
         pl, el = cfg.route_pointer_layout, cfg.route_entry_layout
@@ -121,40 +110,23 @@ if cocotb is not None:
                 start, count = pointers[idx]
                 for dest, axon in entries[start : start + count]:
                     expected[dest][axon if dest < C else idx] += 1
-        got: list[Counter] = [Counter() for _ in range(C + 1)]
-        pos = [0] * (C + 1)
-        quiet = 0
+        for source, q in zip(sources, queues, strict=True):
+            for x in q:
+                source.send_nowait(x)
+        quiet, moved = 0, -1
         while quiet < 50:
-            for k, name in enumerate(ins):
-                if pos[k] < len(queues[k]) and rng.random() >= idle:
-                    getattr(dut, f"{name}__valid").value = 1
-                    getattr(dut, f"{name}__payload").value = queues[k][pos[k]]
-                else:
-                    getattr(dut, f"{name}__valid").value = 0
-            for name in outs:
-                getattr(dut, f"{name}__ready").value = int(rng.random() >= bp)
             await ReadOnly()
-            moved = False
-            for k, name in enumerate(ins):
-                if int(getattr(dut, f"{name}__valid").value) and int(
-                    getattr(dut, f"{name}__ready").value
-                ):
-                    pos[k] += 1
-                    moved = True
-            for d, name in enumerate(outs):
-                if int(getattr(dut, f"{name}__valid").value) and int(
-                    getattr(dut, f"{name}__ready").value
-                ):
-                    got[d][int(getattr(dut, f"{name}__payload").value)] += 1
-                    moved = True
             busy = int(dut.busy.value)
             await FallingEdge(dut.clk)
-            done = all(p == len(q) for p, q in zip(pos, queues, strict=True))
-            quiet = quiet + 1 if (done and not moved and not busy) else 0
-        for d in range(C + 1):
+            now = sum(s.sent for s in sources) + sum(s.received for s in sinks)
+            done = all(s.empty() for s in sources)
+            quiet = quiet + 1 if (done and now == moved and not busy) else 0
+            moved = now
+        for d, sink in enumerate(sinks):
             name = f"core {d}" if d < C else "host"
-            assert got[d] == expected[d], (
-                f"{name}: missing {expected[d] - got[d]}, extra {got[d] - expected[d]}"
+            got = Counter(sink.take_all())
+            assert got == expected[d], (
+                f"{name}: missing {expected[d] - got}, extra {got - expected[d]}"
             )
         total = sum(sum(c.values()) for c in expected)
         assert int(dut.events.value) == total

@@ -40,6 +40,8 @@ try:
     import cocotb
     from cocotb.clock import Clock
     from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, Timer, gather
+    from cocotb.utils import get_sim_time
+    from streams import StreamSink, StreamSource, random_pauses, random_stalls
 except ImportError:
     cocotb = None
 
@@ -92,6 +94,8 @@ if cocotb is not None:
 
         def __init__(self, dut, d: int) -> None:  # type: ignore[no-untyped-def]
             self._dut, self._prefix, self.d = dut, f"u{d}_", d
+            self.src = StreamSource(dut, f"u{d}_i_data")
+            self.sink = StreamSink(dut, f"u{d}_o_data", running=False)
 
         def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
             if name == "clk":
@@ -105,9 +109,7 @@ if cocotb is not None:
         """Start the clock, reset the bench with every input idle, return the UARTs' ports."""
         uarts = [Ports(dut, d) for d in DIVISORS]
         for u in uarts:
-            u.i_data__valid.value = 0
             u.i_data__payload.value = 0
-            u.o_data__ready.value = 0
             u.pin.value = 1
         cocotb.start_soon(Clock(dut.clk, CLOCK_PS, unit="ps").start())
         dut.rst.value = 1
@@ -120,17 +122,15 @@ if cocotb is not None:
 
     async def _drain(u: Ports, count: int, limit: int) -> list[int]:
         """Take up to ``count`` bytes from o_data, within ``limit`` cycles."""
-        got: list[int] = []
-        u.o_data__ready.value = 1
+        u.sink.set_pause_generator(None)
+        u.sink.start()
         for _ in range(limit):
-            await ReadOnly()
-            if int(u.o_data__valid.value):
-                got.append(int(u.o_data__payload.value))
             await FallingEdge(u.clk)
-            if len(got) == count:
+            if len(u.sink.queue) >= count:
                 break
-        u.o_data__ready.value = 0
-        return got
+        u.sink.stop()
+        await FallingEdge(u.clk)
+        return u.sink.take_all()[:count]
 
     async def _bit_bang(u: Ports, chars: list[tuple[int, int] | str], idle_bits: int) -> None:
         """Drive the pin with ``(byte, stop bit)`` characters or "break" (25 low bit times),
@@ -149,51 +149,43 @@ if cocotb is not None:
         d = u.d
         # back to back, no backpressure to speak of: the exact waveform
         data = [0x00, 0xFF, 0x55, 0xAA] + [rng.randrange(256) for _ in range(8)]
-        line, starts, got = [], [], []
-        pos, cycle, after = 0, 0, 0
+        u.sink.set_pause_generator(random_pauses(rng, 0.5))
+        u.sink.start()
+        for byte in data:
+            u.src.send_nowait(byte)
+        line: dict[int, int] = {}  # cycle -> tx
+        after = 0
         while after < 3 * d:
-            u.i_data__valid.value = int(pos < len(data))
-            u.i_data__payload.value = data[pos] if pos < len(data) else 0
-            u.o_data__ready.value = int(rng.random() < 0.5)
             await ReadOnly()
-            line.append(int(u.tx.value))
-            if int(u.i_data__valid.value) and int(u.i_data__ready.value):
-                starts.append(cycle)
-                pos += 1
-            if int(u.o_data__valid.value) and int(u.o_data__ready.value):
-                got.append(int(u.o_data__payload.value))
+            line[round(get_sim_time("ps")) // CLOCK_PS] = int(u.tx.value)
             await FallingEdge(u.clk)
-            cycle += 1
-            after = after + 1 if len(got) == len(data) else 0
+            after = after + 1 if len(u.sink.queue) == len(data) else 0
+        got = u.sink.take_all()
+        starts = [t // CLOCK_PS for t in u.src.times]
         assert starts == [starts[0] + 10 * d * i for i in range(len(data))], (
             f"divisor {d}: bytes taken at cycles {starts}, not every {10 * d} cycles"
         )
         first = starts[0] + 1  # the start bit begins the cycle after the transfer
         expected = waveform(data, d)
-        assert set(line[:first]) == {1}, f"divisor {d}: tx left idle early"
-        assert line[first : first + len(expected)] == expected, f"divisor {d}: tx waveform"
-        assert set(line[first + len(expected) :]) == {1}, f"divisor {d}: tx not idle after"
+        cycles = sorted(line)
+        assert {line[c] for c in cycles if c < first} == {1}, f"divisor {d}: tx left idle early"
+        sent = [line[c] for c in range(first, first + len(expected))]
+        assert sent == expected, f"divisor {d}: tx waveform"
+        rest = {line[c] for c in cycles if c >= first + len(expected)}
+        assert rest == {1}, f"divisor {d}: tx not idle after"
         assert got == data, f"divisor {d}: received {got}, sent {data}"
 
         # random idle cycles between bytes and random backpressure
         data = [rng.randrange(256) for _ in range(12)]
-        got, pos, after = [], 0, 0
-        u.i_data__valid.value = 0
+        u.src.set_pause_generator(random_stalls(rng, 0.0, 0.5, (1, 25 * d)))
+        for byte in data:
+            u.src.send_nowait(byte)
+        after = 0
         while after < 3 * d:
-            if pos < len(data) and rng.random() < 0.5:
-                u.o_data__ready.value = 0
-                await ClockCycles(u.clk, rng.randrange(1, 25 * d), FallingEdge)
-            u.i_data__valid.value = int(pos < len(data))
-            u.i_data__payload.value = data[pos] if pos < len(data) else 0
-            u.o_data__ready.value = int(rng.random() < 0.5)
-            await ReadOnly()
-            if int(u.i_data__valid.value) and int(u.i_data__ready.value):
-                pos += 1
-            if int(u.o_data__valid.value) and int(u.o_data__ready.value):
-                got.append(int(u.o_data__payload.value))
             await FallingEdge(u.clk)
-            u.i_data__valid.value = 0
-            after = after + 1 if len(got) == len(data) else 0
+            after = after + 1 if len(u.sink.queue) == len(data) else 0
+        u.sink.stop()
+        got = u.sink.take_all()
         assert got == data, f"divisor {d}: received {got}, sent {data}"
         assert int(u.framing_errors.value) == 0
         assert int(u.overrun.value) == 0
@@ -249,15 +241,7 @@ if cocotb is not None:
     async def _overrun(u: Ports, rng: random.Random) -> None:
         data = [rng.randrange(256) for _ in range(RX_DEPTH + 3)]
         for byte in data:  # o_data is not ready meanwhile
-            u.i_data__valid.value = 1
-            u.i_data__payload.value = byte
-            while True:
-                await ReadOnly()
-                ok = int(u.i_data__ready.value)
-                await FallingEdge(u.clk)
-                if ok:
-                    break
-        u.i_data__valid.value = 0
+            await u.src.send(byte)
         await ClockCycles(u.clk, 12 * u.d, FallingEdge)
         assert int(u.overrun.value) == 3, f"divisor {u.d}"
         got = await _drain(u, len(data), 2 * len(data))
