@@ -466,7 +466,8 @@ class Executor(wiring.Component):
             # the run, one step at a time: push the step's inputs, start it, send its
             # spikes and its STEP_MARK as R_SPIKES items; R_RUN_END after the last
             with m.State("RUN_GO"):
-                m.d.sync += [to_end.eq(top(4)), run_spikes.eq(0), seq.eq(0), items.eq(0)]
+                # seq counts up as a frame opens, so that the first one carries 0
+                m.d.sync += [to_end.eq(top(4)), run_spikes.eq(0), seq.eq(0xFF), items.eq(0)]
                 m.d.sync += open_.eq(0)
                 m.next = "RUN_NEXT"
             with m.State("RUN_NEXT"), m.If(~self.run_busy):
@@ -503,9 +504,8 @@ class Executor(wiring.Component):
                 with m.If(open_):
                     emit(None, close, then, SRC_ITEM, 2, start=1)
                 with m.Else():
-                    emit(Op.R_SPIKES.value, close, then, SRC_ITEM, 3)
-                with m.If(close):
                     m.d.sync += seq.eq(seq + 1)
+                    emit(Op.R_SPIKES.value, close, then, SRC_ITEM, 3)
 
             with m.State("ERROR"):
                 if cfg.core.stats:

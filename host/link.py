@@ -308,6 +308,7 @@ class LinkDevice:
         except BaseException:
             self._inflight.clear()
             self._inflight_bytes = 0
+            self._step = None  # the runs sent may not have run: ask the device
             raise
         self._inflight.popleft()
         self._inflight_bytes -= n
