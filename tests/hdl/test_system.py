@@ -237,7 +237,11 @@ if cocotb is not None:
                     lambda t, n, e=ends: e.append((t, n)),
                     inputs=inputs,
                 )
-                seen[name] = (sorted(spikes), ends, d.status())
+                seen[name] = (
+                    sorted(spikes),
+                    ends,
+                    d.status()["step"],
+                )  # counters differ: earlier tests
             assert seen["rtl"] == seen["model"]
             assert len(seen["rtl"][0]) > 20 and [t for t, _ in seen["rtl"][1]] == list(range(40))
             # the raw R_SPIKES and R_RUN_END bodies follow the tables
