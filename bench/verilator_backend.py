@@ -6,6 +6,11 @@ through a pipe), the host-link bytes per spike event in each direction, the time
 loading the image, and the golden/Verilator wall-time ratio. Both runs are compared spike by
 spike; a mismatch stops the bench.
 
+The three link figures (load time, bytes per reported spike, steps per second) are printed
+with their ratio to protocol version 1: the full-image load of version 1 (every word of
+every memory, one frame at a time) is measured in the same run; the rest of version 1
+cannot run any more, so its figures are the recorded ones, labelled as such.
+
 Run it from the repository root::
 
     .venv/bin/python bench/verilator_backend.py                 # balanced, 500 steps
@@ -25,12 +30,33 @@ from pathlib import Path
 
 import numpy as np
 
+#: Protocol version 1 on this bench (500 steps of balanced, 4 cores), as recorded: the
+#: figures the version 2 link is measured against.
+RECORDED_V1 = {
+    "source": "bench/verilator_backend.py at commit a8fb8e2 (protocol 1), 2-core machine",
+    "load_s": 12.0,
+    "load_bytes": 1_497_233,
+    "bytes_per_spike": 13.91,
+    "steps_per_s": 409.0,
+}
+
+
+def load_full_image(device, image) -> None:  # type: ignore[no-untyped-def]
+    """Load as protocol version 1 did: every word of every memory, one frame at a time."""
+    for w in image.writes():
+        if w.words is None:
+            device.write(w.target, w.mem, w.addr, [0] * w.count)
+    for w in image.writes():
+        if w.words is not None:
+            device.write(w.target, w.mem, w.addr, w.words)
+
 
 class CountingTransport:
     """Wraps a transport and counts the bytes each way."""
 
     def __init__(self, inner):  # type: ignore[no-untyped-def]
         self.inner = inner
+        self.send_ahead = inner.send_ahead
         self.sent = 0
         self.received = 0
 
@@ -103,6 +129,11 @@ def main() -> int:
     transport = CountingTransport(PipeTransport(proc))
     device = LinkDevice(transport, timeout=120.0)
     t0 = time.perf_counter()
+    load_full_image(device, image)
+    full_s = time.perf_counter() - t0
+    full_sent = transport.sent
+    transport.sent = transport.received = 0
+    t0 = time.perf_counter()
     load(device, image)
     load_s = time.perf_counter() - t0
     load_sent = transport.sent
@@ -137,6 +168,21 @@ def main() -> int:
           f"{(sent + received) / max(events, 1):.3f} bytes per synaptic event")  # fmt: skip
     print(f"golden / verilator wall-time ratio: {golden_s / run_s:.4f} "
           f"(verilator is {run_s / golden_s:.0f}x slower)")  # fmt: skip
+    v1 = RECORDED_V1
+    per_spike = received / max(n_hw, 1)
+    steps_s = args.steps / run_s
+    print()
+    print("link figures, protocol 2 against protocol 1:")
+    print(f"  image load: {load_s:.2f} s, {load_sent} bytes (CLEAR + non-zero runs, sent "
+          f"ahead); full image as protocol 1 loaded it, measured now: {full_s:.2f} s, "
+          f"{full_sent} bytes: {full_s / load_s:.1f}x faster, "
+          f"{full_sent / max(load_sent, 1):.1f}x fewer bytes")  # fmt: skip
+    print(f"  bytes per reported spike (device to host): {per_spike:.2f}; recorded "
+          f"protocol 1: {v1['bytes_per_spike']:.2f} "
+          f"({v1['bytes_per_spike'] / per_spike:.1f}x fewer)")  # fmt: skip
+    print(f"  steps per second: {steps_s:.1f}; recorded protocol 1: {v1['steps_per_s']:.0f} "
+          f"({steps_s / v1['steps_per_s']:.2f}x)")  # fmt: skip
+    print(f"  (recorded protocol 1 figures: {v1['source']}; load {v1['load_s']:.1f} s)")
     return 0
 
 

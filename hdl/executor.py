@@ -2,83 +2,78 @@
 
 The executor takes one received frame at a time from the frame buffer, checks it, carries
 it out on the system and streams the reply body to the frame sender. Every frame gets
-exactly one final reply (``R_ACK``, ``R_DATA``, ``R_INFO``, ``R_STATUS`` or ``R_ERROR``);
-a ``RUN`` streams ``R_SPIKES`` and ``R_STEP_END`` frames before its ``R_ACK``. A frame with
+exactly one final reply (``R_ACK``, ``R_DATA``, ``R_INFO``, ``R_STATUS``, ``R_RUN_END`` or
+``R_ERROR``); a ``RUN`` streams ``R_SPIKES`` frames before its ``R_RUN_END``. A frame with
 a receive error, a wrong length, an unknown opcode or an address out of range gets
 ``R_ERROR`` and changes nothing.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
-from spikefab.hdl import params as P
-from spikefab.hdl.layouts import CoreMem, SystemConfig, SystemMem
+from spikefab.hdl.layouts import CoreMem, SystemConfig, SystemMem, SystemReg
 from spikefab.hdl.protocol import (
-    MAX_BODY,
-    PROTOCOL_VERSION,
-    STATUS_FIELDS,
+    BODY_BYTE,
+    MAX_GID,
+    REPLIES,
+    REQUESTS,
+    SPIKE_ITEMS,
+    STATUS_REGS,
+    STEP_MARK,
+    DeviceInfo,
     ErrorCode,
+    FrameReadSignature,
     Op,
     Target,
+    frame_info_layout,
 )
 from spikefab.hdl.system import HOST_ITEM, system_request_layout
 
-__all__ = ["BODY_BYTE", "FRAME_INFO", "Executor", "info_bytes"]
-
-#: A byte of a reply body; ``last`` marks the frame's final byte.
-BODY_BYTE = data.StructLayout({"data": unsigned(8), "last": unsigned(1)})
-#: A received frame: its body length, or the error that spoiled it.
-FRAME_INFO = data.StructLayout({"length": unsigned(ceil_log2(MAX_BODY + 3)), "error": unsigned(4)})
-#: Spike ids per R_SPIKES frame at most.
-SPIKES_PER_FRAME = 64
+__all__ = ["Executor", "info_bytes"]
 
 
 def info_bytes(cfg: SystemConfig) -> bytes:
     """Return the body of the R_INFO reply of a system (contract 8)."""
-    c = cfg.core
-    fields = [
-        (Op.R_INFO, 1),
-        (PROTOCOL_VERSION, 1),
-        (P.CONTRACT_VERSION, 1),
-        (cfg.cores, 1),
-        (c.neurons, 2),
-        (c.axons, 4),
-        (c.synapses, 4),
-        (c.delay_slots, 1),
-        (c.acc_bits, 1),
-        (cfg.sources, 2),
-        (cfg.route_entries, 4),
-        (cfg.inject_depth, 2),
-        (MAX_BODY, 2),
-        # features: bit 0, the learning unit; bit 1, the statistics counters
-        (int(c.learning) | int(c.stats) << 1, 1),
-    ]
-    return b"".join(int(v).to_bytes(n, "little") for v, n in fields)
+    return DeviceInfo.from_config(cfg).body()
 
 
 class Executor(wiring.Component):
-    """Carry out host frames on a :class:`~spikefab.hdl.system.System`."""
+    """Carry out host frames on a :class:`~spikefab.hdl.system.System`.
+
+    Attributes
+    ----------
+    i_frame : In(stream.Signature(frame_info_layout()))
+        A received frame waits in the buffer (from :class:`~spikefab.hdl.slip.SlipReceiver`);
+        taken once its final reply is sent.
+    buf : Out(FrameReadSignature())
+        The frame buffer's read port.
+    o_body : Out(stream.Signature(BODY_BYTE))
+        Reply bodies, to :class:`~spikefab.hdl.slip.SlipSender`.
+    """
 
     def __init__(self, config: SystemConfig):
         if not isinstance(config, SystemConfig):
             raise TypeError(f"config must be a SystemConfig, not {config!r}")
+        if config.cores * config.core.neurons > MAX_GID or config.sources > MAX_GID:
+            raise ValueError(
+                f"the host link carries ids below {MAX_GID}: cores x neurons "
+                f"{config.cores * config.core.neurons} and sources {config.sources} must be less"
+            )
         self._config = config
-        buf_bits = ceil_log2(MAX_BODY + 2)
         super().__init__(
             {
                 # from the frame receiver
-                "i_frame": In(stream.Signature(FRAME_INFO)),
-                "rd_addr": Out(buf_bits),
-                "rd_data": In(8),
+                "i_frame": In(stream.Signature(frame_info_layout())),
+                "buf": Out(FrameReadSignature()),
                 # to the frame sender
                 "o_body": Out(stream.Signature(BODY_BYTE)),
                 # to the system
                 "o_cfg": Out(stream.Signature(system_request_layout())),
-                "i_cfg": In(stream.Signature(unsigned(64))),
-                "o_inject": Out(stream.Signature(unsigned(16))),
+                "i_cfg": In(stream.Signature(64)),
+                "o_inject": Out(stream.Signature(16)),
                 "inject_free": In(16),
                 "run_steps": Out(32),
                 "run_start": Out(1),
@@ -99,9 +94,20 @@ class Executor(wiring.Component):
         # than what it can hold (counts and loop indices are u16, addresses as wide as the
         # deepest memory after a check that the rest are zero), fields are shifted in a
         # byte at a time, and every reply is a header byte and up to eight bytes of one
-        # word, sent from where the word is.
+        # word, sent from where the word is. Field offsets and sizes come from the tables
+        # of hdl/protocol.py.
         depths = [cfg.depth_of(sm) for sm in SystemMem] + [cfg.core.depth_of(cm) for cm in CoreMem]
         abits = max(depths).bit_length()  # every address below 2**abits, every depth too
+        mem_req = REQUESTS[Op.WRITE]
+        assert all(REQUESTS[op].fields == mem_req.fields for op in (Op.READ, Op.CLEAR))
+        mem_hdr = mem_req.header_size - 1  # the fields after the opcode
+        inject_hdr = REQUESTS[Op.INJECT].header_size
+        run_hdr = REQUESTS[Op.RUN].header_size
+        word_size = mem_req.item.size
+        assert word_size == 1 << ceil_log2(word_size)
+        # R_STATUS carries the first registers, in SystemReg order
+        assert tuple(SystemReg)[: len(STATUS_REGS)] == STATUS_REGS
+        assert REPLIES[Op.R_RUN_END].fields[0].size == 4  # the step, then the spikes: u32s
 
         frames, errors = Signal(32), Signal(32)
         m.d.comb += [self.frames.eq(frames), self.errors.eq(errors)]
@@ -112,27 +118,42 @@ class Executor(wiring.Component):
         addr = Signal(abits)
         addr_high = Signal()  # the request's address has bits at or above 2**abits
         count = Signal(16)
-        index = Signal(16)  # loop counter
+        index = Signal(16)  # loop counter; in a RUN's check, the inputs of a step
         err = Signal(4)
-        run_step = Signal(32)
+        to_end = Signal(32)  # steps of the run whose end has not been sent yet
         run_spikes = Signal(32)
-        in_frame = Signal(range(SPIKES_PER_FRAME + 1))
+        seq = Signal(8)  # R_SPIKES frames of this run, mod 256
+        items = Signal(range(SPIKE_ITEMS))  # items in the open R_SPIKES frame
+        open_ = Signal()  # an R_SPIKES frame is open
+        is_run = Signal()
 
         # --- field loader: n bytes from the buffer at rd_ptr onward, little-endian, shifted
-        # in from the top of fld: an n-byte field is fld[64 - 8n:] ---
-        rd_ptr = Signal(len(self.rd_addr))
+        # in from the top of fld (an n-byte field is fld[64 - 8n:]), one byte per cycle
+        # after the first read; with ld_zero, zeros are shifted in instead ---
+        rd_ptr = Signal(len(self.buf.addr))
+        rd_next = Signal.like(rd_ptr)
         fld = Signal(64)
         ld_left = Signal(4)
         ld_phase = Signal()
-        m.d.comb += self.rd_addr.eq(rd_ptr)
+        ld_zero = Signal()
+        loading = Signal()
+        m.d.comb += [
+            rd_next.eq(rd_ptr + 1),
+            self.buf.addr.eq(Mux(loading & ld_phase, rd_next, rd_ptr)),
+        ]
 
         def top(n: int):  # type: ignore[no-untyped-def]
             return fld[64 - 8 * n :]
 
+        def field(msg, name: str):  # type: ignore[no-untyped-def]
+            """A fixed field of ``msg`` after a load of the fields after the opcode."""
+            at = 8 * (msg.offset(name) - 1 + 8 - (msg.header_size - 1))
+            return fld[at : at + 8 * msg.field(name).size]
+
         # --- byte emitter: the header byte (when em_hdr_on), then em_n bytes of a word,
         # little-endian from byte em_i; `last` on the final byte when em_last. The word is
         # not copied: it is the system's reply (held until its last byte is sent, then
-        # taken), the run's step and spike count, the error, or a spike's id ---
+        # taken), the run's totals, the error, or an R_SPIKES item ---
         em_hdr = Signal(8)
         em_hdr_on = Signal()
         em_src = Signal(range(4))
@@ -140,41 +161,47 @@ class Executor(wiring.Component):
         em_n = Signal(4)
         em_last = Signal()
         gid = Signal(16)
-        SRC_CFG, SRC_STEP, SRC_ERR, SRC_GID = range(4)
+        SRC_CFG, SRC_STEP, SRC_ERR, SRC_ITEM = range(4)
 
         rets = [
             "OP",
-            "WRITE_HDR",
+            "MEM_HDR",
             "WRITE_WORD",
             "WRITE_NEXT",
             "READ_HDR",
             "INJECT_HDR",
-            "INJECT_CHECK",
+            "SCAN_CHECK",
             "INJECT_PUSH",
             "RUN_HDR",
+            "RUN_GO",
+            "RUN_SCHED",
             "RUN_WAIT",
-            "STEP_DONE",
-            "SPIKE_NEXT",
+            "RUN_NEXT",
             "INFO_NEXT",
             "STATUS_NEXT",
             "FINISH",
         ]
         ret = Signal(range(len(rets)))
 
-        def load(n: int, then: str) -> None:
+        def load(n: int, then: str, zero: bool = False) -> None:
             """Load the next n bytes of the body into fld, then go to ``then``."""
-            m.d.sync += [ld_left.eq(n), ld_phase.eq(0), ret.eq(rets.index(then))]
+            m.d.sync += [
+                ld_left.eq(n),
+                ld_phase.eq(0),
+                ld_zero.eq(zero),
+                ret.eq(rets.index(then)),
+            ]
             m.next = "LOAD"
 
-        def emit(hdr, last, then: str, src: int | None = None, n: int = 0) -> None:  # type: ignore[no-untyped-def]
-            """Send ``hdr`` (unless None), then the n low bytes of word ``src``; go to
-            ``then``."""
+        def emit(hdr, last, then, src: int | None = None, n: int = 0, start: int = 0) -> None:  # type: ignore[no-untyped-def]
+            """Send ``hdr`` (unless None), then bytes ``start .. start + n - 1`` of word
+            ``src``; go to ``then`` (a state name, or a value of ``ret``)."""
             m.d.sync += [
                 em_hdr_on.eq(hdr is not None),
-                em_i.eq(0),
+                em_i.eq(start),
                 em_n.eq(n),
                 em_last.eq(last),
-                ret.eq(rets.index(then)),
+                ret.eq(rets.index(then) if isinstance(then, str) else then),
             ]
             if hdr is not None:
                 m.d.sync += em_hdr.eq(hdr)
@@ -213,24 +240,27 @@ class Executor(wiring.Component):
             self.o_cfg.payload.addr.eq(Mux(status, index, (addr + index)[:abits])),
             self.o_cfg.payload.data.eq(fld),
             self.o_inject.payload.eq(top(2)),
+            self.run_steps.eq(1),  # a run goes one step at a time: inputs come between
         ]
         # the byte sent: the header byte while em_hdr_on, else byte em_i of the word
         word_byte = Signal(8)
-        step_word = Cat(run_step, run_spikes)  # R_STEP_END: step u32, spikes u32
         words = {
             SRC_CFG: self.i_cfg.payload,
-            SRC_STEP: step_word,
+            SRC_STEP: Cat(self.step, run_spikes),  # R_RUN_END: step u32, spikes u32
             SRC_ERR: Cat(err, Const(0, 4), op),
-            SRC_GID: gid,
+            SRC_ITEM: Cat(seq, gid),  # R_SPIKES: seq u8 (first item only), then the item
         }
         with m.Switch(em_src):
             for src, word in words.items():
                 with m.Case(src):
-                    m.d.comb += word_byte.eq(word.word_select(em_i[: ceil_log2(len(word) // 8)], 8))
+                    sel = em_i[: ceil_log2(len(word) // 8)]
+                    m.d.comb += word_byte.eq(word.word_select(sel, 8))
         m.d.comb += self.o_body.payload.data.eq(Mux(em_hdr_on, em_hdr, word_byte))
 
         info = info_bytes(cfg)
-        n_status = len(STATUS_FIELDS)  # the first registers, in SystemReg order
+        n_status = len(STATUS_REGS)
+        item = top(2)
+        mark = item == STEP_MARK
 
         with m.FSM(name="exec") as fsm:
             with m.State("IDLE"), m.If(self.i_frame.valid):
@@ -242,13 +272,14 @@ class Executor(wiring.Component):
                     load(1, "OP")
 
             with m.State("LOAD"):
-                # phase 0: the buffer reads rd_ptr; phase 1: its byte arrives
-                m.d.sync += ld_phase.eq(~ld_phase)
+                # the buffer reads rd_ptr in the first cycle, then one byte arrives per cycle
+                m.d.comb += loading.eq(1)
+                m.d.sync += ld_phase.eq(1)
                 with m.If(ld_phase):
                     m.d.sync += [
-                        fld.eq(Cat(fld[8:], self.rd_data)),
+                        fld.eq(Cat(fld[8:], Mux(ld_zero, 0, self.buf.data))),
                         ld_left.eq(ld_left - 1),
-                        rd_ptr.eq(rd_ptr + 1),
+                        rd_ptr.eq(rd_next),
                     ]
                     with m.If(ld_left == 1):
                         go_ret()
@@ -271,35 +302,35 @@ class Executor(wiring.Component):
 
             with m.State("OP"):
                 opcode = top(1)
-                m.d.sync += op.eq(opcode)
+                m.d.sync += [op.eq(opcode), is_run.eq(opcode == Op.RUN.value)]
                 with m.Switch(opcode):
                     with m.Case(Op.INFO.value):
-                        with m.If(length != 1):
+                        with m.If(length != REQUESTS[Op.INFO].header_size):
                             fail(ErrorCode.LENGTH)
                         with m.Else():
                             m.d.sync += index.eq(0)
                             m.next = "INFO_NEXT"
                     with m.Case(Op.STATUS.value):
-                        with m.If(length != 1):
+                        with m.If(length != REQUESTS[Op.STATUS].header_size):
                             fail(ErrorCode.LENGTH)
                         with m.Else():
                             m.d.sync += index.eq(0)
                             emit(Op.R_STATUS.value, 0, "STATUS_NEXT")
-                    with m.Case(Op.WRITE.value, Op.READ.value):
-                        with m.If(length < 9):
+                    with m.Case(Op.WRITE.value, Op.READ.value, Op.CLEAR.value):
+                        with m.If(length < mem_req.header_size):
                             fail(ErrorCode.LENGTH)
                         with m.Else():
-                            load(8, "WRITE_HDR")
+                            load(mem_hdr, "MEM_HDR")
                     with m.Case(Op.INJECT.value):
-                        with m.If(length < 3):
+                        with m.If(length < inject_hdr):
                             fail(ErrorCode.LENGTH)
                         with m.Else():
-                            load(2, "INJECT_HDR")
+                            load(inject_hdr - 1, "INJECT_HDR")
                     with m.Case(Op.RUN.value):
-                        with m.If(length != 5):
+                        with m.If((length < run_hdr) | (length[0] != run_hdr % 2)):
                             fail(ErrorCode.LENGTH)
                         with m.Else():
-                            load(4, "RUN_HDR")
+                            load(run_hdr - 1, "RUN_HDR")
                     with m.Default():
                         fail(ErrorCode.OPCODE)
 
@@ -327,33 +358,41 @@ class Executor(wiring.Component):
                 m.d.sync += index.eq(index + 1)
                 emit(None, index == n_status - 1, "STATUS_NEXT", SRC_CFG, 4)
 
-            # WRITE / READ: target u8, mem u8, addr u32, count u16
-            with m.State("WRITE_HDR"):
+            # WRITE / READ / CLEAR: target u8, mem u8, addr u32, count u16
+            with m.State("MEM_HDR"):
+                a = field(mem_req, "addr")
                 m.d.sync += [
-                    target.eq(fld[0:8]),
-                    mem.eq(fld[8:16]),
-                    addr.eq(fld[16 : 16 + abits]),
-                    addr_high.eq(fld[16 + abits : 48] != 0),
-                    count.eq(fld[48:64]),
+                    target.eq(field(mem_req, "target")),
+                    mem.eq(field(mem_req, "mem")),
+                    addr.eq(a[:abits]),
+                    addr_high.eq(a[abits:] != 0),
+                    count.eq(field(mem_req, "count")),
                     index.eq(0),
                 ]
-                m.next = "WRITE_CHECK"
-            with m.State("WRITE_CHECK"):
+                m.next = "MEM_CHECK"
+            with m.State("MEM_CHECK"):
                 is_write = op == Op.WRITE.value
-                want = Mux(is_write, 9 + (count << 3), 9)
-                with m.If((length != want) | (~is_write & (count > (MAX_BODY - 1) // 8))):
+                is_read = op == Op.READ.value
+                words_len = count << ceil_log2(word_size)
+                want = Mux(is_write, mem_req.header_size + words_len, mem_req.header_size)
+                too_many = is_read & (count > REPLIES[Op.R_DATA].max_items)
+                with m.If((length != want) | too_many):
                     fail(ErrorCode.LENGTH)
                 with m.Elif(~in_range):
                     fail(ErrorCode.ADDRESS)
+                with m.Elif(is_read):
+                    emit(Op.R_DATA.value, count == 0, "READ_HDR")
                 with m.Elif(is_write):
                     m.next = "WRITE_NEXT"
                 with m.Else():
-                    emit(Op.R_DATA.value, count == 0, "READ_HDR")
+                    load(word_size, "WRITE_NEXT", zero=True)  # CLEAR: a zero word, kept
             with m.State("WRITE_NEXT"):
                 with m.If(index == count):
                     emit(Op.R_ACK.value, 1, "FINISH")
+                with m.Elif(op == Op.CLEAR.value):
+                    m.next = "WRITE_WORD"
                 with m.Else():
-                    load(8, "WRITE_WORD")  # the words follow one another in the body
+                    load(word_size, "WRITE_WORD")  # the words follow one another in the body
             with m.State("WRITE_WORD"):
                 m.d.comb += [self.o_cfg.valid.eq(1), self.o_cfg.payload.write.eq(1)]
                 with m.If(self.o_cfg.ready):
@@ -368,31 +407,51 @@ class Executor(wiring.Component):
                         m.next = "READ_REPLY"
             with m.State("READ_REPLY"), m.If(self.i_cfg.valid):
                 m.d.sync += index.eq(index + 1)
-                emit(None, index + 1 == count, "READ_HDR", SRC_CFG, 8)
+                emit(None, index + 1 == count, "READ_HDR", SRC_CFG, word_size)
 
             # INJECT: count u16, then count source ids u16; all or nothing
             with m.State("INJECT_HDR"):
                 m.d.sync += [count.eq(top(2)), index.eq(0)]
                 m.next = "INJECT_LEN"
             with m.State("INJECT_LEN"):
-                with m.If(length != 3 + (count << 1)):
+                with m.If(length != inject_hdr + (count << 1)):
                     fail(ErrorCode.LENGTH)
                 with m.Elif(count > self.inject_free):
                     fail(ErrorCode.FULL)
                 with m.Else():
-                    m.next = "INJECT_SCAN"
-            with m.State("INJECT_SCAN"):
-                with m.If(index == count):
-                    m.d.sync += [index.eq(0), rd_ptr.eq(3)]  # the ids again, to push them
-                    m.next = "INJECT_NEXT"
+                    m.next = "SCAN"
+
+            # RUN: steps u32, then the inputs (source ids, STEP_MARK after each step's)
+            with m.State("RUN_HDR"):
+                m.d.sync += [to_end.eq(top(4)), index.eq(0)]
+                m.next = "SCAN"
+
+            # INJECT and RUN: check every input before anything is done (all or nothing):
+            # ids below `sources`, each step's ids fit the injection FIFO, no more steps
+            # marked than run
+            with m.State("SCAN"):
+                with m.If(rd_ptr == length):
+                    with m.If(is_run):
+                        m.d.sync += rd_ptr.eq(1)  # the steps again, then the inputs
+                        load(run_hdr - 1, "RUN_GO")
+                    with m.Else():
+                        m.d.sync += [index.eq(0), rd_ptr.eq(inject_hdr)]  # the ids again
+                        m.next = "INJECT_NEXT"
                 with m.Else():
-                    load(2, "INJECT_CHECK")
-            with m.State("INJECT_CHECK"):
-                with m.If(top(2) >= cfg.sources):
+                    load(2, "SCAN_CHECK")
+            with m.State("SCAN_CHECK"):
+                m.next = "SCAN"
+                with m.If(is_run & mark):
+                    m.d.sync += [index.eq(0), to_end.eq(to_end - 1)]
+                    with m.If(to_end == 0):
+                        fail(ErrorCode.LENGTH)
+                with m.Elif(item >= cfg.sources):
                     fail(ErrorCode.ADDRESS)
                 with m.Else():
                     m.d.sync += index.eq(index + 1)
-                    m.next = "INJECT_SCAN"
+                    with m.If(index >= self.inject_free):
+                        fail(ErrorCode.FULL)
+
             with m.State("INJECT_NEXT"):
                 with m.If(index == count):
                     emit(Op.R_ACK.value, 1, "FINISH")
@@ -404,63 +463,49 @@ class Executor(wiring.Component):
                     m.d.sync += index.eq(index + 1)
                     m.next = "INJECT_NEXT"
 
-            # RUN: steps u32; spikes and step ends stream out, then R_ACK
-            with m.State("RUN_HDR"):
-                m.d.sync += [
-                    self.run_steps.eq(top(4)),
-                    run_step.eq(self.step),
-                    run_spikes.eq(0),
-                ]
-                m.next = "RUN_START"
+            # the run, one step at a time: push the step's inputs, start it, send its
+            # spikes and its STEP_MARK as R_SPIKES items; R_RUN_END after the last
+            with m.State("RUN_GO"):
+                # seq counts up as a frame opens, so that the first one carries 0
+                m.d.sync += [to_end.eq(top(4)), run_spikes.eq(0), seq.eq(0xFF), items.eq(0)]
+                m.d.sync += open_.eq(0)
+                m.next = "RUN_NEXT"
+            with m.State("RUN_NEXT"), m.If(~self.run_busy):
+                with m.If(rd_ptr != length):
+                    load(2, "RUN_SCHED")
+                with m.Elif(to_end == 0):
+                    emit(Op.R_RUN_END.value, 1, "FINISH", SRC_STEP, 8)
+                with m.Else():
+                    m.next = "RUN_START"
+            with m.State("RUN_SCHED"):
+                with m.If(mark):
+                    m.next = "RUN_START"
+                with m.Else():
+                    m.d.comb += self.o_inject.valid.eq(1)
+                    with m.If(self.o_inject.ready):
+                        m.next = "RUN_NEXT"
             with m.State("RUN_START"):
                 m.d.comb += self.run_start.eq(1)
                 m.next = "RUN_WAIT"
-            with m.State("RUN_WAIT"):
-                item = self.i_host.payload
-                # R_STEP_END: step u32, spikes u32; R_SPIKES: step u32, then the ids
-                with m.If(self.i_host.valid & item.end):
-                    m.d.comb += self.i_host.ready.eq(1)
-                    emit(Op.R_STEP_END.value, 1, "STEP_DONE", SRC_STEP, 8)
-                with m.Elif(self.i_host.valid):
-                    m.d.sync += in_frame.eq(0)
-                    emit(Op.R_SPIKES.value, 0, "SPIKE_NEXT", SRC_STEP, 4)
-                with m.Elif(~self.run_busy):
-                    emit(Op.R_ACK.value, 1, "FINISH")
-            with m.State("STEP_DONE"):
-                # the step's numbers are sent (they are read as they go out): the next step
-                m.d.sync += [run_step.eq(run_step + 1), run_spikes.eq(0)]
-                m.next = "RUN_WAIT"
-            with m.State("SPIKE_NEXT"):
-                # the head of the FIFO is a spike (checked before coming here): take it
+            with m.State("RUN_WAIT"), m.If(self.i_host.valid):
+                host = self.i_host.payload
                 m.d.comb += self.i_host.ready.eq(1)
+                close = (host.end & (to_end == 1)) | (items == SPIKE_ITEMS - 1)
                 m.d.sync += [
-                    gid.eq(self.i_host.payload.gid),
-                    em_src.eq(SRC_GID),
-                    em_i.eq(0),
-                    in_frame.eq(in_frame + 1),
-                    run_spikes.eq(run_spikes + 1),
+                    gid.eq(host.gid | Mux(host.end, STEP_MARK, 0)),
+                    open_.eq(~close),
+                    items.eq(Mux(close, 0, items + 1)),
                 ]
-                m.next = "SPIKE_LO"
-            with m.State("SPIKE_LO"):
-                m.d.comb += self.o_body.valid.eq(1)
-                with m.If(self.o_body.ready):
-                    m.d.sync += em_i.eq(1)
-                    # another spike waiting (and room in the frame) keeps the frame open
-                    m.d.sync += em_last.eq(
-                        ~(
-                            self.i_host.valid
-                            & ~self.i_host.payload.end
-                            & (in_frame != SPIKES_PER_FRAME)
-                        )
-                    )
-                    m.next = "SPIKE_HI"
-            with m.State("SPIKE_HI"):
-                m.d.comb += [self.o_body.valid.eq(1), self.o_body.payload.last.eq(em_last)]
-                with m.If(self.o_body.ready):
-                    with m.If(em_last):
-                        m.next = "RUN_WAIT"
-                    with m.Else():
-                        m.next = "SPIKE_NEXT"
+                then = Mux(host.end, rets.index("RUN_NEXT"), rets.index("RUN_WAIT"))
+                with m.If(host.end):
+                    m.d.sync += to_end.eq(to_end - 1)
+                with m.Else():
+                    m.d.sync += run_spikes.eq(run_spikes + 1)
+                with m.If(open_):
+                    emit(None, close, then, SRC_ITEM, 2, start=1)
+                with m.Else():
+                    m.d.sync += seq.eq(seq + 1)
+                    emit(Op.R_SPIKES.value, close, then, SRC_ITEM, 3)
 
             with m.State("ERROR"):
                 if cfg.core.stats:

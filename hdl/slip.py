@@ -9,13 +9,23 @@ a frame into exactly the bytes of :func:`spikefab.hdl.protocol.encode_frame`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import bits_for
 from spikefab.hdl import protocol
-from spikefab.hdl.protocol import CRC_INIT, CRC_POLY, END, ESC, ESC_END, ESC_ESC, ErrorCode
+from spikefab.hdl.protocol import (
+    BODY_BYTE,
+    CRC_INIT,
+    CRC_POLY,
+    END,
+    ESC,
+    ESC_END,
+    ESC_ESC,
+    ErrorCode,
+    FrameReadSignature,
+    frame_info_layout,
+)
 
 __all__ = ["DEFAULT_TIMEOUT", "SlipReceiver", "SlipSender", "crc16_byte"]
 
@@ -79,19 +89,18 @@ class SlipReceiver(wiring.Component):
     i_rx : In(stream.Signature(8))
         Wire bytes. ``ready`` is low while a frame waits on ``o_frame`` (backpressure), and
         high otherwise: a byte is taken every cycle.
-    o_frame : Out(stream.Signature(StructLayout({"length": unsigned(L), "error": unsigned(4)})))
+    o_frame : Out(stream.Signature(frame_info_layout(max_body)))
         A complete frame sits in the buffer. ``error`` is 0 for a good frame, else an
         :class:`~spikefab.hdl.protocol.ErrorCode` (CRC, ESCAPE, OVERFLOW, TRUNCATED or
         LENGTH). ``length`` is the number of body bytes, without the two CRC bytes
         (``max(bytes - 2, 0)``), except for LENGTH where it is the number of bytes received
-        (1 or 2), as in ``FrameDecoder``. ``L = bits_for(max_body)`` (11 for 1024).
+        (1 or 2), as in ``FrameDecoder``.
         ``valid`` rises the cycle after the END (or the last idle cycle of the timeout) was
         taken; a transfer frees the buffer and reception resumes on the next cycle.
-    rd_addr : In(range(max_body + 2))
-        Buffer address read by the consumer.
-    rd_data : Out(8)
-        The buffer byte at the ``rd_addr`` of the previous cycle (synchronous read). Body
-        bytes are at ``0 .. length - 1`` and stay there while ``o_frame.valid`` is high.
+    buf : In(FrameReadSignature(max_body))
+        The buffer's read port: ``buf.data`` is the byte at the ``buf.addr`` of the previous
+        cycle (synchronous read). Body bytes are at ``0 .. length - 1`` and stay there while
+        ``o_frame.valid`` is high.
     """
 
     def __init__(self, max_body: int = protocol.MAX_BODY, timeout: int = DEFAULT_TIMEOUT):
@@ -105,15 +114,8 @@ class SlipReceiver(wiring.Component):
         super().__init__(
             {
                 "i_rx": In(stream.Signature(8)),
-                "o_frame": Out(
-                    stream.Signature(
-                        data.StructLayout(
-                            {"length": unsigned(bits_for(max_body)), "error": unsigned(4)}
-                        )
-                    )
-                ),
-                "rd_addr": In(range(self._depth)),
-                "rd_data": Out(8),
+                "o_frame": Out(stream.Signature(frame_info_layout(max_body))),
+                "buf": In(FrameReadSignature(max_body)),
             }
         )
 
@@ -132,7 +134,7 @@ class SlipReceiver(wiring.Component):
         m.submodules.buffer = buffer = Memory(shape=8, depth=depth, init=[])
         wr = buffer.write_port()
         rd = buffer.read_port()
-        m.d.comb += [rd.addr.eq(self.rd_addr), self.rd_data.eq(rd.data)]
+        m.d.comb += [rd.addr.eq(self.buf.addr), self.buf.data.eq(rd.data)]
 
         count = Signal(range(depth + 1))  # decoded bytes of the frame (saturates at depth)
         esc = Signal()  # the last byte was ESC
@@ -240,7 +242,7 @@ class SlipSender(wiring.Component):
 
     Attributes
     ----------
-    i_body : In(stream.Signature(StructLayout({"data": unsigned(8), "last": unsigned(1)})))
+    i_body : In(stream.Signature(BODY_BYTE))
         The body bytes of frames; ``last`` marks the last byte of a body (a body has at
         least one byte). A byte is taken when its last wire byte (itself, or the second
         byte of its escape) is taken on ``o_tx``; ``ready`` depends combinationally on
@@ -254,9 +256,7 @@ class SlipSender(wiring.Component):
     def __init__(self) -> None:
         super().__init__(
             {
-                "i_body": In(
-                    stream.Signature(data.StructLayout({"data": unsigned(8), "last": unsigned(1)}))
-                ),
+                "i_body": In(stream.Signature(BODY_BYTE)),
                 "o_tx": Out(stream.Signature(8)),
             }
         )

@@ -57,14 +57,8 @@ class HostLink(wiring.Component):
 
         wiring.connect(m, rx=wiring.flipped(self.i_rx), rx_port=rx.i_rx)
         wiring.connect(m, tx_port=tx.o_tx, tx=wiring.flipped(self.o_tx))
-        m.d.comb += [
-            ex.i_frame.valid.eq(rx.o_frame.valid),
-            ex.i_frame.payload.length.eq(rx.o_frame.payload.length),
-            ex.i_frame.payload.error.eq(rx.o_frame.payload.error),
-            rx.o_frame.ready.eq(ex.i_frame.ready),
-            rx.rd_addr.eq(ex.rd_addr),
-            ex.rd_data.eq(rx.rd_data),
-        ]
+        wiring.connect(m, frame=rx.o_frame, ex=ex.i_frame)
+        wiring.connect(m, ex=ex.buf, buffer=rx.buf)
         wiring.connect(m, body=ex.o_body, sender=tx.i_body)
         wiring.connect(m, req=ex.o_cfg, sys=system.i_cfg)
         wiring.connect(m, rep=system.o_cfg, ex=ex.i_cfg)

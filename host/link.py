@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import os
 import select
-import struct
 import subprocess
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-from spikefab.hdl.layouts import SystemReg
+from spikefab.hdl.layouts import SystemMem, SystemReg
 from spikefab.hdl.protocol import (
-    MAX_BODY,
-    STATUS_FIELDS,
+    REPLIES,
+    REQUESTS,
+    STATUS_REGS,
+    STEP_MARK,
+    DeviceError,
+    DeviceInfo,
     ErrorCode,
     Frame,
     FrameDecoder,
+    LinkError,
     Op,
+    Target,
     encode_frame,
 )
 
@@ -40,29 +45,19 @@ __all__ = [
 ]
 
 
-class LinkError(RuntimeError):
-    """The link failed: a corrupt reply, an unexpected reply, or a closed stream."""
-
-
 class LinkTimeoutError(LinkError):
     """No (complete) reply arrived in time."""
 
 
-class DeviceError(LinkError):
-    """The device refused a request with an R_ERROR reply."""
-
-    def __init__(self, code: int, op: int, request: str):
-        self.code = code
-        self.op = op
-        try:
-            name = ErrorCode(code).name
-        except ValueError:
-            name = f"unknown error {code}"
-        super().__init__(f"the device refused {request}: {name} (code {code})")
-
-
 class Transport(ABC):
-    """A byte stream to a device."""
+    """A byte stream to a device.
+
+    ``send_ahead`` is how many bytes of requests may be on their way before their replies
+    (contract 8.3): 0 for a stream without flow control (a UART), where a request is sent
+    only after the final reply of the one before.
+    """
+
+    send_ahead: int = 0
 
     @abstractmethod
     def write(self, data: bytes) -> None:
@@ -87,7 +82,12 @@ class Transport(ABC):
 
 
 class PipeTransport(Transport):
-    """The stdin/stdout of a subprocess (the Verilator harness)."""
+    """The stdin/stdout of a subprocess (the Verilator harness).
+
+    A pipe holds what the device has not read yet, so requests may be sent ahead.
+    """
+
+    send_ahead = 1 << 15
 
     def __init__(self, proc: subprocess.Popen, name: str = "the simulation"):
         assert proc.stdin is not None and proc.stdout is not None
@@ -178,39 +178,6 @@ class SerialTransport(Transport):
         self._port.close()
 
 
-@dataclass(frozen=True)
-class DeviceInfo:
-    """What a device reports about itself (R_INFO)."""
-
-    protocol: int
-    contract: int
-    cores: int
-    neurons: int
-    axons: int
-    synapses: int
-    delay_slots: int
-    acc_bits: int
-    sources: int
-    route_entries: int
-    inject_depth: int
-    max_body: int
-    features: int
-
-    @property
-    def learning(self) -> bool:
-        """The cores have the STDP learning unit."""
-        return bool(self.features & 1)
-
-    @property
-    def stats(self) -> bool:
-        """The system has its statistics counters (contract 6.1, 7.2)."""
-        return bool(self.features & 2)
-
-    @classmethod
-    def from_body(cls, body: bytes) -> DeviceInfo:
-        return cls(*struct.unpack("<BBBHIIBBHIHHB", body[1:]))
-
-
 class LinkDevice:
     """A device spoken to in frames over a transport.
 
@@ -230,7 +197,11 @@ class LinkDevice:
         self.timeout = timeout
         self.retries = retries
         self._decoder = FrameDecoder()
-        self._pending: list[Frame] = []
+        self._pending: deque[Frame] = deque()
+        # requests sent whose replies are not all in: (wire bytes, reply handler, what)
+        self._inflight: deque[tuple[int, Callable[[Frame], bool], str]] = deque()
+        self._inflight_bytes = 0
+        self._step: int | None = None  # the number of the next step, once known
         self.transport.write(bytes([0xC0]))  # flush any partial frame on the line
 
     # frames ------------------------------------------------------------------------------
@@ -257,10 +228,14 @@ class LinkDevice:
                 )
             data = self.transport.read(min(left, 0.5))
             self._pending.extend(self._decoder.feed(data))
-        return self._pending.pop(0)
+        return self._pending.popleft()
 
     def request(self, body: bytes, what: str, expect: Op, idempotent: bool = True) -> Frame:
-        """Send a request and return its final reply, retrying an idempotent one."""
+        """Send a request and return its final reply, retrying an idempotent one.
+
+        The replies of every request sent ahead are taken first.
+        """
+        self.sync()
         attempts = 1 + (self.retries if idempotent else 0)
         last: Exception | None = None
         for _ in range(attempts):
@@ -276,7 +251,7 @@ class LinkDevice:
                 self._resync()
                 continue
             if reply.op == Op.R_ERROR:
-                code, op = reply.body[1], reply.body[2]
+                code, op = REPLIES[Op.R_ERROR].unpack(reply.body)[0]
                 if code in (ErrorCode.CRC, ErrorCode.ESCAPE, ErrorCode.TRUNCATED):
                     last = DeviceError(code, op, what)
                     continue
@@ -299,38 +274,157 @@ class LinkDevice:
         self._decoder = FrameDecoder()
         self.transport.write(bytes([0xC0]))
 
+    # requests sent ahead (contract 8.3) --------------------------------------------------
+    def submit(self, body: bytes, what: str, handler: Callable[[Frame], bool]) -> None:
+        """Send a request without waiting for its replies, as far as the transport allows.
+
+        ``handler`` gets each reply frame of the request in turn and returns True at the
+        final one. Replies are taken in order whenever the bytes in flight would exceed the
+        transport's ``send_ahead``, and by :meth:`sync`.
+        """
+        wire = encode_frame(body)
+        while self._inflight and self._inflight_bytes + len(wire) > self.transport.send_ahead:
+            self._complete_one()
+        self.transport.write(wire)
+        self._inflight.append((len(wire), handler, what))
+        self._inflight_bytes += len(wire)
+
+    def sync(self) -> None:
+        """Wait for the final replies of every request sent ahead.
+
+        Raises
+        ------
+        LinkError
+            The first failure among them (the rest are then abandoned).
+        """
+        while self._inflight:
+            self._complete_one()
+
+    def _complete_one(self) -> None:
+        n, handler, what = self._inflight[0]
+        try:
+            while not handler(self.receive(what)):
+                pass
+        except BaseException:
+            self._inflight.clear()
+            self._inflight_bytes = 0
+            self._step = None  # the runs sent may not have run: ask the device
+            raise
+        self._inflight.popleft()
+        self._inflight_bytes -= n
+
+    @staticmethod
+    def _expect(op: Op, what: str, then: Callable[[Frame], None] | None = None):  # type: ignore[no-untyped-def]
+        """A handler for a request with one final reply ``op``."""
+
+        def handle(frame: Frame) -> bool:
+            if frame.error is not None:
+                raise LinkError(f"corrupt reply to {what} ({frame.error.name})")
+            if frame.op == Op.R_ERROR:
+                code, bad = REPLIES[Op.R_ERROR].unpack(frame.body)[0]
+                raise DeviceError(code, bad, what)
+            if frame.op != op:
+                raise LinkError(f"unexpected reply 0x{frame.op:02x} to {what}; expected {op.name}")
+            if then is not None:
+                then(frame)
+            return True
+
+        return handle
+
     # requests ----------------------------------------------------------------------------
     def info(self) -> DeviceInfo:
         """Return the device's sizes and versions."""
-        reply = self.request(bytes([Op.INFO]), "INFO", Op.R_INFO)
+        reply = self.request(REQUESTS[Op.INFO].pack(), "INFO", Op.R_INFO)
         return DeviceInfo.from_body(reply.body)
 
-    def write(self, target: int, mem: int, addr: int, words: Sequence[int]) -> None:
-        """Write consecutive words of a memory, in as many frames as needed."""
-        per = (MAX_BODY - 9) // 8
-        for i in range(0, len(words), per):
-            chunk = words[i : i + per]
-            body = struct.pack("<BBBIH", Op.WRITE, target, mem, addr + i, len(chunk))
-            body += b"".join(struct.pack("<Q", int(w)) for w in chunk)
-            self.request(body, f"WRITE target {target} mem {mem} addr {addr + i}", Op.R_ACK)
+    def _note_step(self, target: int, mem: int, addr: int, words: Sequence[int]) -> None:
+        """Follow writes to the STEP register: a run's replies count steps from it."""
+        system_regs = target == Target.SYSTEM and mem == SystemMem.REGS.value
+        if system_regs and addr <= SystemReg.STEP < addr + len(words):
+            self._step = int(words[SystemReg.STEP - addr])
 
-    def read(self, target: int, mem: int, addr: int, count: int) -> list[int]:
-        """Read consecutive words of a memory."""
-        per = (MAX_BODY - 1) // 8
-        out: list[int] = []
+    def write(
+        self, target: int, mem: int, addr: int, words: Sequence[int], wait: bool = True
+    ) -> None:
+        """Write consecutive words of a memory, in as many frames as needed.
+
+        With ``wait`` false the frames are sent ahead (see :meth:`submit`) and a refusal
+        is raised by a later request or :meth:`sync`.
+        """
+        msg = REQUESTS[Op.WRITE]
+        per = msg.max_items
+        self._note_step(target, mem, addr, words)
+        for i in range(0, len(words), per):
+            chunk = [int(w) for w in words[i : i + per]]
+            body = msg.pack(target, mem, addr + i, len(chunk), items=chunk)
+            what = f"WRITE target {target} mem {mem} addr {addr + i}"
+            if wait and self.transport.send_ahead == 0:
+                self.request(body, what, Op.R_ACK)
+            else:
+                self.submit(body, what, self._expect(Op.R_ACK, what))
+        if wait:
+            self.sync()
+
+    def clear(self, target: int, mem: int, addr: int, count: int, wait: bool = True) -> None:
+        """Write ``count`` zero words of a memory from ``addr`` on (CLEAR).
+
+        ``wait`` as for :meth:`write`.
+        """
+        msg = REQUESTS[Op.CLEAR]
+        per = (1 << (8 * msg.field("count").size)) - 1
+        self._note_step(target, mem, addr, [0] * min(count, SystemReg.STEP + 1))
         for i in range(0, count, per):
-            n = min(per, count - i)
-            body = struct.pack("<BBBIH", Op.READ, target, mem, addr + i, n)
-            reply = self.request(body, f"READ target {target} mem {mem} addr {addr + i}", Op.R_DATA)
-            if len(reply.body) != 1 + 8 * n:
-                raise LinkError(f"R_DATA of {len(reply.body)} bytes; expected {1 + 8 * n}")
-            out += list(struct.unpack(f"<{n}Q", reply.body[1:]))
-        return out
+            body = msg.pack(target, mem, addr + i, min(per, count - i))
+            what = f"CLEAR target {target} mem {mem} addr {addr + i}"
+            if wait and self.transport.send_ahead == 0:
+                self.request(body, what, Op.R_ACK)
+            else:
+                self.submit(body, what, self._expect(Op.R_ACK, what))
+        if wait:
+            self.sync()
+
+    def read(
+        self,
+        target: int,
+        mem: int,
+        addr: int,
+        count: int,
+        then: Callable[[list[int]], None] | None = None,
+    ) -> list[int] | None:
+        """Read consecutive words of a memory.
+
+        With ``then``, the read is sent ahead and ``then(words)`` is called once the words
+        are in (by :meth:`sync` at the latest); nothing is returned.
+        """
+        msg = REQUESTS[Op.READ]
+        per = REPLIES[Op.R_DATA].max_items
+        out: list[int] = []
+        parts = [(i, min(per, count - i)) for i in range(0, count, per)]
+        for k, (i, n) in enumerate(parts):
+            body = msg.pack(target, mem, addr + i, n)
+            what = f"READ target {target} mem {mem} addr {addr + i}"
+
+            def take(frame: Frame, n: int = n, last: bool = k == len(parts) - 1) -> None:
+                words = REPLIES[Op.R_DATA].unpack(frame.body)[1]
+                if len(words) != n:
+                    raise LinkError(f"R_DATA of {len(words)} words; expected {n}")
+                out.extend(words)
+                if last and then is not None:
+                    then(out)
+
+            if then is None:
+                take(self.request(body, what, Op.R_DATA))
+            else:
+                self.submit(body, what, self._expect(Op.R_DATA, what, take))
+        if then is None:
+            return out
+        if not parts:
+            then(out)
+        return None
 
     def inject(self, sources: Sequence[int]) -> None:
         """Queue sources that spike in the next step run."""
-        body = struct.pack("<BH", Op.INJECT, len(sources))
-        body += b"".join(struct.pack("<H", int(s)) for s in sources)
+        body = REQUESTS[Op.INJECT].pack(len(sources), items=[int(s) for s in sources])
         self.request(body, f"INJECT of {len(sources)} sources", Op.R_ACK, idempotent=False)
 
     def run(
@@ -338,8 +432,15 @@ class LinkDevice:
         steps: int,
         on_spikes: Callable[[int, list[int]], None],
         on_step: Callable[[int, int], None] | None = None,
+        inputs: Sequence[Sequence[int]] = (),
+        wait: bool = True,
     ) -> None:
         """Run ``steps`` steps; call ``on_spikes(step, ids)`` and ``on_step(step, n)``.
+
+        ``on_step`` is called once all ``n`` spikes of a step are in. ``inputs[k]`` are
+        the sources injected before the k-th step of the run (contract 8.2, RUN). With
+        ``wait`` false the RUN frames are sent ahead and the callbacks are called as
+        their replies come in (by :meth:`sync` at the latest).
 
         Raises
         ------
@@ -347,42 +448,46 @@ class LinkDevice:
             When a frame of the run is lost or corrupt (the spikes could not be trusted),
             or the device stops answering.
         """
-        self.send(struct.pack("<BI", Op.RUN, steps))
-        seen: dict[int, int] = {}
+        if steps < 0 or len(inputs) > steps:
+            raise ValueError(f"a run of {steps} steps cannot take inputs for {len(inputs)}")
+        if self._step is None:
+            self._step = self.status()["step"]
+        msg = REQUESTS[Op.RUN]
+        per = msg.max_items
+        t = 0
         while True:
-            frame = self.receive(f"RUN of {steps} steps")
-            if frame.error is not None:
-                raise LinkError(
-                    f"corrupt frame during a run ({frame.error.name}); spikes "
-                    "may be lost, so the run is abandoned"
-                )
-            op = frame.op
-            if op == Op.R_SPIKES:
-                step = struct.unpack_from("<I", frame.body, 1)[0]
-                ids = list(struct.unpack(f"<{(len(frame.body) - 5) // 2}H", frame.body[5:]))
-                seen[step] = seen.get(step, 0) + len(ids)
-                on_spikes(step, ids)
-            elif op == Op.R_STEP_END:
-                step, n = struct.unpack_from("<II", frame.body, 1)
-                if seen.get(step, 0) != n:
-                    raise LinkError(
-                        f"step {step}: {seen.get(step, 0)} spikes received, the device sent {n}"
-                    )
-                if on_step is not None:
-                    on_step(step, n)
-            elif op == Op.R_ACK:
-                return
-            elif op == Op.R_ERROR:
-                raise DeviceError(frame.body[1], frame.body[2], f"RUN of {steps} steps")
-            else:
-                raise LinkError(f"unexpected frame 0x{op:02x} during a run")
+            items: list[int] = []
+            k = t
+            while k < len(inputs) and len(items) + len(inputs[k]) < per:
+                items += [int(s) for s in inputs[k]]
+                items.append(STEP_MARK)
+                k += 1
+            if k < len(inputs) and k == t:
+                # more inputs in one step than a frame carries: the first ones by INJECT
+                extra = [int(s) for s in inputs[k]]
+                head, items = extra[: -(per - 1)], [*extra[-(per - 1) :], STEP_MARK]
+                for i in range(0, len(head), REQUESTS[Op.INJECT].max_items):
+                    self.inject(head[i : i + REQUESTS[Op.INJECT].max_items])
+                k += 1
+            n = steps - t if k >= len(inputs) else k - t
+            n = min(n, (1 << 32) - 1)
+            what = f"RUN of {n} steps from step {self._step}"
+            handler = _RunReplies(self._step, n, on_spikes, on_step, what)
+            self.submit(msg.pack(n, items=items), what, handler)
+            self._step += n
+            t += n
+            if t >= steps:
+                break
+        if wait:
+            self.sync()
 
     def status(self) -> dict[str, int]:
         """Return the system's registers (``SystemReg`` names, lower case)."""
-        reply = self.request(bytes([Op.STATUS]), "STATUS", Op.R_STATUS)
-        n = len(STATUS_FIELDS)
-        values = struct.unpack(f"<{n}I", reply.body[1 : 1 + 4 * n])
-        return {r.name.lower(): v for r, v in zip(list(SystemReg)[:n], values, strict=True)}
+        reply = self.request(REQUESTS[Op.STATUS].pack(), "STATUS", Op.R_STATUS)
+        values = REPLIES[Op.R_STATUS].unpack(reply.body)[0]
+        regs = {r.name.lower(): v for r, v in zip(STATUS_REGS, values, strict=True)}
+        self._step = regs["step"]
+        return regs
 
     def close(self) -> None:
         """End the link (and the simulation behind a pipe)."""
@@ -393,3 +498,71 @@ class LinkDevice:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _RunReplies:
+    """The replies of one RUN frame: R_SPIKES frames, then R_RUN_END (contract 8.2)."""
+
+    def __init__(
+        self,
+        start: int,
+        steps: int,
+        on_spikes: Callable[[int, list[int]], None],
+        on_step: Callable[[int, int], None] | None,
+        what: str,
+    ):
+        self.step, self.end = start, start + steps
+        self.on_spikes, self.on_step = on_spikes, on_step
+        self.what = what
+        self.seq = 0
+        self.spikes = 0  # in the run
+        self.in_step = 0  # in the current step
+
+    def __call__(self, frame: Frame) -> bool:
+        if frame.error is not None:
+            raise LinkError(
+                f"corrupt frame during the {self.what} ({frame.error.name}); spikes may be "
+                f"lost, so the run is abandoned after step {self.step - 1}"
+            )
+        op = frame.op
+        if op == Op.R_SPIKES:
+            (seq,), items = REPLIES[Op.R_SPIKES].unpack(frame.body)
+            if seq != self.seq & 0xFF:
+                raise LinkError(
+                    f"R_SPIKES frame {seq} of the {self.what} came after frame "
+                    f"{(self.seq - 1) & 0xFF}: a frame was lost in step {self.step}"
+                )
+            self.seq += 1
+            start = 0
+            while True:
+                try:
+                    i = items.index(STEP_MARK, start)
+                except ValueError:
+                    i = len(items)
+                if i > start:
+                    ids = list(items[start:i])
+                    self.in_step += len(ids)
+                    self.spikes += len(ids)
+                    self.on_spikes(self.step, ids)
+                if i == len(items):
+                    return False
+                if self.step == self.end:
+                    raise LinkError(f"more steps than asked in the replies to the {self.what}")
+                if self.on_step is not None:
+                    self.on_step(self.step, self.in_step)
+                self.step += 1
+                self.in_step = 0
+                start = i + 1
+        if op == Op.R_RUN_END:
+            step, spikes = REPLIES[Op.R_RUN_END].unpack(frame.body)[0]
+            if (step, spikes) != (self.end, self.spikes) or self.step != self.end:
+                raise LinkError(
+                    f"the {self.what} ended at step {step} with {spikes} spikes sent; "
+                    f"received {self.step - self.end + step} steps' ends and "
+                    f"{self.spikes} spikes"
+                )
+            return True
+        if op == Op.R_ERROR:
+            code, bad = REPLIES[Op.R_ERROR].unpack(frame.body)[0]
+            raise DeviceError(code, bad, self.what)
+        raise LinkError(f"unexpected frame 0x{op:02x} during the {self.what}")

@@ -8,98 +8,84 @@ in-process :class:`~spikefab.sim.system_model.SystemModel`. The result is the sa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
-from spikefab.hdl.layouts import (
-    NEURON_STATE,
-    CoreMem,
-    SystemConfig,
-    SystemMem,
-    SystemReg,
-    field_of,
-)
-from spikefab.hdl.protocol import Target
+from spikefab.hdl.layouts import NEURON_STATE, CoreMem, SystemConfig, SystemMem, SystemReg, field_of
+from spikefab.hdl.protocol import DeviceInfo, LinkError, Target
 from spikefab.mapping.image import Image
 from spikefab.mapping.network import Network
-from spikefab.sim.results import ProbeTrace, RunResult
+from spikefab.sim.results import ProbeTrace, RunAbortedError, RunResult
 
 __all__ = ["Device", "check_device", "load", "read_weights", "run_network"]
 
 
 class Device(Protocol):
-    """What the runtime needs of a device."""
+    """What the runtime needs of a device (contract 8.2: one method per request).
 
-    def info(self): ...  # type: ignore[no-untyped-def]
-    def write(self, target: int, mem: int, addr: int, words: list[int]) -> None: ...
-    def read(self, target: int, mem: int, addr: int, count: int) -> list[int]: ...
+    ``wait=False`` (``write``, ``clear``, ``run``) and ``then`` (``read``) let a device
+    send requests ahead of their replies; ``sync`` waits for every reply, and raises the
+    first failure among them.
+    """
+
+    def info(self) -> DeviceInfo: ...
+    def write(
+        self, target: int, mem: int, addr: int, words: list[int], wait: bool = True
+    ) -> None: ...
+    def clear(self, target: int, mem: int, addr: int, count: int, wait: bool = True) -> None: ...
+    def read(
+        self,
+        target: int,
+        mem: int,
+        addr: int,
+        count: int,
+        then: Callable[[list[int]], None] | None = None,
+    ) -> list[int] | None: ...
     def inject(self, sources: list[int]) -> None: ...
     def run(
         self,
         steps: int,
         on_spikes: Callable[[int, list[int]], None],
         on_step: Callable[[int, int], None] | None = None,
+        inputs: Sequence[Sequence[int]] = (),
+        wait: bool = True,
     ) -> None: ...
     def status(self) -> dict[str, int]: ...
+    def sync(self) -> None: ...
 
 
 def check_device(device: Device, config: SystemConfig) -> None:
     """Check that the device is the system an image was made for.
 
+    Every field of R_INFO is compared with what a device built for ``config`` reports.
+
     Raises
     ------
     ValueError
-        Naming every size that differs.
+        Naming every field that differs.
     """
-    from spikefab.hdl import params as P
-
-    info = device.info()
-    want = {
-        "contract": P.CONTRACT_VERSION,
-        "cores": config.cores,
-        "neurons": config.core.neurons,
-        "axons": config.core.axons,
-        "synapses": config.core.synapses,
-        "delay_slots": config.core.delay_slots,
-        "acc_bits": config.core.acc_bits,
-        "sources": config.sources,
-        "route_entries": config.route_entries,
-        "learning": config.core.learning,
-    }
-    diff = [
-        f"{k} {getattr(info, k)} (image: {v})" for k, v in want.items() if getattr(info, k) != v
-    ]
+    diff = device.info().differences(DeviceInfo.from_config(config))
     if diff:
-        raise ValueError("the device is not the system the image was made for: " + ", ".join(diff))
+        raise ValueError(
+            "the device is not the system the image was made for: "
+            + ", ".join(d.replace("(expected", "(image:") for d in diff)
+        )
 
 
 def load(device: Device, image: Image, progress: Callable[[int], None] | None = None) -> None:
-    """Write every memory of the image (zeros where it has none) and reset the step."""
-    cfg = image.config
-    c = cfg.core
-    mems = [CoreMem.PARAMS, CoreMem.STATE, CoreMem.AXONS, CoreMem.SYNAPSES, CoreMem.RING]
-    mems += [CoreMem.PRE_TRACES, CoreMem.POST_TRACES]  # learning cores only (depth 0 else)
-    for k, words in enumerate(image.core_words):
-        for mem in mems:
-            ws = list(words.get(mem, []))
-            depth = c.depth_of(mem)
-            if depth:
-                device.write(k, mem.value, 0, ws + [0] * (depth - len(ws)))
+    """Load the image: clear every memory, write its non-zero words, reset the step.
+
+    The requests are :meth:`Image.writes`, sent ahead as far as the device allows.
+    """
+    for w in image.writes():
+        if w.words is None:
+            device.clear(w.target, w.mem, w.addr, w.count, wait=False)
             if progress is not None:
-                progress(depth)
-        # the registers last: NOW, the counters and (learning cores) the rule
-        regs = list(words.get(CoreMem.REGS, []))
-        device.write(k, CoreMem.REGS.value, 0, regs or [0])
-    for mem, ws in (
-        (SystemMem.ROUTE_POINTERS, image.route_pointers),
-        (SystemMem.ROUTE_ENTRIES, image.route_entries),
-    ):
-        depth = cfg.depth_of(mem)
-        device.write(Target.SYSTEM, mem.value, 0, list(ws) + [0] * (depth - len(ws)))
-        if progress is not None:
-            progress(depth)
-    device.write(Target.SYSTEM, SystemMem.REGS.value, SystemReg.STEP, [0])
+                progress(w.count)
+        else:
+            device.write(w.target, w.mem, w.addr, w.words, wait=False)
+    device.sync()
 
 
 def read_weights(device: Device, image: Image) -> dict[str, np.ndarray]:
@@ -141,16 +127,18 @@ def run_network(
     """Run ``net`` (mapped as ``image``) on ``device`` for ``steps`` steps from reset.
 
     The image is loaded first unless ``load_image`` is false (it must then be loaded and
-    reset already). Sources are computed on the host (contract section 1) and injected step
-    by step; steps without sources or probes run in batches. ``v`` and ``u`` probes are
-    read back after each sampled step.
+    reset already). Sources are computed on the host (contract section 1) and sent as the
+    inputs of the RUN requests; without probes the whole run is one ``run`` call, with
+    them one step at a time, each step's ``v`` and ``u`` probes read after it (every
+    request sent ahead as far as the device allows). ``progress(1)`` follows each step.
 
     Raises
     ------
     ValueError
         When the image lacks the learning tables of a plastic projection.
-    LinkError
-        When the device fails (see :mod:`spikefab.host.link`).
+    RunAbortedError
+        When the device fails (a :class:`~spikefab.hdl.protocol.LinkError`, the process
+        behind it dying) or on KeyboardInterrupt, with the partial result.
     """
     cfg = image.config
     if load_image:
@@ -200,12 +188,19 @@ def run_network(
 
     hw_steps: list[int] = []
     hw_gids: list[int] = []
+    done = [0]  # steps fully received
 
     def on_spikes(step: int, ids: list[int]) -> None:
         hw_steps.extend([step] * len(ids))
         hw_gids.extend(ids)
 
+    def on_step(step: int, n: int) -> None:
+        done[0] = step + 1
+        if progress is not None:
+            progress(1)
+
     def sample(t: int) -> None:
+        """Read the probes of step ``t``; a sample is kept once all its words are in."""
         for pb in state_probes:
             if t % pb.every:
                 continue
@@ -213,16 +208,34 @@ def run_network(
             idx = np.arange(p.size) if pb.neurons is None else pb.neurons
             cores_, neurons_ = image.core_of[p.name][idx], image.neuron_of[p.name][idx]
             vals = np.zeros(idx.size, dtype=np.int64)
-            for k in np.unique(cores_):
+            ks = [int(k) for k in np.unique(cores_)]
+            left = [len(ks)]
+
+            def got(
+                words: list[int],
+                k: int,
+                pb=pb,
+                vals=vals,
+                cores_=cores_,
+                neurons_=neurons_,
+                left=left,
+            ) -> None:
+                sel = cores_ == k
+                lo = int(neurons_[sel].min())
+                w = np.asarray(words, dtype=np.uint64)
+                vals[sel] = field_of(w, NEURON_STATE, pb.variable)[neurons_[sel] - lo]
+                left[0] -= 1
+                if not left[0]:
+                    ts, vs = samples[pb.key]
+                    ts.append(t)
+                    vs.append(vals)
+
+            for k in ks:
                 sel = cores_ == k
                 lo, hi = int(neurons_[sel].min()), int(neurons_[sel].max())
-                words = np.asarray(
-                    device.read(int(k), CoreMem.STATE.value, lo, hi - lo + 1), dtype=np.uint64
+                device.read(
+                    k, CoreMem.STATE.value, lo, hi - lo + 1, then=lambda w, k=k, got=got: got(w, k)
                 )
-                vals[sel] = field_of(words, NEURON_STATE, pb.variable)[neurons_[sel] - lo]
-            ts, vs = samples[pb.key]
-            ts.append(t)
-            vs.append(vals)
         due = [pb for pb in weight_probes if t % pb.every == 0]
         if due:
             weights = read_weights(device, image)
@@ -233,7 +246,6 @@ def run_network(
                 ts.append(t)
                 vs.append(w if pb.neurons is None else w[pb.neurons])
 
-    active = np.unique(all_src_steps)
     sampled = bool(state_probes or weight_probes)
     too_many = np.flatnonzero(np.diff(bounds) > cfg.inject_depth)
     if too_many.size:
@@ -242,56 +254,86 @@ def run_network(
             f"step {t0}: {int(bounds[t0 + 1] - bounds[t0])} sources spike; the "
             f"system injects at most {cfg.inject_depth} per step"
         )
-    t = 0
-    while t < steps:
-        lo, hi = bounds[t], bounds[t + 1]
-        if hi > lo or sampled:
-            if hi > lo:
-                device.inject([int(x) for x in all_src_ids[lo:hi]])
-            device.run(1, on_spikes)
-            sample(t)
-            n = 1
-        else:
-            # the steps up to the next source spike run in one request
-            k = int(np.searchsorted(active, t))
-            nxt = int(active[k]) if k < active.size else steps
-            n = min(nxt, steps) - t
-            device.run(n, on_spikes)
-        t += n
-        if progress is not None:
-            progress(n)
+    inputs = [all_src_ids[bounds[t] : bounds[t + 1]].tolist() for t in range(steps)]
+    if inputs:  # the steps after the last input run without a schedule
+        last = int(all_src_steps[-1]) + 1 if all_src_steps.size else 0
+        inputs = inputs[:last]
+    final_weights: dict[str, np.ndarray] = {}
 
-    gids = np.asarray(hw_gids, dtype=np.int64)
-    if gids.size and (gids.max() >= pop_of_gid.size or (pop_of_gid[gids] < 0).any()):
-        clipped = np.minimum(gids, pop_of_gid.size - 1)
-        bad = int(gids[(gids >= pop_of_gid.size) | (pop_of_gid[clipped] < 0)][0])
-        raise ValueError(
-            f"the device reported a spike of global id {bad}, which holds no "
-            "neuron of this network: the image and the device disagree"
+    def _result(complete: int | None, error: str) -> RunResult:
+        """The result of the run, or of its first ``complete`` steps."""
+        gids = np.asarray(hw_gids, dtype=np.int64)
+        hw_t = np.asarray(hw_steps, dtype=np.int64)
+        if complete is not None:  # the ids of the device are checked on a complete run only
+            ok = (gids >= 0) & (gids < pop_of_gid.size)
+            ok[ok] = pop_of_gid[gids[ok]] >= 0
+            gids, hw_t = gids[ok], hw_t[ok]
+        probes = {}
+        for pb in state_probes + weight_probes:
+            size = (
+                net.projection(pb.target).n_synapses
+                if pb.variable == "weights"
+                else net.populations[pb.target].size
+            )
+            ts, vs = samples[pb.key]
+            keep = [i for i, t in enumerate(ts) if complete is None or t < complete]
+            index = np.arange(size) if pb.neurons is None else pb.neurons
+            values = (
+                np.stack([vs[i] for i in keep])
+                if keep
+                else np.zeros((0, index.size), dtype=np.int64)
+            )
+            steps_ = np.asarray([ts[i] for i in keep], dtype=np.int64)
+            tr = ProbeTrace(pb.target, pb.variable, steps_, index, values)
+            probes[tr.key] = tr
+        src = [
+            (st, pp, ne)
+            if complete is None
+            else (st[st < complete], pp[st < complete], ne[st < complete])
+            for st, pp, ne in zip(rec_step, rec_pop, rec_neuron, strict=True)
+        ]
+        return RunResult(
+            network=net.name,
+            backend=backend,
+            dt_ms=net.dt_ms,
+            steps=steps,
+            populations=[p.name for p in pops],
+            population_sizes=[p.size for p in pops],
+            step=np.concatenate([hw_t, *(x[0] for x in src)]),
+            population=np.concatenate(
+                [pop_of_gid[gids] if gids.size else gids, *(x[1] for x in src)]
+            ),
+            neuron=np.concatenate([idx_of_gid[gids] if gids.size else gids, *(x[2] for x in src)]),
+            probes=probes,
+            weights=final_weights,
+            complete_steps=complete,
+            error=error,
         )
-    final_weights = read_weights(device, image) if plastic else {}
-    probes = {}
-    for pb in state_probes + weight_probes:
-        size = (
-            net.projection(pb.target).n_synapses
-            if pb.variable == "weights"
-            else net.populations[pb.target].size
-        )
-        ts, vs = samples[pb.key]
-        index = np.arange(size) if pb.neurons is None else pb.neurons
-        values = np.stack(vs) if vs else np.zeros((0, index.size), dtype=np.int64)
-        tr = ProbeTrace(pb.target, pb.variable, np.asarray(ts, dtype=np.int64), index, values)
-        probes[tr.key] = tr
-    return RunResult(
-        network=net.name,
-        backend=backend,
-        dt_ms=net.dt_ms,
-        steps=steps,
-        populations=[p.name for p in pops],
-        population_sizes=[p.size for p in pops],
-        step=np.concatenate([np.asarray(hw_steps, dtype=np.int64), *rec_step]),
-        population=np.concatenate([pop_of_gid[gids] if gids.size else gids, *rec_pop]),
-        neuron=np.concatenate([idx_of_gid[gids] if gids.size else gids, *rec_neuron]),
-        probes=probes,
-        weights=final_weights,
-    )
+
+    def _check_gids(result: RunResult) -> RunResult:
+        gids = np.asarray(hw_gids, dtype=np.int64)
+        if gids.size and (gids.max() >= pop_of_gid.size or (pop_of_gid[gids] < 0).any()):
+            clipped = np.minimum(gids, pop_of_gid.size - 1)
+            bad = int(gids[(gids >= pop_of_gid.size) | (pop_of_gid[clipped] < 0)][0])
+            raise ValueError(
+                f"the device reported a spike of global id {bad}, which holds no "
+                "neuron of this network: the image and the device disagree"
+            )
+        return result
+
+    try:
+        if sampled:
+            # a step at a time, each followed by its probes' reads, all sent ahead
+            for t in range(steps):
+                device.run(1, on_spikes, on_step, inputs=inputs[t : t + 1], wait=False)
+                sample(t)
+        else:
+            device.run(steps, on_spikes, on_step, inputs=inputs, wait=False)
+        device.sync()
+        final_weights = read_weights(device, image) if plastic else {}
+    except (LinkError, KeyboardInterrupt, OSError) as e:
+        reason = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e).splitlines()[0]
+        partial = _result(done[0], reason)
+        raise RunAbortedError(partial, e) from e
+
+    return _check_gids(_result(None, ""))

@@ -15,18 +15,56 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from spikefab.hdl import params as P
-from spikefab.hdl.layouts import (
-    CoreMem,
-    SystemConfig,
-)
+from spikefab.hdl.layouts import CoreMem, SystemConfig, SystemMem, SystemReg
+from spikefab.hdl.protocol import Target
 from spikefab.mapping.network import Network
 
-__all__ = ["IMAGE_VERSION", "Image", "load_image", "place_sequential", "recorded_neurons"]
+__all__ = [
+    "IMAGE_VERSION",
+    "Image",
+    "MemWrite",
+    "load_image",
+    "place_sequential",
+    "recorded_neurons",
+]
 
 IMAGE_VERSION = 1
+
+#: Zero words between two runs of non-zero words that are written rather than starting a
+#: new run (a WRITE frame's header and framing cost about as much as two words).
+RUN_GAP = 2
+
+
+class MemWrite(NamedTuple):
+    """One request of loading an image: write ``words`` from ``addr`` on, or, when
+    ``words`` is None, clear ``count`` words from ``addr`` on."""
+
+    target: int
+    mem: int
+    addr: int
+    words: list[int] | None
+    count: int
+
+    @property
+    def is_clear(self) -> bool:
+        return self.words is None
+
+
+def _runs(words: list[int], gap: int = RUN_GAP) -> list[tuple[int, list[int]]]:
+    """Return ``(addr, words)`` runs covering every non-zero word; runs closer than
+    ``gap`` zero words are merged."""
+    a = np.asarray(words, dtype=np.uint64)
+    nz = np.flatnonzero(a)
+    if not nz.size:
+        return []
+    breaks = np.flatnonzero(np.diff(nz) > gap + 1)
+    starts = np.concatenate([[nz[0]], nz[breaks + 1]])
+    ends = np.concatenate([nz[breaks], [nz[-1]]]) + 1
+    return [(int(s), [int(w) for w in words[s:e]]) for s, e in zip(starts, ends, strict=True)]
 
 
 @dataclass
@@ -76,6 +114,39 @@ class Image:
             pop[g] = p.index
             idx[g] = np.arange(p.size)
         return pop, idx
+
+    def writes(self) -> list[MemWrite]:
+        """Return the requests that load the image, in order (contract 9).
+
+        Every memory is cleared, then its runs of non-zero words are written; each core's
+        registers come after its other memories, the router's tables after the cores, and
+        the system's ``STEP`` register is reset last.
+        """
+        cfg = self.config
+        c = cfg.core
+        out: list[MemWrite] = []
+
+        def memory(target: int, mem: int, depth: int, words: list[int]) -> None:
+            if not depth:
+                return
+            out.append(MemWrite(target, mem, 0, None, depth))
+            out.extend(MemWrite(target, mem, a, ws, len(ws)) for a, ws in _runs(words))
+
+        mems = [CoreMem.PARAMS, CoreMem.STATE, CoreMem.AXONS, CoreMem.SYNAPSES, CoreMem.RING]
+        mems += [CoreMem.PRE_TRACES, CoreMem.POST_TRACES]  # learning cores only (depth 0 else)
+        for k, words in enumerate(self.core_words):
+            for mem in mems:
+                memory(k, mem.value, c.depth_of(mem), list(words.get(mem, [])))
+            # the registers last: NOW, the counters and (learning cores) the rule
+            regs = list(words.get(CoreMem.REGS, [])) or [0]
+            out.append(MemWrite(k, CoreMem.REGS.value, 0, regs, len(regs)))
+        for mem, ws in (
+            (SystemMem.ROUTE_POINTERS, self.route_pointers),
+            (SystemMem.ROUTE_ENTRIES, self.route_entries),
+        ):
+            memory(Target.SYSTEM, mem.value, cfg.depth_of(mem), list(ws))
+        out.append(MemWrite(Target.SYSTEM, SystemMem.REGS.value, SystemReg.STEP, [0], 1))
+        return out
 
     def save(self, path: str | Path) -> None:
         """Write the image as one ``.npz`` file (format in contract section 9)."""

@@ -17,6 +17,9 @@ __all__ = [
     "lif_update",
     "saturate",
     "stdp_dw",
+    "stdp_rnd",
+    "stdp_weight",
+    "trace_bump",
     "wrap",
 ]
 
@@ -107,6 +110,27 @@ def stdp_dw(
         pre_spiked, a_minus * np.asarray(y_post, dtype=np.int64), 0
     )
     return (num + rnd) >> shift
+
+
+def stdp_rnd(shift: int, stochastic: bool, lfsr: np.ndarray | int) -> np.ndarray | int:
+    """Return the rounding term of :func:`stdp_dw` (contract 5.3).
+
+    The low ``shift`` bits of the post-synaptic neuron's LFSR for stochastic rounding, else
+    ``2**(shift-1)`` (rounding to nearest; 0 when ``shift`` is 0).
+    """
+    if stochastic:
+        return np.asarray(lfsr, dtype=np.int64) & ((1 << shift) - 1)
+    return (1 << shift) >> 1
+
+
+def stdp_weight(w: np.ndarray, dw: np.ndarray, w_min: int, w_max: int) -> np.ndarray:
+    """Return the weights ``w + dw`` clamped to ``[w_min, w_max]`` (contract 5.2)."""
+    return np.clip(np.asarray(w, dtype=np.int64) + dw, w_min, w_max)
+
+
+def trace_bump(decayed: np.ndarray, bump: int, spiked: np.ndarray) -> np.ndarray:
+    """Return a decayed trace bumped by ``bump`` where ``spiked``, saturating (contract 5.2)."""
+    return np.minimum(np.asarray(decayed, dtype=np.int64) + bump * spiked, P.TRACE_MAX)
 
 
 def lfsr_seed(seed: int, j: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The golden model of a whole system, run from its memories: an in-process device.
 
 :class:`SystemModel` answers the same requests as the hardware (``info``, ``write``,
-``read``, ``inject``, ``run``, ``status``; see :class:`spikefab.host.link.LinkDevice`)
+``clear``, ``read``, ``inject``, ``run``, ``status``; the ``Device`` of
+:mod:`spikefab.host.runtime`)
 and keeps the same memories, but computes each step with the contract's arithmetic over
 numpy arrays decoded from those memories. Running an image on it and running the network
 on :class:`~spikefab.sim.golden.GoldenModel` must give the same spikes whatever the
@@ -13,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from spikefab.hdl import params as P
 from spikefab.hdl.layouts import (
     CORE_COUNTERS,
     NEURON_PARAMS,
@@ -28,7 +28,7 @@ from spikefab.hdl.layouts import (
     pack_array,
     replace_field,
 )
-from spikefab.hdl.protocol import STATUS_FIELDS, ErrorCode, Op, Target
+from spikefab.hdl.protocol import STATUS_REGS, DeviceError, DeviceInfo, ErrorCode, Op, Target
 from spikefab.sim import arith
 
 __all__ = ["SystemModel"]
@@ -72,12 +72,9 @@ class SystemModel:
         self._dirty = True
 
     # requests ----------------------------------------------------------------------------
-    def info(self):  # type: ignore[no-untyped-def]
-        """Return the sizes, as a :class:`~spikefab.host.link.DeviceInfo`."""
-        from spikefab.hdl.executor import info_bytes
-        from spikefab.host.link import DeviceInfo
-
-        return DeviceInfo.from_body(info_bytes(self.config))
+    def info(self) -> DeviceInfo:
+        """Return the sizes, as R_INFO does."""
+        return DeviceInfo.from_config(self.config)
 
     def _check(self, target: int, mem: int, addr: int, count: int) -> None:
         cfg = self.config
@@ -90,7 +87,17 @@ class SystemModel:
         if mem not in depths or addr + count > depths[mem]:
             raise _RefusedError(ErrorCode.ADDRESS)
 
-    def write(self, target: int, mem: int, addr: int, words: Sequence[int]) -> None:
+    def clear(self, target: int, mem: int, addr: int, count: int, wait: bool = True) -> None:
+        """Write ``count`` zero words from ``addr`` on (as a CLEAR request)."""
+        self._guard(self._check, target, mem, addr, count, op=Op.CLEAR)
+        self.write(target, mem, addr, [0] * count)
+
+    def sync(self) -> None:
+        """Nothing is ever in flight."""
+
+    def write(
+        self, target: int, mem: int, addr: int, words: Sequence[int], wait: bool = True
+    ) -> None:
         """Write consecutive words of a memory (as a WRITE request)."""
         self._guard(self._check, target, mem, addr, len(words))
         w = np.asarray([int(x) for x in words], dtype=np.uint64)
@@ -132,9 +139,20 @@ class SystemModel:
             self._mem[(target, mem)][sl] = w
             self._dirty = True
 
-    def read(self, target: int, mem: int, addr: int, count: int) -> list[int]:
-        """Read consecutive words of a memory (as a READ request)."""
-        self._guard(self._check, target, mem, addr, count)
+    def read(
+        self,
+        target: int,
+        mem: int,
+        addr: int,
+        count: int,
+        then: Callable[[list[int]], None] | None = None,
+    ) -> list[int] | None:
+        """Read consecutive words of a memory (as a READ request); with ``then``, pass
+        them to it instead of returning them."""
+        if then is not None:
+            then(self.read(target, mem, addr, count))
+            return None
+        self._guard(self._check, target, mem, addr, count, op=Op.READ)
         c = self.config.core
         N = c.neurons
         if target == Target.SYSTEM:
@@ -172,18 +190,29 @@ class SystemModel:
         # without the statistics counters only STEP counts (contract 7.2)
         regs = dict(self.counters) if self.config.core.stats else {}
         regs[SystemReg.STEP] = self.step_count
-        return {r.name.lower(): int(regs.get(r, 0)) for r in list(SystemReg)[: len(STATUS_FIELDS)]}
+        return {r.name.lower(): int(regs.get(r, 0)) for r in STATUS_REGS}
 
     def run(
         self,
         steps: int,
         on_spikes: Callable[[int, list[int]], None],
         on_step: Callable[[int, int], None] | None = None,
+        inputs: Sequence[Sequence[int]] = (),
+        wait: bool = True,
     ) -> None:
-        """Run ``steps`` steps, reporting host spikes as a RUN does."""
+        """Run ``steps`` steps, reporting host spikes as a RUN does.
+
+        ``inputs[k]`` are injected before the k-th step, as a RUN's inputs.
+        """
+        if steps < 0 or len(inputs) > steps:
+            raise ValueError(f"a run of {steps} steps cannot take inputs for {len(inputs)}")
+        # a RUN checks every input before its first step (contract 8.2)
+        self._guard(self._check_inputs, inputs, op=Op.RUN)
         if self._dirty:
             self._decode()
-        for _ in range(steps):
+        for k in range(steps):
+            if k < len(inputs):
+                self._injected += [int(s) for s in inputs[k]]
             t = self.step_count
             host = self._step()
             if host.size:
@@ -196,15 +225,20 @@ class SystemModel:
         """Nothing to release."""
 
     # internals ---------------------------------------------------------------------------
-    def _guard(self, check: Callable[..., None], *args: int) -> None:
+    def _guard(self, check: Callable[..., None], *args: object, op: Op = Op.WRITE) -> None:
         try:
             check(*args)
         except _RefusedError as e:
-            self._refuse(e.code, Op.WRITE)
+            self._refuse(e.code, op)
+
+    def _check_inputs(self, inputs: Sequence[Sequence[int]]) -> None:
+        for k, ids in enumerate(inputs):
+            if any(not 0 <= int(s) < self.config.sources for s in ids):
+                raise _RefusedError(ErrorCode.ADDRESS)
+            if len(ids) + (len(self._injected) if k == 0 else 0) > self.config.inject_depth:
+                raise _RefusedError(ErrorCode.FULL)
 
     def _refuse(self, code: ErrorCode, op: Op) -> None:
-        from spikefab.host.link import DeviceError
-
         raise DeviceError(code.value, op.value, f"{op.name} on the golden system model")
 
     def _decode(self) -> None:
@@ -340,11 +374,12 @@ class SystemModel:
         p_e, q_e = pre[e_axon], post[j]
         act = p_e | q_e
         if act.any():
-            shift = amp["shift"]
-            rnd = lfsr[j] & ((1 << shift) - 1) if amp["stochastic"] else (1 << shift) >> 1
+            rnd = arith.stdp_rnd(amp["shift"], bool(amp["stochastic"]), lfsr[j])
             yd = arith.decay(y[j], dec["d_post"])
-            num = amp["a_plus"] * xd[e_axon] * q_e - amp["a_minus"] * yd * p_e + rnd
-            w_new = np.where(act, np.clip(w + (num >> shift), clamp["w_min"], clamp["w_max"]), w)
+            dw = arith.stdp_dw(
+                xd[e_axon], yd, p_e, q_e, amp["a_plus"], amp["a_minus"], amp["shift"], rnd
+            )
+            w_new = np.where(act, arith.stdp_weight(w, dw, clamp["w_min"], clamp["w_max"]), w)
             changed = w_new != w
             if changed.any():
                 ec = e[changed]
@@ -352,11 +387,11 @@ class SystemModel:
                 self._dirty = True
         # traces: x of the plastic axons, y and the LFSR of neurons 0 .. LN - 1
         x_new = x.copy()
-        x_new[:PA] = np.minimum(xd[:PA] + bump["bump_pre"] * pre[:PA], P.TRACE_MAX)
+        x_new[:PA] = arith.trace_bump(xd[:PA], bump["bump_pre"], pre[:PA])
         pre_w[:] = pack_array(PRE_TRACE, x=x_new, spiked=np.zeros_like(x_new))
         y_new, l_new = y.copy(), lfsr.copy()
-        y_new[:LN] = np.minimum(
-            arith.decay(y[:LN], dec["d_post"]) + bump["bump_post"] * post[:LN], P.TRACE_MAX
+        y_new[:LN] = arith.trace_bump(
+            arith.decay(y[:LN], dec["d_post"]), bump["bump_post"], post[:LN]
         )
         if amp["stochastic"]:
             l_new[:LN] = arith.lfsr_advance(lfsr[:LN])

@@ -160,3 +160,91 @@ def test_system_model_refuses_bad_requests():
         dev.inject([0, 1, 2, 3])
     with pytest.raises(DeviceError, match="ADDRESS"):
         dev.inject([4])
+
+
+def test_load_by_writes_equals_a_full_load():
+    """CLEAR + non-zero runs leave every memory as writing every word does."""
+    from spikefab.hdl.layouts import SystemMem
+    from spikefab.hdl.protocol import Target
+    from spikefab.host.runtime import load as load_onto
+
+    config = SystemConfig(
+        cores=2, core=CoreConfig(neurons=128, axons=256, synapses=4096, delay_slots=4)
+    )
+    image = place_sequential(load(EXAMPLES / "synfire.yaml"), config)
+    writes = image.writes()
+    assert sum(w.words is None for w in writes) == 2 * 5 + 2  # every memory cleared once
+    runs = [w for w in writes[:-1] if w.words is not None and w.mem != CoreMem.REGS.value]
+    assert runs and all(w.words[0] and w.words[-1] for w in runs)  # runs of non-zero words
+    assert writes[-1].words == [0]  # STEP, last
+    dirty, fast = SystemModel(config), SystemModel(config)
+    for dev in (dirty, fast):  # both start from garbage
+        for k in range(2):
+            dev.write(k, CoreMem.SYNAPSES.value, 0, list(range(1, 4097)))
+    load_onto(fast, image)
+    full = SystemModel(config)
+    for k, words in enumerate(image.core_words):
+        for mem in (CoreMem.PARAMS, CoreMem.AXONS, CoreMem.SYNAPSES):
+            ws = list(words.get(mem, []))
+            full.write(k, mem.value, 0, ws + [0] * (config.core.depth_of(mem) - len(ws)))
+    for k in range(2):
+        for mem in (CoreMem.PARAMS, CoreMem.AXONS, CoreMem.SYNAPSES):
+            depth = config.core.depth_of(mem)
+            assert fast.read(k, mem.value, 0, depth) == full.read(k, mem.value, 0, depth)
+    for mem in (SystemMem.ROUTE_POINTERS, SystemMem.ROUTE_ENTRIES):
+        depth = config.depth_of(mem)
+        want = list(
+            image.route_pointers if mem == SystemMem.ROUTE_POINTERS else image.route_entries
+        )
+        assert fast.read(Target.SYSTEM, mem.value, 0, depth) == want + [0] * (depth - len(want))
+
+
+class FailingModel(SystemModel):
+    """A system model whose link dies after ``fail_at`` steps."""
+
+    def __init__(self, config, fail_at: int):
+        super().__init__(config)
+        self.fail_at = fail_at
+
+    def run(self, steps, on_spikes, on_step=None, inputs=(), wait=True):  # type: ignore[override]
+        from spikefab.hdl.protocol import LinkError
+
+        for k in range(steps):
+            if self.step_count == self.fail_at:
+                raise LinkError("the simulation has exited (exit status -9)")
+            super().run(1, on_spikes, on_step, inputs=inputs[k : k + 1])
+
+
+@pytest.mark.parametrize("probes", [False, True])
+def test_a_failed_run_keeps_the_steps_received(probes):
+    from spikefab.sim.results import RunAbortedError
+
+    config = SystemConfig(
+        cores=4,
+        core=CoreConfig(neurons=256, axons=2048, synapses=65536, delay_slots=2),
+        route_entries=8192,
+    )
+    net = load(EXAMPLES / "balanced.yaml")
+    if not probes:
+        net.probes.clear()
+    image = place_sequential(net, config)
+    with pytest.raises(RunAbortedError) as e:
+        run_network(net, image, FailingModel(config, 37), 100, "system")
+    partial = e.value.partial
+    assert partial.complete_steps == 37 and "exit status -9" in partial.error
+    assert "after step 36" in str(e.value) and "\n" not in str(e.value)
+    assert "exit status -9" in str(e.value.cause)
+    ref = GoldenModel(net).run(100)
+    keep = ref.step < 37
+    np.testing.assert_array_equal(np.sort(partial.step), np.sort(ref.step[keep]))
+    assert partial.n_spikes == int(keep.sum()) > 0
+    for k, tr in partial.probes.items():
+        assert list(tr.steps) == list(range(37))
+        np.testing.assert_array_equal(tr.values, ref.probes[k].values[:37])
+    assert bool(partial.probes) == probes
+
+
+def test_check_device_names_every_difference():
+    want = SystemConfig(cores=2, inject_depth=64, core=CoreConfig(neurons=64, stats=False))
+    with pytest.raises(ValueError, match=r"cores 1 \(image: 2\).*inject_depth 256 \(image: 64\)"):
+        check_device(SystemModel(SystemConfig(cores=1, core=CoreConfig(neurons=64))), want)
