@@ -27,10 +27,13 @@ def _errors() -> Iterator[None]:
     from spikefab.host.inputs import InputError
     from spikefab.host.link import LinkError
     from spikefab.mapping.core_image import FitError
+    from spikefab.sim.results import RunAbortedError
     from spikefab.sim.rtl import ToolMissingError
 
     try:
         yield
+    except RunAbortedError:
+        raise
     except NetworkError as e:
         click.echo(str(e), err=True)
         sys.exit(1)

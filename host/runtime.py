@@ -141,8 +141,6 @@ def run_network(
         behind it dying) or on KeyboardInterrupt, with the partial result.
     """
     cfg = image.config
-    if load_image:
-        load(device, image)
     pops = list(net.populations.values())
     pop_of_gid, idx_of_gid = image.gid_table(net)
 
@@ -322,6 +320,8 @@ def run_network(
         return result
 
     try:
+        if load_image:
+            load(device, image)
         if sampled:
             # a step at a time, each followed by its probes' reads, all sent ahead
             for t in range(steps):

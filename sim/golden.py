@@ -610,18 +610,17 @@ class GoldenModel(StepModel):
             pi, qi = pl.pi, pl.qi
             act = np.flatnonzero(pre_sp[pi] | post_sp[qi])
             pa, qa = pi[act], qi[act]
-            mask = (1 << s.shift) - 1
-            rnd = pl.lfsr[qa] & mask if s.stochastic_rounding else (1 << s.shift) >> 1
+            rnd = arith.stdp_rnd(s.shift, s.stochastic_rounding, pl.lfsr[qa])
             dw = arith.stdp_dw(
                 pl.x[pa], pl.y[qa], pre_sp[pa], post_sp[qa], s.a_plus, s.a_minus, s.shift, rnd
             )
-            w = np.clip(pl.w[act] + dw, s.w_min, s.w_max)
+            w = arith.stdp_weight(pl.w[act], dw, s.w_min, s.w_max)
             pl.w[act] = w
             self.syn_val[pl.gsyn[act]] = w << pl.proj.weight_exp
             if any_pre:
-                np.minimum(pl.x + np.where(pre_sp, s.bump_pre, 0), P.TRACE_MAX, out=pl.x)
+                pl.x[:] = arith.trace_bump(pl.x, s.bump_pre, pre_sp)
             if any_post:
-                np.minimum(pl.y + np.where(post_sp, s.bump_post, 0), P.TRACE_MAX, out=pl.y)
+                pl.y[:] = arith.trace_bump(pl.y, s.bump_post, post_sp)
 
     def weights(self, name: str) -> np.ndarray:
         for pl in self.plastic:

@@ -57,7 +57,7 @@ class SlipBench(wiring.Component):
         self._lr = SlipReceiver(timeout=TIMEOUT)
         body = stream.Signature(self._s.i_body.payload.shape())
         frame = self._r.o_frame.signature
-        addr = len(self._r.rd_addr)
+        addr = len(self._r.buf.addr)
         super().__init__(
             {
                 "s_i_body": In(body),
@@ -87,10 +87,10 @@ class SlipBench(wiring.Component):
         wiring.connect(m, ls.o_tx, lr.i_rx)
         wiring.connect(m, lr.o_frame, wiring.flipped(self.l_o_frame))
         m.d.comb += [
-            r.rd_addr.eq(self.r_rd_addr),
-            self.r_rd_data.eq(r.rd_data),
-            lr.rd_addr.eq(self.l_rd_addr),
-            self.l_rd_data.eq(lr.rd_data),
+            r.buf.addr.eq(self.r_rd_addr),
+            self.r_rd_data.eq(r.buf.data),
+            lr.buf.addr.eq(self.l_rd_addr),
+            self.l_rd_data.eq(lr.buf.data),
         ]
         return m
 
