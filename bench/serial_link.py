@@ -88,6 +88,7 @@ class CountingTransport:
 
     def __init__(self, inner):  # type: ignore[no-untyped-def]
         self.inner = inner
+        self.send_ahead = inner.send_ahead
         self.sent = 0
         self.received = 0
 
@@ -139,6 +140,20 @@ def main() -> int:
     print(f"network: {args.neurons} neurons spiking every {args.period} steps; "
           f"{args.steps} steps; {config.cores} core(s); line {args.baud} baud")  # fmt: skip
     program = build_harness(config, progress=True)
+    # the device's own pace: the same run over an unpaced pipe
+    from spikefab.host.link import PipeTransport
+
+    proc = subprocess.Popen(
+        [str(program), f"+rx-timeout={SIM_TIMEOUT}"], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    pipe = CountingTransport(PipeTransport(proc))
+    with LinkDevice(pipe, timeout=60.0) as device:
+        load(device, image)
+        pipe.received = 0
+        t0 = time.perf_counter()
+        run_network(net, image, device, args.steps, "verilator", load_image=False)
+        free_rate = pipe.received / (time.perf_counter() - t0)
     bridge = PacedBridge([str(program), f"+rx-timeout={SIM_TIMEOUT}"], args.baud / 10)
     try:
         transport = CountingTransport(SerialTransport(bridge.path, args.baud))
@@ -164,6 +179,9 @@ def main() -> int:
     print(f"run: {run_s:.2f} s; {received} bytes from the device, {sent} to it")
     print(f"bytes per reported spike: {received / max(got.n_spikes, 1):.3f}")
     print(f"line rate used, device to host: {received / run_s / line:.1%} of {args.baud} baud")
+    limit = "the line" if free_rate > line else "the simulation (it cannot fill the line)"
+    print(f"the device unpaced (a pipe): {free_rate / 1e3:.0f} kB/s against the line's "
+          f"{line / 1e3:.0f} kB/s: the limit is {limit}")  # fmt: skip
     return 0
 
 
