@@ -180,18 +180,16 @@ class CoreConfig:
 
     @property
     def cfg_request_layout(self) -> data.StructLayout:
-        return data.StructLayout(
-            {
-                "write": unsigned(1),
-                "mem": CoreMem,
-                "addr": unsigned(self.addr_bits),
-                "data": unsigned(CFG_DATA_BITS),
-            }
-        )
+        """The configuration request of the core (:mod:`spikefab.hdl.cfg_bus`)."""
+        from spikefab.hdl.cfg_bus import cfg_request_layout
+
+        return cfg_request_layout(CoreMem, self.addr_bits)
 
     @property
     def cfg_reply_layout(self) -> data.StructLayout:
-        return data.StructLayout({"data": unsigned(CFG_DATA_BITS)})
+        from spikefab.hdl.cfg_bus import cfg_reply_layout
+
+        return cfg_reply_layout()
 
     def layout_of(self, mem: CoreMem) -> data.StructLayout:
         """Return the layout of one word of a core memory."""
