@@ -83,28 +83,6 @@ class PacedBridge:
         os.close(self._slave)
 
 
-class CountingTransport:
-    """Wraps a transport and counts the bytes each way."""
-
-    def __init__(self, inner):  # type: ignore[no-untyped-def]
-        self.inner = inner
-        self.send_ahead = inner.send_ahead
-        self.sent = 0
-        self.received = 0
-
-    def write(self, data: bytes) -> None:
-        self.sent += len(data)
-        self.inner.write(data)
-
-    def read(self, timeout: float) -> bytes:
-        data = self.inner.read(timeout)
-        self.received += len(data)
-        return data
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def network(neurons: int, period: int):  # type: ignore[no-untyped-def]
     """LIF neurons that a bias drives to spike every ``period`` steps, and nothing else."""
     from spikefab.mapping.network import NetworkBuilder
@@ -120,7 +98,7 @@ def network(neurons: int, period: int):  # type: ignore[no-untyped-def]
 def main() -> int:
     import spikefab
     from spikefab.hdl.top import SIM_TIMEOUT
-    from spikefab.host.link import LinkDevice, SerialTransport
+    from spikefab.host.link import CountingTransport, LinkDevice, SerialTransport
     from spikefab.host.runtime import check_device, load, run_network
     from spikefab.mapping.hardware import simulated_system
     from spikefab.mapping.image import place_sequential

@@ -59,30 +59,8 @@ def load_full_image(device, image) -> None:  # type: ignore[no-untyped-def]
         device.write(key[0], key[1], lo, [mem.get(a, 0) for a in range(lo, hi)])
 
 
-class CountingTransport:
-    """Wraps a transport and counts the bytes each way."""
-
-    def __init__(self, inner):  # type: ignore[no-untyped-def]
-        self.inner = inner
-        self.send_ahead = inner.send_ahead
-        self.sent = 0
-        self.received = 0
-
-    def write(self, data: bytes) -> None:
-        self.sent += len(data)
-        self.inner.write(data)
-
-    def read(self, timeout: float) -> bytes:
-        data = self.inner.read(timeout)
-        self.received += len(data)
-        return data
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def main() -> int:
-    from spikefab.host.link import LinkDevice
+    from spikefab.host.link import CountingTransport, LinkDevice
     from spikefab.host.runtime import load, run_network
     from spikefab.mapping.hardware import simulated_system
     from spikefab.mapping.image import place_sequential

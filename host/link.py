@@ -34,6 +34,7 @@ from spikefab.hdl.protocol import (
 )
 
 __all__ = [
+    "CountingTransport",
     "DeviceError",
     "DeviceInfo",
     "LinkDevice",
@@ -79,6 +80,28 @@ class Transport(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class CountingTransport(Transport):
+    """Another transport, counting the bytes that go each way (``sent``, ``received``)."""
+
+    def __init__(self, inner: Transport):
+        self.inner = inner
+        self.send_ahead = inner.send_ahead
+        self.sent = 0
+        self.received = 0
+
+    def write(self, data: bytes) -> None:
+        self.sent += len(data)
+        self.inner.write(data)
+
+    def read(self, timeout: float) -> bytes:
+        data = self.inner.read(timeout)
+        self.received += len(data)
+        return data
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class PipeTransport(Transport):
