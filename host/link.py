@@ -380,11 +380,7 @@ class LinkDevice:
         for i in range(0, len(words), per):
             chunk = [int(w) for w in words[i : i + per]]
             body = msg.pack(target, mem, addr + i, len(chunk), items=chunk)
-            what = f"WRITE target {target} mem {mem} addr {addr + i}"
-            if wait and self.transport.send_ahead == 0:
-                self.request(body, what, Op.R_ACK)
-            else:
-                self.submit(body, what, self._expect(Op.R_ACK, what))
+            self._acked(body, f"WRITE target {target} mem {mem} addr {addr + i}", wait)
         if wait:
             self.sync()
 
@@ -398,13 +394,17 @@ class LinkDevice:
         self._note_step(target, mem, addr, [0] * min(count, SystemReg.STEP + 1))
         for i in range(0, count, per):
             body = msg.pack(target, mem, addr + i, min(per, count - i))
-            what = f"CLEAR target {target} mem {mem} addr {addr + i}"
-            if wait and self.transport.send_ahead == 0:
-                self.request(body, what, Op.R_ACK)
-            else:
-                self.submit(body, what, self._expect(Op.R_ACK, what))
+            self._acked(body, f"CLEAR target {target} mem {mem} addr {addr + i}", wait)
         if wait:
             self.sync()
+
+    def _acked(self, body: bytes, what: str, wait: bool) -> None:
+        """Send a request answered by R_ACK: at once and retried where nothing may be sent
+        ahead (a UART), else queued with the requests in flight."""
+        if wait and self.transport.send_ahead == 0:
+            self.request(body, what, Op.R_ACK)
+        else:
+            self.submit(body, what, self._expect(Op.R_ACK, what))
 
     def read(
         self,
