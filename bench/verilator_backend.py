@@ -170,7 +170,7 @@ def main() -> int:
     steps_s = args.steps / run_s
     print()
     print("link figures, protocol 2 against protocol 1:")
-    print(f"  image load: {load_s:.2f} s, {load_sent} bytes (CLEAR + non-zero runs, sent "
+    print(f"  image load: {load_s:.2f} s, {load_sent} bytes (zero stretches cleared, non-zero runs written, sent "
           f"ahead); full image as protocol 1 loaded it, measured now: {full_s:.2f} s, "
           f"{full_sent} bytes: {full_s / load_s:.1f}x faster, "
           f"{full_sent / max(load_sent, 1):.1f}x fewer bytes")  # fmt: skip

@@ -118,7 +118,8 @@ class Image:
     def writes(self) -> list[MemWrite]:
         """Return the requests that load the image, in order (contract 9).
 
-        Every memory is cleared, then its runs of non-zero words are written; each core's
+        Every word of every memory is written once: the stretches of zero words between the
+        runs of non-zero words are cleared, then the runs are written; each core's
         registers come after its other memories, the router's tables after the cores, and
         the system's ``STEP`` register is reset last.
         """
@@ -129,8 +130,14 @@ class Image:
         def memory(target: int, mem: int, depth: int, words: list[int]) -> None:
             if not depth:
                 return
-            out.append(MemWrite(target, mem, 0, None, depth))
-            out.extend(MemWrite(target, mem, a, ws, len(ws)) for a, ws in _runs(words))
+            runs = _runs(words)
+            # clear what the runs leave out (stretches of zero words), then write the runs
+            at = 0
+            for a, ws in [*runs, (depth, [])]:
+                if a > at:
+                    out.append(MemWrite(target, mem, at, None, a - at))
+                at = a + len(ws)
+            out.extend(MemWrite(target, mem, a, ws, len(ws)) for a, ws in runs)
 
         mems = [CoreMem.PARAMS, CoreMem.STATE, CoreMem.AXONS, CoreMem.SYNAPSES, CoreMem.RING]
         mems += [CoreMem.PRE_TRACES, CoreMem.POST_TRACES]  # learning cores only (depth 0 else)

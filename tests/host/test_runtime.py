@@ -163,7 +163,8 @@ def test_system_model_refuses_bad_requests():
 
 
 def test_load_by_writes_equals_a_full_load():
-    """CLEAR + non-zero runs leave every memory as writing every word does."""
+    """Clears of zero stretches + non-zero runs leave every memory as writing every word
+    does, and write each word once."""
     from spikefab.hdl.layouts import SystemMem
     from spikefab.hdl.protocol import Target
     from spikefab.host.runtime import load as load_onto
@@ -173,7 +174,19 @@ def test_load_by_writes_equals_a_full_load():
     )
     image = place_sequential(load(EXAMPLES / "synfire.yaml"), config)
     writes = image.writes()
-    assert sum(w.words is None for w in writes) == 2 * 5 + 2  # every memory cleared once
+    covered: dict[tuple[int, int], np.ndarray] = {}
+    for w in writes[:-1]:
+        if w.target != Target.SYSTEM and w.mem == CoreMem.REGS.value:
+            continue  # the registers that the image sets, not a memory
+        depth = (
+            config.depth_of(SystemMem(w.mem))
+            if w.target == Target.SYSTEM
+            else config.core.depth_of(CoreMem(w.mem))
+        )
+        hits = covered.setdefault((w.target, w.mem), np.zeros(depth, dtype=int))
+        hits[w.addr : w.addr + w.count] += 1
+    assert all((hits == 1).all() for hits in covered.values())  # every word, once
+    assert any(w.words is None for w in writes)
     runs = [w for w in writes[:-1] if w.words is not None and w.mem != CoreMem.REGS.value]
     assert runs and all(w.words[0] and w.words[-1] for w in runs)  # runs of non-zero words
     assert writes[-1].words == [0]  # STEP, last
