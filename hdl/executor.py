@@ -10,7 +10,7 @@ a receive error, a wrong length, an unknown opcode or an address out of range ge
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -29,6 +29,9 @@ from spikefab.hdl.protocol import (
     Op,
     Target,
     frame_info_layout,
+)
+from spikefab.hdl.protocol import (
+    word_size as word_size_of,
 )
 from spikefab.hdl.system import HOST_ITEM, system_request_layout
 
@@ -103,8 +106,8 @@ class Executor(wiring.Component):
         mem_hdr = mem_req.header_size - 1  # the fields after the opcode
         inject_hdr = REQUESTS[Op.INJECT].header_size
         run_hdr = REQUESTS[Op.RUN].header_size
-        word_size = mem_req.item.size
-        assert word_size == 1 << ceil_log2(word_size)
+        word_size = mem_req.item.size  # the cfg bus's words; on the link, wbytes of them
+        assert word_size == 8
         # R_STATUS carries the first registers, in SystemReg order
         assert tuple(SystemReg)[: len(STATUS_REGS)] == STATUS_REGS
         assert REPLIES[Op.R_RUN_END].fields[0].size == 4  # the step, then the spikes: u32s
@@ -118,6 +121,8 @@ class Executor(wiring.Component):
         addr = Signal(abits)
         addr_high = Signal()  # the request's address has bits at or above 2**abits
         count = Signal(16)
+        wlen = Signal(16 + 4)  # count * wbytes: a WRITE's bytes of words, summed in MEM_LEN
+        wrep = Signal(4)
         index = Signal(16)  # loop counter; in a RUN's check, the inputs of a step
         err = Signal(4)
         to_end = Signal(32)  # steps of the run whose end has not been sent yet
@@ -168,6 +173,7 @@ class Executor(wiring.Component):
             "MEM_HDR",
             "WRITE_WORD",
             "WRITE_NEXT",
+            "WRITE_PAD",
             "READ_HDR",
             "INJECT_HDR",
             "SCAN_CHECK",
@@ -183,7 +189,7 @@ class Executor(wiring.Component):
         ]
         ret = Signal(range(len(rets)))
 
-        def load(n: int, then: str, zero: bool = False) -> None:
+        def load(n: int | Value, then: str, zero: bool = False) -> None:
             """Load the next n bytes of the body into fld, then go to ``then``."""
             m.d.sync += [
                 ld_left.eq(n),
@@ -229,6 +235,17 @@ class Executor(wiring.Component):
             for cm in CoreMem:
                 with m.Case(cm.value):
                     m.d.comb += depth.eq(cfg.core.depth_of(cm))
+        # bytes of a word of (target, mem) on the link (protocol.word_size): 8 for none
+        wbytes = Signal(4)
+        m.d.comb += wbytes.eq(word_size)
+        with m.If(target == Target.SYSTEM.value), m.Switch(mem):
+            for sm in SystemMem:
+                with m.Case(sm.value):
+                    m.d.comb += wbytes.eq(word_size_of(cfg, Target.SYSTEM, sm.value))
+        with m.Elif(target < cfg.cores), m.Switch(mem):
+            for cm in CoreMem:
+                with m.Case(cm.value):
+                    m.d.comb += wbytes.eq(word_size_of(cfg, 0, cm.value))
         in_range = Signal()
         m.d.comb += in_range.eq((depth != 0) & ~addr_high & (addr + count <= depth))
 
@@ -279,7 +296,7 @@ class Executor(wiring.Component):
                     m.d.sync += [
                         fld.eq(Cat(fld[8:], Mux(ld_zero, 0, self.buf.data))),
                         ld_left.eq(ld_left - 1),
-                        rd_ptr.eq(rd_next),
+                        rd_ptr.eq(Mux(ld_zero, rd_ptr, rd_next)),  # zeros take no byte
                     ]
                     with m.If(ld_left == 1):
                         go_ret()
@@ -368,13 +385,19 @@ class Executor(wiring.Component):
                     addr_high.eq(a[abits:] != 0),
                     count.eq(field(mem_req, "count")),
                     index.eq(0),
+                    wlen.eq(0),
+                    wrep.eq(0),
                 ]
-                m.next = "MEM_CHECK"
+                m.next = "MEM_LEN"
+            with m.State("MEM_LEN"):  # wlen = count * wbytes, one addition per cycle
+                with m.If(wrep == wbytes):
+                    m.next = "MEM_CHECK"
+                with m.Else():
+                    m.d.sync += [wlen.eq(wlen + count), wrep.eq(wrep + 1)]
             with m.State("MEM_CHECK"):
                 is_write = op == Op.WRITE.value
                 is_read = op == Op.READ.value
-                words_len = count << ceil_log2(word_size)
-                want = Mux(is_write, mem_req.header_size + words_len, mem_req.header_size)
+                want = Mux(is_write, mem_req.header_size + wlen, mem_req.header_size)
                 too_many = is_read & (count > REPLIES[Op.R_DATA].max_items)
                 with m.If((length != want) | too_many):
                     fail(ErrorCode.LENGTH)
@@ -392,7 +415,12 @@ class Executor(wiring.Component):
                 with m.Elif(op == Op.CLEAR.value):
                     m.next = "WRITE_WORD"
                 with m.Else():
-                    load(word_size, "WRITE_WORD")  # the words follow one another in the body
+                    load(wbytes, "WRITE_PAD")  # the words follow one another in the body
+            with m.State("WRITE_PAD"):  # the word's bytes down to fld's bottom, zeros above
+                with m.If(wbytes == word_size):
+                    m.next = "WRITE_WORD"
+                with m.Else():
+                    load(word_size - wbytes, "WRITE_WORD", zero=True)
             with m.State("WRITE_WORD"):
                 m.d.comb += [self.o_cfg.valid.eq(1), self.o_cfg.payload.write.eq(1)]
                 with m.If(self.o_cfg.ready):
@@ -407,7 +435,7 @@ class Executor(wiring.Component):
                         m.next = "READ_REPLY"
             with m.State("READ_REPLY"), m.If(self.i_cfg.valid):
                 m.d.sync += index.eq(index + 1)
-                emit(None, index + 1 == count, "READ_HDR", SRC_CFG, word_size)
+                emit(None, index + 1 == count, "READ_HDR", SRC_CFG, wbytes)
 
             # INJECT: count u16, then count source ids u16; all or nothing
             with m.State("INJECT_HDR"):

@@ -22,12 +22,13 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 
+import numpy as np
 from amaranth.hdl import unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 from spikefab.hdl import params as P
-from spikefab.hdl.layouts import SystemConfig, SystemReg
+from spikefab.hdl.layouts import CoreConfig, CoreMem, SystemConfig, SystemMem, SystemReg
 
 __all__ = [
     "BODY_BYTE",
@@ -61,11 +62,14 @@ __all__ = [
     "encode_frame",
     "frame_info_layout",
     "table_markdown",
+    "word_size",
 ]
 
 #: Version 2: CLEAR, a RUN that carries its steps' injections, spikes as u16 items with an
 #: in-band end of step and the run's totals in R_RUN_END (contract section 10).
-PROTOCOL_VERSION = 2
+#: Version 3: WRITE and R_DATA carry each word in the bytes its memory's layout needs
+#: (:func:`word_size`), not in eight.
+PROTOCOL_VERSION = 3
 
 END = 0xC0
 ESC = 0xDB
@@ -174,6 +178,9 @@ class Message:
         The fixed fields after the opcode, in order.
     item
         The field repeated to the end of the body, if any.
+    sized
+        The items are words of the memory the request addresses: each takes
+        :func:`word_size` bytes, at most ``item.size``.
     doc
         What the frame does (the contract's table says it).
     reply
@@ -185,6 +192,7 @@ class Message:
     item: Field | None = None
     doc: str = ""
     reply: str = ""
+    sized: bool = False
 
     @property
     def header_size(self) -> int:
@@ -212,8 +220,9 @@ class Message:
     def _header(self) -> struct.Struct:
         return struct.Struct("<B" + "".join(_CODES[f.size] for f in self.fields))
 
-    def pack(self, *values: int, items: Sequence[int] = ()) -> bytes:
-        """Return the body of this message with the fields ``values`` and the ``items``.
+    def pack(self, *values: int, items: Sequence[int] = (), size: int | None = None) -> bytes:
+        """Return the body of this message with the fields ``values`` and the ``items``,
+        each ``size`` bytes (a sized message's word size; else the item's size).
 
         Raises
         ------
@@ -232,13 +241,33 @@ class Message:
             return head
         if self.item is None:
             raise ValueError(f"{self.op.name} carries no items")
-        try:
-            return head + struct.pack(f"<{len(items)}{_CODES[self.item.size]}", *items)
-        except struct.error:
-            raise ValueError(f"an item of {self.op.name} does not fit: {list(items)!r}") from None
+        size = self._item_size(size)
+        if size in _CODES:
+            try:
+                return head + struct.pack(f"<{len(items)}{_CODES[size]}", *items)
+            except struct.error:
+                pass
+        else:
+            a = np.asarray(items)
+            if a.dtype.kind in "iu" and a.min() >= 0 and int(a.max()) >> (8 * size) == 0:
+                return head + a.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :size].tobytes()
+        raise ValueError(
+            f"an item of {self.op.name} does not fit {size} byte(s): {list(items)[:8]!r}"
+        )
 
-    def unpack(self, body: bytes) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """Return the fields and the items of a body of this message.
+    def _item_size(self, size: int | None) -> int:
+        assert self.item is not None
+        if size is None:
+            return self.item.size
+        if not self.sized or not 1 <= size <= self.item.size:
+            raise ValueError(f"{self.op.name} items take {self.item.size} bytes, not {size}")
+        return size
+
+    def unpack(
+        self, body: bytes, size: int | None = None
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Return the fields and the items (each ``size`` bytes, as for :meth:`pack`) of a
+        body of this message.
 
         Raises
         ------
@@ -246,7 +275,7 @@ class Message:
             When the body is not one of this message (opcode or length).
         """
         n = self.header_size
-        size = 0 if self.item is None else self.item.size
+        size = 0 if self.item is None else self._item_size(size)
         if (
             not body
             or body[0] != self.op
@@ -255,20 +284,25 @@ class Message:
         ):
             raise LinkError(
                 f"a {self.op.name} body has {n} bytes"
-                + (f" and {self.item.type} items" if size else "")
+                + (f" and {size}-byte items" if size else "")
                 + f", not {len(body)} bytes starting with 0x{body[0] if body else 0:02x}"
             )
         values = self._header.unpack_from(body)[1:]
         if not size:
             return values, ()
         k = (len(body) - n) // size
-        return values, struct.unpack_from(f"<{k}{_CODES[size]}", body, n)
+        if size in _CODES:
+            return values, struct.unpack_from(f"<{k}{_CODES[size]}", body, n)
+        raw = np.zeros((k, 8), dtype=np.uint8)
+        raw[:, :size] = np.frombuffer(body, dtype=np.uint8, offset=n).reshape(k, size)
+        return values, tuple(int(w) for w in raw.view("<u8").ravel())
 
     def row(self) -> str:
         """Return this message's row of the contract's table (section 8.2)."""
         parts = [f"{f.name} {f.type}" for f in self.fields]
         if self.item is not None:
-            parts.append(f"{self.item.name} {self.item.type} ...")
+            kind = "(its memory's size)" if self.sized else self.item.type
+            parts.append(f"{self.item.name} {kind} ...")
         text = ", ".join(parts) or "-"
         cells = [f"`{self.op.name} 0x{self.op.value:02X}`", text, self.doc]
         if self.reply:
@@ -293,6 +327,7 @@ REQUESTS: dict[Op, Message] = {
             _f("word", 8),
             "write count words from addr on",
             "`R_ACK`",
+            sized=True,
         ),
         Message(Op.READ, _MEMORY, doc="read count words (at most 127)", reply="`R_DATA`"),
         Message(
@@ -319,7 +354,7 @@ REPLIES: dict[Op, Message] = {
     m.op: m
     for m in (
         Message(Op.R_ACK, doc="done"),
-        Message(Op.R_DATA, (), _f("word", 8), "the words read"),
+        Message(Op.R_DATA, (), _f("word", 8), "the words read", sized=True),
         Message(
             Op.R_SPIKES,
             (_f("seq", 1),),
@@ -448,6 +483,25 @@ class DeviceInfo:
             features=(Feature.LEARNING if c.learning else 0) | (Feature.STATS if c.stats else 0),
         )
 
+    def config(self) -> SystemConfig:
+        """Return the system's sizes as a SystemConfig (the core's FIFO depth, which the
+        device does not report, at its default)."""
+        return SystemConfig(
+            cores=self.cores,
+            core=CoreConfig(
+                neurons=self.neurons,
+                axons=self.axons,
+                synapses=self.synapses,
+                delay_slots=self.delay_slots,
+                acc_bits=self.acc_bits,
+                learning=self.learning,
+                stats=self.stats,
+            ),
+            sources=self.sources,
+            route_entries=self.route_entries,
+            inject_depth=self.inject_depth,
+        )
+
     def differences(self, other: DeviceInfo) -> list[str]:
         """Return ``"name this (other)"`` for every field that differs."""
         return [
@@ -455,6 +509,26 @@ class DeviceInfo:
             for f in fields(self)
             if getattr(self, f.name) != getattr(other, f.name)
         ]
+
+
+def word_size(config: SystemConfig, target: int, mem: int) -> int:
+    """Return the bytes of one word of memory ``mem`` of ``target`` in WRITE and R_DATA:
+    the bits of the memory's layout rounded up to whole bytes; 8 for a
+    memory the system does not have (its requests are refused with ADDRESS).
+
+    The contract's section 8.2 gives the rule."""
+    try:
+        if target == Target.SYSTEM:
+            sm = SystemMem(mem)
+            bits = config.layout_of(sm).size if config.depth_of(sm) else 0
+        elif 0 <= target < config.cores:
+            cm = CoreMem(mem)
+            bits = config.core.layout_of(cm).size if config.core.depth_of(cm) else 0
+        else:
+            bits = 0
+    except ValueError:
+        bits = 0
+    return (bits + 7) // 8 if bits else 8
 
 
 #: Items of an R_SPIKES frame at most.

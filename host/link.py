@@ -16,8 +16,9 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from spikefab.hdl.layouts import SystemMem, SystemReg
+from spikefab.hdl.layouts import SystemConfig, SystemMem, SystemReg
 from spikefab.hdl.protocol import (
+    MAX_BODY,
     REPLIES,
     REQUESTS,
     STATUS_REGS,
@@ -31,6 +32,7 @@ from spikefab.hdl.protocol import (
     Op,
     Target,
     encode_frame,
+    word_size,
 )
 
 __all__ = [
@@ -225,6 +227,8 @@ class LinkDevice:
         self._inflight: deque[tuple[int, Callable[[Frame], bool], str]] = deque()
         self._inflight_bytes = 0
         self._step: int | None = None  # the number of the next step, once known
+        self._info: DeviceInfo | None = None  # the device's R_INFO, once asked
+        self._config: SystemConfig | None = None  # its sizes, for the words' sizes
         self.transport.write(bytes([0xC0]))  # flush any partial frame on the line
 
     # frames ------------------------------------------------------------------------------
@@ -358,7 +362,16 @@ class LinkDevice:
     def info(self) -> DeviceInfo:
         """Return the device's sizes and versions."""
         reply = self.request(REQUESTS[Op.INFO].pack(), "INFO", Op.R_INFO)
-        return DeviceInfo.from_body(reply.body)
+        self._info = DeviceInfo.from_body(reply.body)
+        self._config = self._info.config()
+        return self._info
+
+    def word_size(self, target: int, mem: int) -> int:
+        """Bytes of a word of ``mem`` of ``target`` on the link (asks INFO once)."""
+        if self._config is None:
+            self.info()
+        assert self._config is not None
+        return word_size(self._config, target, mem)
 
     def _note_step(self, target: int, mem: int, addr: int, words: Sequence[int]) -> None:
         """Follow writes to the STEP register: a run's replies count steps from it."""
@@ -375,11 +388,12 @@ class LinkDevice:
         is raised by a later request or :meth:`sync`.
         """
         msg = REQUESTS[Op.WRITE]
-        per = msg.max_items
+        size = self.word_size(target, mem)
+        per = (MAX_BODY - msg.header_size) // size
         self._note_step(target, mem, addr, words)
         for i in range(0, len(words), per):
             chunk = [int(w) for w in words[i : i + per]]
-            body = msg.pack(target, mem, addr + i, len(chunk), items=chunk)
+            body = msg.pack(target, mem, addr + i, len(chunk), items=chunk, size=size)
             self._acked(body, f"WRITE target {target} mem {mem} addr {addr + i}", wait)
         if wait:
             self.sync()
@@ -421,6 +435,7 @@ class LinkDevice:
         """
         msg = REQUESTS[Op.READ]
         per = REPLIES[Op.R_DATA].max_items
+        size = self.word_size(target, mem)
         out: list[int] = []
         parts = [(i, min(per, count - i)) for i in range(0, count, per)]
         for k, (i, n) in enumerate(parts):
@@ -428,7 +443,7 @@ class LinkDevice:
             what = f"READ target {target} mem {mem} addr {addr + i}"
 
             def take(frame: Frame, n: int = n, last: bool = k == len(parts) - 1) -> None:
-                words = REPLIES[Op.R_DATA].unpack(frame.body)[1]
+                words = REPLIES[Op.R_DATA].unpack(frame.body, size)[1]
                 if len(words) != n:
                     raise LinkError(f"R_DATA of {len(words)} words; expected {n}")
                 out.extend(words)

@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 import pytest
-from spikefab.hdl.layouts import CoreConfig, SystemConfig, SystemReg
+from spikefab.hdl.layouts import CoreConfig, CoreMem, SystemConfig, SystemMem, SystemReg
 from spikefab.hdl.protocol import (
     END,
     ESC,
@@ -22,10 +22,12 @@ from spikefab.hdl.protocol import (
     FrameDecoder,
     LinkError,
     Op,
+    Target,
     crc16,
     crc16_bitwise,
     encode_frame,
     table_markdown,
+    word_size,
 )
 
 CONTRACT = Path(__file__).parents[2] / "docs" / "contract.md"
@@ -67,6 +69,45 @@ def test_pack_names_what_does_not_fit():
         REQUESTS[Op.INFO].pack(1)
 
 
+def test_word_sizes_are_the_layouts_bytes_as_the_contract_says():
+    """The example of contract 8.2 (a 256-neuron learning core) and the rule: whole bytes
+    that hold every bit of the memory's layout, 8 for a memory that does not exist."""
+    cfg = SystemConfig(cores=2, core=CoreConfig(neurons=256, learning=True))
+    text = " ".join(CONTRACT.read_text().split())
+    for mem in CoreMem:
+        n = word_size(cfg, 1, mem.value)
+        bits = cfg.core.layout_of(mem).size
+        assert 8 * (n - 1) < bits <= 8 * n
+        assert f"`{mem.name}` {n}" in text or f"`{mem.name}` word takes {n}" in text, mem
+    for mem in SystemMem:
+        n = word_size(cfg, Target.SYSTEM, mem.value)
+        assert 8 * (n - 1) < cfg.layout_of(mem).size <= 8 * n
+        assert f"`{mem.name}` {n}" in text, mem
+    assert word_size(cfg, 2, CoreMem.STATE.value) == 8  # no core 2
+    assert word_size(cfg, 0, 7) == 5 and word_size(cfg, 0, 9) == 8  # no memory 9
+    plain = SystemConfig(cores=1, core=CoreConfig(neurons=256, learning=False))
+    assert word_size(plain, 0, CoreMem.PRE_TRACES.value) == 8  # no learning unit
+
+
+@pytest.mark.parametrize("size", range(1, 9))
+def test_sized_items_round_trip(size):
+    rng = random.Random(size)
+    words = (*tuple(rng.getrandbits(8 * size) for _ in range(7)), (1 << 8 * size) - 1, 0)
+    for msg, values in ((REQUESTS[Op.WRITE], (3, 4, 5, len(words))), (REPLIES[Op.R_DATA], ())):
+        body = msg.pack(*values, items=words, size=size)
+        assert len(body) == msg.header_size + size * len(words)
+        # little-endian, byte by byte
+        assert body[msg.header_size :] == b"".join(w.to_bytes(size, "little") for w in words)
+        assert msg.unpack(body, size) == (values, words)
+        with pytest.raises(ValueError, match=f"does not fit {size} byte"):
+            msg.pack(*values, items=[1 << 8 * size], size=size)
+        if size > 1:  # a body that does not end on a whole word
+            with pytest.raises(LinkError, match=f"{size}-byte items"):
+                msg.unpack(body + b"\x00", size)
+    with pytest.raises(ValueError, match="INJECT items take 2 bytes"):
+        REQUESTS[Op.INJECT].pack(1, items=[1], size=size)
+
+
 def test_device_info_from_config():
     cfg = SystemConfig(cores=3, core=CoreConfig(neurons=64, learning=True, stats=False))
     info = DeviceInfo.from_config(cfg)
@@ -78,6 +119,7 @@ def test_device_info_from_config():
     diff = info.differences(other)
     assert "cores 3 (expected 2)" in diff and "inject_depth 256 (expected 8)" in diff
     assert any(d.startswith("features") for d in diff)
+    assert info.config() == cfg and DeviceInfo.from_config(info.config()) == info
 
 
 def ref_encode(body: bytes) -> bytes:

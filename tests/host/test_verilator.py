@@ -15,7 +15,7 @@ import time
 import pytest
 from spikefab.hdl.executor import info_bytes
 from spikefab.hdl.layouts import CoreConfig, CoreMem, SystemConfig, SystemMem, pack
-from spikefab.hdl.protocol import ErrorCode, FrameDecoder, Op, Target, encode_frame
+from spikefab.hdl.protocol import ErrorCode, FrameDecoder, Op, Target, encode_frame, word_size
 from spikefab.host.link import DeviceError, LinkDevice
 from spikefab.host.verilator import open_verilator
 from spikefab.sim.verilator import build_harness
@@ -210,7 +210,10 @@ def test_raw_frames_match_the_host_decoder(device):
     decoder, frames, deadline = FrameDecoder(), [], time.monotonic() + TIMEOUT
     while not frames and time.monotonic() < deadline:
         frames += list(decoder.feed(device.transport.read(0.5)))
-    assert [f.body for f in frames] == [bytes([Op.R_DATA]) + struct.pack("<4Q", *words)]
+    size = word_size(CONFIG, 1, CoreMem.STATE.value)  # the layout's bytes (contract 8.2)
+    assert size < 8
+    body = bytes([Op.R_DATA]) + b"".join(w.to_bytes(size, "little") for w in words)
+    assert [f.body for f in frames] == [body]
     assert frames[0].error is None
 
 
