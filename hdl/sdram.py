@@ -252,7 +252,8 @@ def sdram_pins_signature(geometry: SDRAMGeometry) -> wiring.Signature:
 
 def sdram_request_layout(geometry: SDRAMGeometry) -> data.StructLayout:
     """Return the layout of a request: ``addr`` (the first word), ``len`` (words, 1 ..
-    columns; 0 is a request of nothing) and ``write`` (1: write, 0: read)."""
+    columns; 0 is a request of nothing; a longer run wraps in its row again) and ``write``
+    (1: write, 0: read)."""
     return data.StructLayout(
         {
             "addr": unsigned(geometry.addr_bits),
@@ -304,6 +305,12 @@ class SDRAMController(wiring.Component):
     Initialisation after reset: NOPs with DQM high for the power-up wait, PRECHARGE ALL,
     ``init_refreshes`` REFRESH commands, LOAD MODE REGISTER, and after tMRD ``ready``
     rises; requests are taken from then on.
+
+    Pins: every output comes from a register, and ``dq_i`` goes into one. The SDRAM takes
+    a command at the rising edge that ends the clock it is on the pins, and the word of a
+    READ taken at edge ``e`` is sampled into the ``dq_i`` register at edge ``e`` + CAS
+    latency: the SDRAM's clock is the controller's, in phase, and the board's delays with
+    the SDRAM's access time (tAC) fit in one clock.
 
     Parameters
     ----------
