@@ -17,6 +17,13 @@ AS4C32M16SB's rules (speed grade -7) with the rule's name. Its limits in clocks 
   random short runs (printed).
 * A controller built with tRCD one clock short, and one that refreshes too rarely, are caught
   by the model.
+
+On Icarus and Verilator, the controller's Verilog and the Verilog SDRAM model
+(``sim/sdram/sdram_model.v``, a 1024-column part with 16 rows per bank here) run together in
+a wrapper written here: random runs with idle cycles and backpressure under a short refresh
+window, read back against a dict, with the model's ``violation`` low throughout; and the
+same two faulty controllers, which the model must flag with the rules ``tRCD`` and
+``refresh``.
 """
 
 from __future__ import annotations
@@ -24,8 +31,11 @@ from __future__ import annotations
 import gc
 import itertools
 import math
+import os
 import random
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from amaranth.sim import Simulator
@@ -36,6 +46,18 @@ from spikefab.hdl.sdram import (
     SDRAMTiming,
     sdram_request_layout,
 )
+
+HERE = Path(__file__).parent
+ROOT = HERE.parents[1]
+MODEL = ROOT / "sim" / "sdram" / "sdram_model.v"
+
+try:
+    import cocotb
+    from cocotb.clock import Clock
+    from cocotb.triggers import FallingEdge, ReadOnly
+    from streams import StreamSink, StreamSource, random_pauses, random_stalls
+except ImportError:  # the pytest side reports the missing tool
+    cocotb = None
 
 #: The AS4C32M16SB's figures, speed grade -7 (datasheet Table 16), in ns.
 DATASHEET_NS = {
@@ -754,3 +776,240 @@ def test_clock_counts() -> None:
     )
     assert (c50.refi, c50.power_up, c50.cas_latency) == (390, 10000, 2)
     assert SDRAMTiming().clocks(125e6).cas_latency == 3
+
+
+# -- the controller and the Verilog model ----------------------------------------------------------
+#: The controller's geometry on the Verilog model: 64 of the part's 1024 columns.
+RTL_GEOMETRY = SMALL
+RTL_CLK = 50e6
+RTL_ROWS, RTL_WINDOW_NS = 32, 40_000.0  # 32 refreshes in 40 us: 2000 clocks
+RTL_POWER_UP_NS = 400.0
+#: What each case builds the controller with, and the model's rule it must break (None: none).
+RTL_CASES: dict[str, tuple[SDRAMTiming, str | None]] = {
+    "clean": (refresh_timing(RTL_ROWS, RTL_WINDOW_NS / 1000), None),
+    # tRCD one clock short of the datasheet's at 50 MHz (20 ns, not 21)
+    "tRCD": (
+        SDRAMTiming(
+            t_power_up=RTL_POWER_UP_NS,
+            t_ref=RTL_WINDOW_NS,
+            refreshes=RTL_ROWS,
+            t_rcd=1e9 / RTL_CLK * (limits(RTL_CLK)["tRCD"] - 1),
+        ),
+        "tRCD",
+    ),
+    # refreshes paced for a window 8 times the model's
+    "refresh": (refresh_timing(RTL_ROWS, 8 * RTL_WINDOW_NS / 1000), "refresh"),
+}
+
+
+def model_rules() -> dict[str, int]:
+    """The model's rule codes by name, read from its source (``R_X = 8'dN`` and
+    ``R_X: rule_name = "name"``)."""
+    text = MODEL.read_text()
+    codes = dict(re.findall(r"(R_[A-Z_]+) = 8'd(\d+)", text))
+    names = dict(re.findall(r'(R_[A-Z_]+): rule_name = "(\w+)"', text))
+    return {name: int(codes[sym]) for sym, name in names.items()}
+
+
+def rtl_bench_verilog(ctrl: SDRAMController) -> str:
+    """A top ``sdram_ctrl_bench``: the controller (module ``sdram_ctrl``) on the model."""
+    geo, clk = ctrl.geometry, ctrl.clk_freq
+    clk_ps = round(1e12 / clk)
+    req_bits = sdram_request_layout(geo).size
+    a_pad = 13 - geo.a_bits
+    a = "ctrl_a" if a_pad == 0 else f"{{{a_pad}'d0, ctrl_a}}"
+    return f"""`default_nettype none
+module sdram_ctrl_bench (
+    input wire clk,
+    input wire rst,
+    input wire i_request__valid,
+    output wire i_request__ready,
+    input wire [{req_bits - 1}:0] i_request__payload,
+    input wire i_wdata__valid,
+    output wire i_wdata__ready,
+    input wire [15:0] i_wdata__payload,
+    output wire o_rdata__valid,
+    input wire o_rdata__ready,
+    output wire [16:0] o_rdata__payload,
+    output wire ready,
+    output wire violation,
+    output wire [7:0] rule,
+    output wire [31:0] refreshes,
+    output wire [63:0] cycle
+);
+    wire cke, cs_n, ras_n, cas_n, we_n, dq_oe, dq_drive;
+    wire [1:0] ba, dqm, model_oe;
+    wire [{geo.a_bits - 1}:0] ctrl_a;
+    wire [15:0] dq_o, model_dq;
+    sdram_ctrl ctrl (
+        .clk(clk), .rst(rst),
+        .i_request__valid(i_request__valid), .i_request__ready(i_request__ready),
+        .i_request__payload(i_request__payload),
+        .i_wdata__valid(i_wdata__valid), .i_wdata__ready(i_wdata__ready),
+        .i_wdata__payload(i_wdata__payload),
+        .o_rdata__valid(o_rdata__valid), .o_rdata__ready(o_rdata__ready),
+        .o_rdata__payload(o_rdata__payload),
+        .ready(ready),
+        .sdram__cke(cke), .sdram__cs_n(cs_n), .sdram__ras_n(ras_n), .sdram__cas_n(cas_n),
+        .sdram__we_n(we_n), .sdram__ba(ba), .sdram__a(ctrl_a), .sdram__dqm(dqm),
+        .sdram__dq_o(dq_o), .sdram__dq_oe(dq_oe), .sdram__dq_i(model_dq)
+    );
+    sdram_model #(
+        .ROW_BITS({geo.row_bits}),
+        .COL_BITS(10),
+        .CLK_PS({clk_ps}),
+        .TREF_CYCLES({math.floor(RTL_WINDOW_NS * 1000 / clk_ps)}),
+        .REFRESH_ROWS({RTL_ROWS}),
+        .INIT_CYCLES({math.ceil(RTL_POWER_UP_NS * 1000 / clk_ps)}),
+        .FATAL(0)
+    ) model (
+        .clk(clk), .cke(cke), .cs_n(cs_n), .ras_n(ras_n), .cas_n(cas_n), .we_n(we_n),
+        .ba(ba), .a({a}), .dqm(dqm), .dq_i(dq_o), .dq_oe_ctrl(dq_oe),
+        .dq_o(model_dq), .dq_oe(model_oe), .dq_drive(dq_drive),
+        .violation(violation), .rule(rule), .refreshes(refreshes), .cycle(cycle)
+    );
+endmodule
+`default_nettype wire
+"""
+
+
+if cocotb is not None:
+
+    def _seed() -> int:
+        return int(os.environ.get("SPIKEFAB_SEED", "1"))
+
+    async def _start(dut) -> None:  # type: ignore[no-untyped-def]
+        """Start the clock, reset the controller, wait for ``ready``."""
+        cocotb.start_soon(Clock(dut.clk, round(1e12 / RTL_CLK), unit="ps").start())
+        dut.rst.value = 1
+        dut.i_request__valid.value = 0
+        dut.i_wdata__valid.value = 0
+        dut.o_rdata__ready.value = 0
+        for _ in range(3):
+            await FallingEdge(dut.clk)
+        dut.rst.value = 0
+        for _ in range(2000):
+            await FallingEdge(dut.clk)
+            if int(dut.ready.value):
+                return
+        raise AssertionError("ready did not rise")
+
+    def _request(addr: int, length: int, write: int) -> int:
+        layout = sdram_request_layout(RTL_GEOMETRY)
+        return layout.const({"addr": addr, "len": length, "write": write}).as_value().value
+
+    def _decode(bits: int) -> tuple[int, int]:
+        return bits & 0xFFFF, bits >> 16
+
+    @cocotb.test()
+    async def controller_on_model(dut) -> None:  # type: ignore[no-untyped-def]
+        """Random runs, idle write data and stalled reads, over several refresh windows."""
+        rng = random.Random(_seed())
+        await _start(dut)
+        requests = StreamSource(dut, "i_request")
+        wdata = StreamSource(dut, "i_wdata", pause=random_pauses(rng, 0.15))
+        rdata = StreamSink(
+            dut, "o_rdata", pause=random_stalls(rng, 0.15, 0.01, (50, 300)), decode=_decode
+        )
+        geo = RTL_GEOMETRY
+        memory: dict[int, int] = {}
+        expected: list[int] = []
+        ends: list[int] = []  # index of each read request's last word
+        start = int(dut.cycle.value)
+        for _ in range(40):
+            runs = []
+            for _ in range(rng.randint(1, 6)):
+                addr = rng.randrange(1 << geo.addr_bits)
+                length = rng.randint(1, geo.columns)
+                runs.append((addr, length))
+                requests.send_nowait(_request(addr, length, 1))
+                for a in run_addresses(addr, length, geo):
+                    memory[a] = rng.getrandbits(16)
+                    wdata.send_nowait(memory[a])
+            rng.shuffle(runs)
+            for addr, length in runs:
+                requests.send_nowait(_request(addr, length, 0))
+                expected += [memory[a] for a in run_addresses(addr, length, geo)]
+                ends.append(len(expected) - 1)
+        got = []
+        while len(got) < len(expected):
+            got.append(await rdata.recv(limit=5000))
+            if int(dut.violation.value):
+                break
+        await ReadOnly()
+        assert int(dut.violation.value) == 0, f"the model flagged rule {int(dut.rule.value)}"
+        assert [d for d, _ in got] == expected
+        assert [i for i, (_, last) in enumerate(got) if last] == ends
+        clocks = int(dut.cycle.value) - start
+        windows = clocks * (1e12 / RTL_CLK) / (RTL_WINDOW_NS * 1000)
+        assert windows > 3, f"{clocks} clocks: too few refresh windows to mean anything"
+        refreshes = int(dut.refreshes.value)
+        assert refreshes >= INIT_REFRESHES + math.floor(windows) * RTL_ROWS
+        dut._log.info(f"{len(expected)} words read in {clocks} clocks, {refreshes} refreshes")
+
+    @cocotb.test()
+    async def faulty_controller_is_flagged(dut) -> None:  # type: ignore[no-untyped-def]
+        """A few runs, then idle for two refresh windows: the model flags the expected rule."""
+        await _start(dut)
+        requests = StreamSource(dut, "i_request")
+        wdata = StreamSource(dut, "i_wdata")
+        rdata = StreamSink(dut, "o_rdata", decode=_decode)
+        for addr in (0, 100, 700):
+            requests.send_nowait(_request(addr, 8, 1))
+            requests.send_nowait(_request(addr, 8, 0))
+            for i in range(8):
+                wdata.send_nowait(addr + i)
+        for _ in range(24):
+            await rdata.recv(limit=5000)
+        limit = 2 * math.ceil(RTL_WINDOW_NS * RTL_CLK / 1e9)
+        for _ in range(limit):
+            await FallingEdge(dut.clk)
+            if int(dut.violation.value):
+                break
+        expect = os.environ["SDRAM_EXPECT_RULE"]
+        assert int(dut.violation.value) == 1, f"no violation flagged, {expect} expected"
+        assert int(dut.rule.value) == model_rules()[expect]
+
+
+SIMS = ("icarus", "verilator")
+
+
+def run_on_model(sim: str, case: str, testcase: str) -> None:
+    from spikefab.sim.rtl import run_cocotb, write_verilog
+
+    timing, expect = RTL_CASES[case]
+    build = ROOT / "sim_build" / "sdram_controller" / f"{case}-{sim}"
+    ctrl = SDRAMController(RTL_GEOMETRY, timing, RTL_CLK, refresh_postpone=3)
+    bench = build / "sdram_ctrl_bench.v"
+    text = rtl_bench_verilog(ctrl)
+    verilog = write_verilog(ctrl, "sdram_ctrl", build / "sdram_ctrl.v")
+    if not bench.exists() or bench.read_text() != text:
+        bench.write_text(text)
+    env = {"SDRAM_EXPECT_RULE": expect or ""}
+    run_cocotb(
+        sim,
+        [verilog, MODEL, bench],
+        "sdram_ctrl_bench",
+        "test_sdram_controller",
+        test_dir=HERE,
+        build_dir=build,
+        extra_env=env,
+        testcase=testcase,
+    )
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_controller_on_model(sim: str) -> None:
+    run_on_model(sim, "clean", "controller_on_model")
+
+
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("case", ["tRCD", "refresh"])
+def test_model_flags_faulty_controller(sim: str, case: str) -> None:
+    run_on_model(sim, case, "faulty_controller_is_flagged")
+
+
+def test_model_rule_codes() -> None:
+    rules = model_rules()
+    assert rules["tRCD"] != rules["refresh"]
+    assert {"tRCD", "refresh", "contention", "tWR"} <= set(rules)
