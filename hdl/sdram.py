@@ -49,7 +49,9 @@ class SDRAMTiming:
     """Timing figures of an SDR SDRAM, in ns unless named otherwise.
 
     The defaults are the AS4C32M16SB's, speed grade -7 (the ULX3S's part), from its
-    datasheet's table of A.C. characteristics (Table 16) and its power-up sequence:
+    datasheet's table of A.C. characteristics (Table 16) and features list. The power-up
+    figures are the usual ones of the family's datasheets (its own power-up page was not
+    at hand): 200 us, and 8 REFRESH commands, which also meets parts that ask for 2.
 
     ==================  ===============  ========  =========================================
     field               datasheet        default   meaning
@@ -72,7 +74,8 @@ class SDRAMTiming:
     ``t_ck_cl3``        tCK (CL = 3)     7         shortest clock period at CAS latency 3
     ==================  ===============  ========  =========================================
 
-    The average refresh interval tREFI is ``t_ref / refreshes`` (7.8125 us).
+    The average refresh interval tREFI is ``t_ref / refreshes`` (7.8125 us). tRC is
+    tRAS + tRP for this part, so it never binds a controller that meets both.
     """
 
     t_rcd: float = 21.0
