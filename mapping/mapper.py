@@ -267,12 +267,19 @@ class Mapping:
             )
             sl = slice(off, off + p.size)
             params[self.assignment.core[sl] * N + self.assignment.slot[sl]] = word
-        state = pack(NEURON_STATE, {"u": 0, "v": 0, "ref": 0})
+        # the state before the first step: u = 0, ref = 0, v = initial_v (0 when not given)
+        v0 = np.zeros(C * N, dtype=np.int64)
+        for name, off in f.lif_offset.items():
+            p = f.net.populations[name]
+            if p.v0 is not None:
+                sl = slice(off, off + p.size)
+                v0[self.assignment.core[sl] * N + self.assignment.slot[sl]] = p.v0
+        state = pack_array(NEURON_STATE, u=0, v=v0, ref=0)
         for k in range(C):
             t = self.cores[k] if k < len(self.cores) else None
             words: dict[CoreMem, list[int]] = {
                 CoreMem.PARAMS: params[k * N : (k + 1) * N].tolist(),
-                CoreMem.STATE: [state] * N,
+                CoreMem.STATE: state[k * N : (k + 1) * N].tolist(),
             }
             if t is not None and t.axons:
                 words[CoreMem.AXONS] = pack_array(

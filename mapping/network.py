@@ -254,6 +254,10 @@ class Population:
     scale: float = 1.0
     #: A spike source the network gives itself (a NIR bias), not one of its inputs.
     internal: bool = False
+    #: ``v`` of each neuron before the first step, in fixed point (``initial_v``; 0 if None).
+    v0: np.ndarray | None = None
+    #: The same in the population's own units, for the float reference.
+    v0_real: np.ndarray | None = None
 
     @property
     def is_source(self) -> bool:
@@ -516,6 +520,43 @@ def _resolve_neuron(
     return lif, ph, real, scale
 
 
+def _resolve_initial_v(
+    probs: _Problems, path: Path_, spec: S.ValueSpec, pop: Population, notes: list[Q.Rounding]
+) -> bool:
+    """Set ``pop.v0`` (fixed point) and ``pop.v0_real`` from ``initial_v``, in the
+    population's units (scaled like ``v_threshold`` for a physical neuron)."""
+    physical = pop.physical is not None
+    vals = _values(probs, path, spec, pop.size, not physical, f"population {pop.name}", "neuron")
+    if vals is None:
+        return False
+    fixed = np.rint(vals * pop.scale) if physical else vals
+    bad = (fixed < P.V_MIN) | (fixed > P.V_MAX)
+    if bad.any():
+        k = int(np.argmax(bad))
+        lo, hi = P.V_MIN / pop.scale, P.V_MAX / pop.scale
+        probs.add(
+            (*path, k) if spec.kind == "list" else path,
+            f"neuron {k}: v {float(vals[k]):g} is outside what v holds; accepted: "
+            f"{lo:.6g} .. {hi:.6g}" + (" (the population's units)" if physical else ""),
+        )
+        return False
+    pop.v0 = fixed.astype(np.int64)
+    pop.v0_real = vals.astype(np.float64)
+    if physical:
+        err = np.abs(fixed / pop.scale - vals)
+        k = int(np.argmax(err))
+        notes.append(
+            Q.Rounding(
+                f"{pop.name}.initial_v",
+                f"{spec.kind}",
+                "v in fixed point",
+                f"within {float(err[k]):.3g} of the values given",
+                float(err[k] / abs(vals[k])) if vals[k] else 0.0,
+            )
+        )
+    return True
+
+
 def _resolve_source(
     probs: _Problems, path: Path_, p: S.PopulationSpec, dt_ms: float, base: Path | None
 ) -> SpikeSource | None:
@@ -698,9 +739,16 @@ def _bernoulli_positions(total: int, p: float, seed: int) -> np.ndarray:
 
 
 def _values(
-    probs: _Problems, path: Path_, v: S.ValueSpec, n: int, integer: bool
+    probs: _Problems,
+    path: Path_,
+    v: S.ValueSpec,
+    n: int,
+    integer: bool,
+    owner: str = "the projection",
+    unit: str = "synapse",
 ) -> np.ndarray | None:
-    """Expand a weight or delay spec into one value per synapse."""
+    """Expand a weight, delay or initial value spec into one value per synapse (or per
+    ``unit`` of ``owner``)."""
     allowed = {
         "constant": ("value",),
         "list": ("values",),
@@ -729,8 +777,10 @@ def _values(
         if len(v.values) != n:
             probs.add(
                 path,
-                f"lists {len(v.values)} values but the projection has {n} synapses; give one "
-                "value per synapse in connection order, or a scalar",
+                f"lists {len(v.values)} values but {owner} has {n} {unit}s; give one "
+                f"value per {unit}"
+                + (" in connection order" if unit == "synapse" else "")
+                + ", or a scalar",
             )
             return None
         out = np.asarray(v.values, dtype=np.float64)
@@ -843,6 +893,8 @@ def resolve(
             probs.add((*path, "internal"), "only a spike_source can be internal")
         pop.internal = p.internal
         if p.kind == "spike_source":
+            if p.initial_v is not None:
+                probs.add((*path, "initial_v"), "a spike_source has no v; remove the key")
             pop.source = _resolve_source(probs, path, p, dt, base)
             if pop.source is None:
                 pop.source = SpikeSource("explicit", np.zeros(0, np.int64), np.zeros(0, np.int64))
@@ -867,6 +919,10 @@ def resolve(
                 broken.add(name)
                 continue
             pop.neuron, pop.physical, pop.real, pop.scale = lif, ph, real, scale
+            if p.initial_v is not None and not _resolve_initial_v(
+                probs, (*path, "initial_v"), p.initial_v, pop, notes
+            ):
+                broken.add(name)
 
     projs: list[Projection] = []
     names: set[str] = set()
@@ -1207,6 +1263,7 @@ def _fields_at(loc: tuple) -> list[str]:
         sub = {
             (S.PopulationSpec, "neuron"): S.NeuronSpec,
             (S.PopulationSpec, "poisson"): S.PoissonSpec,
+            (S.PopulationSpec, "initial_v"): S.ValueSpec,
             (S.ProjectionSpec, "connect"): S.ConnectSpec,
             (S.ProjectionSpec, "weight"): S.ValueSpec,
             (S.ProjectionSpec, "delay"): S.ValueSpec,
@@ -1245,13 +1302,23 @@ class NetworkBuilder:
             "probes": [],
         }
 
-    def population(self, name: str, size: int, neuron: Any = None, **neuron_keys: Any) -> str:
-        """Add a LIF population, in fixed point (``du=...``) or physical units."""
+    def population(
+        self,
+        name: str,
+        size: int,
+        neuron: Any = None,
+        initial_v: Any = None,
+        **neuron_keys: Any,
+    ) -> str:
+        """Add a LIF population, in fixed point (``du=...``) or physical units; ``initial_v``
+        as in a YAML file (a scalar, an array, or a distribution's mapping)."""
         if neuron is not None:
             if isinstance(neuron, LIFParams | PhysicalLIF):
                 neuron = dict(neuron.__dict__)
             neuron_keys = {**dict(neuron), **neuron_keys}
         self._doc["populations"][name] = {"size": size, "neuron": neuron_keys}
+        if initial_v is not None:
+            self._doc["populations"][name]["initial_v"] = _plain(initial_v)
         return name
 
     def spike_source(

@@ -48,18 +48,6 @@ class PoissonSpec(_Spec):
     seed: int
 
 
-class PopulationSpec(_Spec):
-    """A population: LIF neurons (``neuron:``) or a spike source (``kind: spike_source``)."""
-
-    kind: Literal["lif", "spike_source"] = "lif"
-    size: int
-    neuron: NeuronSpec | None = None
-    times: list[list[int]] | None = None
-    poisson: PoissonSpec | None = None
-    file: str | None = None
-    internal: bool = False
-
-
 class ConnectSpec(_Spec):
     kind: Literal["all_to_all", "one_to_one", "fixed_probability", "list"]
     p: float | None = None
@@ -96,6 +84,24 @@ class ValueSpec(_Spec):
         if isinstance(value, list):
             return {"kind": "list", "values": value}
         return value
+
+
+class PopulationSpec(_Spec):
+    """A population: LIF neurons (``neuron:``) or a spike source (``kind: spike_source``)."""
+
+    kind: Literal["lif", "spike_source"] = "lif"
+    size: int
+    neuron: NeuronSpec | None = None
+    times: list[list[int]] | None = None
+    poisson: PoissonSpec | None = None
+    file: str | None = None
+    internal: bool = False
+    initial_v: ValueSpec | None = None
+
+    @field_validator("initial_v", mode="before")
+    @classmethod
+    def _initial_v(cls, value: Any) -> Any:
+        return ValueSpec.normalize(value)
 
 
 class STDPSpec(_Spec):

@@ -513,6 +513,8 @@ class GoldenModel(StepModel):
             if p.neuron is None:
                 continue
             sl = slice(self.offset[p.name], self.offset[p.name] + p.size)
+            if p.v0 is not None:
+                self.v[sl] = p.v0
             for k, col in cols.items():
                 col[sl] = getattr(p.neuron, k)
             self.subtract[sl] = p.neuron.reset == "subtract"

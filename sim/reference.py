@@ -52,6 +52,8 @@ class FloatReference(StepModel):
                 continue
             sl = slice(self.offset[p.name], self.offset[p.name] + p.size)
             r = p.real
+            if p.v0_real is not None:
+                self.v[sl] = p.v0_real
             self.alpha[sl], self.beta[sl], self.theta[sl] = r.alpha, r.beta, r.theta
             self.bias[sl], self.refractory[sl], self.subtract[sl] = r.bias, r.refractory, r.subtract
 

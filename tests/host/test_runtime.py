@@ -64,6 +64,10 @@ def _random_net(seed: int):
     b = NetworkBuilder(f"r{seed}")
     b.spike_source("inp", 20, poisson={"rate_hz": 100, "seed": seed})
     sizes = [int(x) for x in rng.integers(5, 40, size=3)]
+
+    def seeded(**kw):
+        return {**kw, "seed": int(rng.integers(1_000_000))}
+
     for k, n in enumerate(sizes):
         b.population(
             f"p{k}",
@@ -73,10 +77,8 @@ def _random_net(seed: int):
             vth=int(rng.integers(50, 600)),
             refractory=int(rng.integers(0, 4)),
             reset=str(rng.choice(["zero", "subtract"])),
+            initial_v=seeded(kind="uniform", low=-200, high=int(rng.integers(0, 40000))),
         )
-
-    def seeded(**kw):
-        return {**kw, "seed": int(rng.integers(1_000_000))}
 
     for pre in ["inp", "p0", "p1", "p2"]:
         for k in range(3):

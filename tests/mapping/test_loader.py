@@ -338,3 +338,60 @@ def test_spike_file_source(tmp_path):
         r"and neurons 0..1",
     ):
         load(tmp_path / "net.yaml")
+
+
+def test_initial_v_in_physical_and_fixed_units():
+    """v before the first step: scaled like v_threshold, or raw fixed point; with no input,
+    the float reference decays it exactly as exp(-k dt / tau_mem), and the golden model
+    stays within its fixed-point rounding of that."""
+    from spikefab.hdl import params as P
+    from spikefab.sim.golden import GoldenModel
+    from spikefab.sim.reference import FloatReference
+
+    b = NetworkBuilder("iv", dt_ms=1.0)
+    b.population("a", 4, tau_syn_ms=5, tau_mem_ms=20, v_threshold=10.0, initial_v=[0, 5, 9.5, 25])
+    b.population("f", 3, du=100, dv=200, vth=300, initial_v={"kind": "uniform", "low": -50,
+                                                              "high": 50, "seed": 3})  # fmt: skip
+    b.probe("a", "v")
+    net = b.build()
+    a, f = net.populations["a"], net.populations["f"]
+    np.testing.assert_array_equal(a.v0, np.rint(np.array([0, 5, 9.5, 25]) * a.scale))
+    want_f = np.random.default_rng(3).integers(-50, 51, size=3)
+    np.testing.assert_array_equal(f.v0, want_f)
+    steps = 6
+    ref = FloatReference(net).run(steps)
+    gold = GoldenModel(net).run(steps)
+    # neuron 3 starts above threshold and spikes at step 0; the others never do
+    pop = net.populations["a"].index
+    assert list(zip(gold.step[gold.population == pop], gold.neuron[gold.population == pop],
+                    strict=True)) == [(0, 3)]  # fmt: skip
+    k = np.arange(1, steps + 1)[:, None]
+    analytic = np.array([0, 5, 9.5]) * np.exp(-k / 20.0)
+    np.testing.assert_allclose(ref.probes["a/v"].values[:, :3], analytic, rtol=1e-12)
+    got = gold.probes["a/v"].values[:, :3] / a.scale
+    np.testing.assert_allclose(got, analytic, atol=2e-3 * 10)
+    assert P.V_MAX / a.scale > 25
+
+
+def test_initial_v_errors_name_the_place():
+    msg = errors("""\
+        spikefab: 1
+        name: x
+        populations:
+          a: {size: 3, neuron: {du: 1, dv: 1, vth: 1}, initial_v: [1, 2]}
+          b: {size: 2, neuron: {du: 1, dv: 1, vth: 1}, initial_v: 0.5}
+          c: {size: 2, neuron: {tau_syn_ms: 5, tau_mem_ms: 20, v_threshold: 1.0},
+              initial_v: {kind: uniform, low: 0, high: 1000, seed: 1}}
+          s: {kind: spike_source, size: 1, times: [[1]], initial_v: 0}
+        """)
+    assert (
+        "4: populations.a.initial_v: lists 2 values but population a has 3 neurons; give "
+        "one value per neuron, or a scalar"
+    ) in msg
+    assert "5: populations.b.initial_v: 0.5 is not an integer" in msg
+    # v holds +-(2**23 - 1) fixed-point units; at v_threshold 1.0 a unit is 1 / (4096 << 6)
+    hi = ((1 << 23) - 1) / (4096 << 6)
+    assert f"accepted: {-hi:.6g} .. {hi:.6g} (the population's units)" in msg
+    first = np.random.default_rng(1).uniform(0, 1000, size=2)[0]  # the draw of population c
+    assert f"7: populations.c.initial_v: neuron 0: v {first:g} is outside what v holds" in msg
+    assert "populations.s.initial_v: a spike_source has no v; remove the key" in msg
