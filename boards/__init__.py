@@ -388,7 +388,8 @@ def _verilator() -> Board:
             inject_depth=SIM_INJECT_DEPTH,
         ),
         uart="a pipe to the simulation",
-        why="sized per network: as many cores as it needs",
+        why="sized per network: as many cores as it needs, of 256 neurons (of 1024 past "
+        "3840 neurons: mapping.hardware.sim_core)",
     )
 
 

@@ -62,7 +62,7 @@ class CoreConfig:
     axons
         Input axons (rows of the axon table): a power of two, 2 .. 65536.
     synapses
-        Synapse-table entries: a power of two, 2 .. 65536.
+        Synapse-table entries: a power of two, 2 .. 1048576 (2**20).
     delay_slots
         ``D``, the dendrite ring's slots; delays ``1 .. D``: a power of two, 1 .. 64.
     acc_bits
@@ -94,7 +94,7 @@ class CoreConfig:
             raise TypeError(f"stats must be True or False, not {self.stats!r}")
         _pow2("neurons", self.neurons, 2, 4096)
         _pow2("axons", self.axons, 2, 1 << 16)
-        _pow2("synapses", self.synapses, 2, 1 << 16)
+        _pow2("synapses", self.synapses, 2, 1 << 20)
         _pow2("delay_slots", self.delay_slots, 1, P.MAX_DELAY)
         if self.acc_bits is None:
             object.__setattr__(self, "acc_bits", self.full_acc_bits)

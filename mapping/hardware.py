@@ -22,10 +22,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SIM_CORE",
+    "SIM_CORE_LARGE",
     "SIM_INJECT_DEPTH",
     "SIM_MAX_CORES",
     "SIM_ROUTE_ENTRIES",
+    "SIM_ROUTE_ENTRIES_LARGE",
     "Hardware",
+    "sim_core",
     "simulated_hardware",
     "simulated_system",
     "source_ids",
@@ -39,6 +42,22 @@ SIM_MAX_CORES = 15
 #: Router entries and injection depth of the simulated systems.
 SIM_ROUTE_ENTRIES = 16384
 SIM_INJECT_DEPTH = 1024
+#: The core and router of the simulated systems for networks of more neurons than
+#: ``SIM_MAX_CORES`` cores of :data:`SIM_CORE` hold (up to 15360): four times the neurons,
+#: twice the axons, four times the synapse entries, twice the router.
+SIM_CORE_LARGE = CoreConfig(
+    neurons=1024, axons=4096, synapses=131072, delay_slots=16, learning=True
+)
+SIM_ROUTE_ENTRIES_LARGE = 32768
+
+
+def sim_core(network: Network) -> tuple[CoreConfig, int]:
+    """Return the core and the router entries of the simulated system for ``network``:
+    :data:`SIM_CORE`, or :data:`SIM_CORE_LARGE` for a network that 15 of those do not
+    hold."""
+    if network.n_neurons <= SIM_MAX_CORES * SIM_CORE.neurons:
+        return SIM_CORE, SIM_ROUTE_ENTRIES
+    return SIM_CORE_LARGE, SIM_ROUTE_ENTRIES_LARGE
 
 
 def _positive(name: str, value: object) -> int:
@@ -164,7 +183,7 @@ def source_ids(network: Network) -> int:
 def simulated_hardware(network: Network, cores: int | None = None, **sizes: int | None) -> Hardware:
     """Return the hardware a network is mapped onto when no board is named.
 
-    The simulated system's core (:data:`SIM_CORE`) with any of its sizes replaced
+    The simulated system's core (:func:`sim_core`) with any of its sizes replaced
     (``neurons``, ``axons``, ``synapses``, ``delay_slots``, ``acc_bits``), up to ``cores``
     cores (:data:`SIM_MAX_CORES` by default), ``route_entries`` and ``sources`` (enough for
     the network's spike sources by default).
@@ -175,14 +194,15 @@ def simulated_hardware(network: Network, cores: int | None = None, **sizes: int 
         For a size that is not accepted, naming it.
     """
     given = {k: v for k, v in sizes.items() if v is not None}
-    route_entries = given.pop("route_entries", SIM_ROUTE_ENTRIES)
+    core, entries = sim_core(network)
+    route_entries = given.pop("route_entries", entries)
     sources = given.pop("sources", None) or source_ids(network)
     unknown = set(given) - {"neurons", "axons", "synapses", "delay_slots", "acc_bits"}
     if unknown:
         raise TypeError(f"unknown core sizes {sorted(unknown)}")
     return Hardware(
         cores=cores or SIM_MAX_CORES,
-        core=replace(SIM_CORE, **given),
+        core=replace(core, **given),
         route_entries=route_entries,
         sources=sources,
         inject_depth=SIM_INJECT_DEPTH,
@@ -199,12 +219,13 @@ def simulated_system(
     sizes so that one build serves many networks.
     """
     n_src = sum(p.size for p in network.populations.values() if p.is_source)
-    n = cores or max(1, -(-network.n_neurons // SIM_CORE.neurons))
+    core, entries = sim_core(network)
+    n = cores or max(1, -(-network.n_neurons // core.neurons))
     config = SystemConfig(
         cores=n,
-        core=SIM_CORE,
+        core=core,
         sources=source_ids(network),
-        route_entries=SIM_ROUTE_ENTRIES,
+        route_entries=entries,
         inject_depth=SIM_INJECT_DEPTH,
     )
     if not compact:
@@ -213,7 +234,7 @@ def simulated_system(
 
     stats = place_sequential(network, config).stats
     small = CoreConfig(
-        neurons=_pow2(min(network.n_neurons, SIM_CORE.neurons), 16),
+        neurons=_pow2(min(network.n_neurons, core.neurons), 16),
         axons=_pow2(max(stats["axons"]), 16),
         synapses=_pow2(max(stats["entries"]), 16),
         delay_slots=_pow2(network.max_delay, 1),

@@ -920,6 +920,9 @@ def _import_once(
                     "is ignored"
                 )
         pops[pop] = {"size": nr.size, "neuron": spec}
+        initial_v = _meta(g.nodes[pop]).get("initial_v")
+        if isinstance(initial_v, list) and len(initial_v) == nr.size:
+            pops[pop]["initial_v"] = list(initial_v)
     for pop, vec in bias_src.items():
         src_name = _unique(f"{pop}.bias", pops)
         rate = _always_rate(dt_ms)
@@ -1264,6 +1267,15 @@ def export_nir(net: Network) -> Any:
             inp = _unique(f"{pop.name}.input", nodes)
             nodes[inp] = nir.Input(np.array([pop.size]), metadata=_dump({"unconnected": True}))
             edges.append((inp, pop.name))
+    if not any(isinstance(node, nir.Input) for node in nodes.values()):
+        # a graph whose populations all have inputs of their own (a self-sustained network)
+        # still needs an Input node for NIR's type inference: one that stands for nothing
+        first = next(p.name for p in net.populations.values() if p.name in nodes)
+        inp = _unique(f"{first}.input", nodes)
+        nodes[inp] = nir.Input(
+            np.array([net.populations[first].size]), metadata=_dump({"unconnected": True})
+        )
+        edges.append((inp, first))
     probes = []
     for pb in net.probes:
         d: dict[str, Any] = {
@@ -1312,7 +1324,10 @@ def _neuron_spec(pop: Any) -> dict[str, Any]:
 def _neuron_node(nir: Any, pop: Any, dt: float, problems: list[Problem]) -> Any:
     r = pop.real
     n = pop.size
-    meta = _dump({"neuron": _neuron_spec(pop)})
+    own: dict[str, Any] = {"neuron": _neuron_spec(pop)}
+    if pop.v0_real is not None:  # NIR's nodes have no initial state
+        own["initial_v"] = [float(x) if pop.physical else int(x) for x in pop.v0_real]
+    meta = _dump(own)
 
     def full(x: float) -> np.ndarray:
         return np.full(n, float(x))

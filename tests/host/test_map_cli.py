@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from spikefab.host.cli import main
+from spikefab.mapping.hardware import sim_core
 from spikefab.mapping.image import load_image
 from spikefab.mapping.loader import load
 from spikefab.sim.golden import GoldenModel
@@ -33,7 +34,13 @@ def test_map_reports_every_example(path):
     assert head is not None, out
     assert int(head[1]) == n and int(head[3]) == net.n_synapses
     # one row per core used, with every limit
-    rows = re.findall(r"^\s+(\d+)\s+(\d+)/256\s+\d+%\s+(\d+)/2048\s+\d+%\s+(\d+)/32768", out, re.M)
+    core, _ = sim_core(net)  # the simulated system's core for a network of this size
+    rows = re.findall(
+        rf"^\s+(\d+)\s+(\d+)/{core.neurons}\s+\d+%\s+(\d+)/{core.axons}\s+\d+%\s+"
+        rf"(\d+)/{core.synapses}",
+        out,
+        re.M,
+    )
     assert len(rows) == int(head[4])
     assert sum(int(r[1]) for r in rows) == n
     assert "expected events per step" in out and "inter-core" in out and "core->host" in out

@@ -472,6 +472,9 @@ def same_network(a: Network, b: Network) -> None:
     for name, p in a.populations.items():
         q = b.populations[name]
         assert (p.size, p.neuron, p.is_source) == (q.size, q.neuron, q.is_source), name
+        assert (p.v0 is None) == (q.v0 is None), name
+        if p.v0 is not None:
+            np.testing.assert_array_equal(p.v0, q.v0, err_msg=f"{name}: initial_v")
         if p.is_source:
             assert p.source.kind == q.source.kind
             if p.source.kind == "poisson":
