@@ -545,6 +545,11 @@ class SystemReg(py_enum.IntEnum):
     #: Writing any value runs every core's pending learning phase (contract 6.4), so that
     #: weights and traces read afterwards are those after the last step run; reads 0.
     LEARN = 8
+    #: Clock cycles spent in steps: from the start of a step's drain of the step before to
+    #: the end of its routing (contract 7.2); steps run back to back take this many in all.
+    STEP_CYCLES = 9
+    #: The most cycles one step took (as counted by STEP_CYCLES).
+    MAX_STEP_CYCLES = 10
 
 
 @dataclass(frozen=True)

@@ -146,9 +146,9 @@ class Feature(enum.IntFlag):
     STATS = 2
 
 
-#: The system registers an R_STATUS reply carries, in order: every register that reads a
-#: value (``LEARN`` is a command and always reads 0).
-STATUS_REGS = tuple(r for r in SystemReg if r != SystemReg.LEARN)
+#: The system registers an R_STATUS reply carries, in order: those before ``LEARN`` (a
+#: command that always reads 0); the step-cycle counters after it are read with READ.
+STATUS_REGS = tuple(r for r in SystemReg if r < SystemReg.LEARN)
 
 _CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
 

@@ -161,6 +161,8 @@ class System(wiring.Component):
         host_spikes = Signal(32)
         max_core_fifo = Signal(32)
         max_spike_fifo = Signal(32)
+        step_cycles = Signal(32)
+        max_step_cycles = Signal(32)
         m.d.comb += self.step.eq(step)
         stats = cfg.core.stats  # without the statistics counters they stay 0
         if stats:
@@ -182,6 +184,8 @@ class System(wiring.Component):
             SystemReg.ERRORS: self.errors,
             SystemReg.FRAMES: self.frames,
             SystemReg.LEARN: Const(0, 32),
+            SystemReg.STEP_CYCLES: step_cycles,
+            SystemReg.MAX_STEP_CYCLES: max_step_cycles,
         }
         writable = {SystemReg.STEP: step}
         if stats:
@@ -189,6 +193,8 @@ class System(wiring.Component):
                 SystemReg.HOST_SPIKES: host_spikes,
                 SystemReg.MAX_CORE_FIFO: max_core_fifo,
                 SystemReg.MAX_SPIKE_FIFO: max_spike_fifo,
+                SystemReg.STEP_CYCLES: step_cycles,
+                SystemReg.MAX_STEP_CYCLES: max_step_cycles,
             }
 
         # quiet: nothing of the previous step is still on its way
@@ -217,6 +223,38 @@ class System(wiring.Component):
                 dst.payload.data.eq(req.data),
             ]
 
+        # step cycles: every cycle a step is under way or its events are still being
+        # delivered (the tail of the last step of a run goes on after the run); a step's own
+        # count starts with its drain and ends with its delivery or the next step's drain
+        drain_next = Signal()  # the control FSM enters DRAIN
+        in_step = Signal()
+        step_end = Signal()  # the last cycle of a step's routing
+        tail = Signal()  # a step has ended and its events are not all delivered yet
+        this_step = Signal(32)
+        settled = quiet & cores_idle
+        if stats:
+            # (configuration requests between steps keep cores busy too: not counted)
+            busy = in_step | (tail & ~settled)
+            with m.If(drain_next | (~in_step & settled)):
+                m.d.sync += tail.eq(0)
+            with m.Elif(step_end):
+                m.d.sync += tail.eq(1)
+
+            def close_step():  # type: ignore[no-untyped-def]
+                with m.If(this_step > max_step_cycles):
+                    m.d.sync += max_step_cycles.eq(this_step)
+
+            with m.If(busy):
+                m.d.sync += step_cycles.eq(step_cycles + 1)
+            with m.If(drain_next):
+                close_step()
+                m.d.sync += this_step.eq(0)
+            with m.Elif(busy):
+                m.d.sync += this_step.eq(this_step + 1)
+            with m.Elif(this_step != 0):
+                close_step()
+                m.d.sync += this_step.eq(0)
+
         with m.FSM(name="control"):
             with m.State("IDLE"):
                 # a run is over only once the host has taken its last item: a buffered FIFO's
@@ -224,6 +262,7 @@ class System(wiring.Component):
                 m.d.comb += self.run_busy.eq(host_fifo.level != 0)
                 with m.If(self.run_start & (self.run_steps != 0)):
                     m.d.sync += steps_left.eq(self.run_steps)
+                    m.d.comb += drain_next.eq(1)
                     m.next = "DRAIN"
                 with m.Elif(self.i_cfg.valid & ~reading):
                     for k in range(C):
@@ -257,25 +296,25 @@ class System(wiring.Component):
                             with m.If(router.i_cfg.ready & ~req.write):
                                 m.d.sync += [reading.eq(1), reply_from.eq(C)]
             with m.State("DRAIN"):
-                m.d.comb += self.run_busy.eq(1)
+                m.d.comb += [self.run_busy.eq(1), in_step.eq(1)]
                 with m.If(quiet & cores_idle):
                     m.next = "PULSE"
             with m.State("PULSE"):
-                m.d.comb += self.run_busy.eq(1)
+                m.d.comb += [self.run_busy.eq(1), in_step.eq(1)]
                 for c in cores:
                     m.d.comb += c.step.eq(1)
                 m.d.sync += [inject_en.eq(1), done_seen.eq(0)]
                 m.next = "UPDATE"
             with m.State("UPDATE"):
-                m.d.comb += self.run_busy.eq(1)
+                m.d.comb += [self.run_busy.eq(1), in_step.eq(1)]
                 dones = Cat(*(c.done for c in cores))
                 m.d.sync += done_seen.eq(done_seen | dones)
                 with m.If((done_seen | dones).all()):
                     m.next = "ROUTE"
             with m.State("ROUTE"):
-                m.d.comb += self.run_busy.eq(1)
+                m.d.comb += [self.run_busy.eq(1), in_step.eq(1)]
                 with m.If(routed & host_fifo.w_rdy):
-                    m.d.comb += end_marker.eq(1)
+                    m.d.comb += [end_marker.eq(1), step_end.eq(1)]
                     m.d.sync += [
                         inject_en.eq(0),
                         step.eq(step + 1),
@@ -284,6 +323,7 @@ class System(wiring.Component):
                     with m.If(steps_left == 1):
                         m.next = "IDLE"
                     with m.Else():
+                        m.d.comb += drain_next.eq(1)
                         m.next = "DRAIN"
 
         # replies of reads, from whoever was asked

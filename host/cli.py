@@ -312,6 +312,27 @@ def run(
             continue
         n = int(result.counts()[name].sum())
         click.echo(f"  {name:16s} {n:8d} spikes  {rate.mean():8.2f} Hz mean")
+    for line in _cycles_lines(result, board_name):
+        click.echo(line)
+
+
+def _cycles_lines(result: api.RunResult, board_name: str | None) -> list[str]:
+    """The device's step cycles and the real-time factor at the boards' clocks."""
+    if result.cycles_per_step is None:
+        return []
+    from spikefab.boards import BOARDS
+
+    boards = [BOARDS[board_name]] if board_name in BOARDS else list(BOARDS.values())
+    rt = ", ".join(
+        f"{b.clock_hz / 1e6:g} MHz ({b.name}) {result.real_time_factor(b.clock_hz):.3g}x "
+        f"(longest step {result.real_time_factor(b.clock_hz, worst=True):.3g}x)"
+        for b in boards
+    )
+    return [
+        f"  device: {result.cycles_per_step:.1f} cycles per step on average, "
+        f"{result.max_step_cycles} in the longest (STEP_CYCLES, MAX_STEP_CYCLES)",
+        f"  real time at dt {result.dt_ms:g} ms: {rt}",
+    ]
 
 
 def _backend_for(backend: str | None, board_name: str | None, port: str | None) -> str:
@@ -432,6 +453,8 @@ def compare(
                 continue
             samples = golden.probes[key].values.size
             click.echo(f"  probe {key}: {samples} values compared, {n} mismatches")
+        for line in _cycles_lines(other, board):
+            click.echo(line)
         if cmp.equal:
             click.echo("  identical")
         else:

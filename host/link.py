@@ -366,6 +366,14 @@ class LinkDevice:
         self._config = self._info.config()
         return self._info
 
+    @property
+    def counts_cycles(self) -> bool:
+        """The device has its statistics counters, STEP_CYCLES among them (asks INFO once)."""
+        if self._info is None:
+            self.info()
+        assert self._info is not None
+        return self._info.stats
+
     def word_size(self, target: int, mem: int) -> int:
         """Bytes of a word of ``mem`` of ``target`` on the link (asks INFO once)."""
         if self._config is None:

@@ -53,6 +53,10 @@ class Device(Protocol):
     ) -> None: ...
     def status(self) -> dict[str, int]: ...
     def sync(self) -> None: ...
+    @property
+    def counts_cycles(self) -> bool:
+        """The device counts the clock cycles of its steps (STEP_CYCLES, contract 7.2)."""
+        ...
 
 
 def check_device(device: Device, config: SystemConfig) -> None:
@@ -306,6 +310,8 @@ def run_network(
             weights=final_weights,
             complete_steps=complete,
             error=error,
+            step_cycles=cycles[0] if cycles else None,
+            max_step_cycles=cycles[1] if cycles else None,
         )
 
     def _check_gids(result: RunResult) -> RunResult:
@@ -319,9 +325,14 @@ def run_network(
             )
         return result
 
+    cycles: list[int] = []
+    counted = device.counts_cycles
+    regs = (Target.SYSTEM, SystemMem.REGS.value, SystemReg.STEP_CYCLES)
     try:
         if load_image:
             load(device, image)
+        if counted:
+            device.write(*regs, [0, 0], wait=False)
         if sampled:
             # a step at a time, each followed by its probes' reads, all sent ahead
             for t in range(steps):
@@ -330,6 +341,8 @@ def run_network(
         else:
             device.run(steps, on_spikes, on_step, inputs=inputs, wait=False)
         device.sync()
+        if counted:
+            cycles = [int(x) for x in device.read(*regs, 2) or []]
         final_weights = read_weights(device, image) if plastic else {}
     except (LinkError, KeyboardInterrupt, OSError) as e:
         reason = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e).splitlines()[0]

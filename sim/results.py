@@ -56,6 +56,11 @@ class RunResult:
     complete_steps: int | None = None
     #: Why the run ended early (one line), or ``""``.
     error: str = ""
+    #: Clock cycles the device spent in the run's steps and in its longest step (its
+    #: STEP_CYCLES and MAX_STEP_CYCLES counters, contract 7.2); ``None`` where nothing
+    #: counts cycles (the golden model, the system model, a device without counters).
+    step_cycles: int | None = None
+    max_step_cycles: int | None = None
 
     def __post_init__(self) -> None:
         order = np.lexsort((self.neuron, self.population, self.step))
@@ -103,6 +108,21 @@ class RunResult:
         """Return the ``(time in ms, neuron)`` spikes of one population."""
         step, neuron = self.spikes(population)
         return step * self.dt_ms, neuron
+
+    @property
+    def cycles_per_step(self) -> float | None:
+        """Mean clock cycles per step on the device (``None`` where none were counted)."""
+        if self.step_cycles is None:
+            return None
+        return self.step_cycles / max(self.run_steps, 1)
+
+    def real_time_factor(self, clock_hz: float, worst: bool = False) -> float | None:
+        """How many times faster than real time the steps ran at ``clock_hz``: a step of
+        ``dt_ms`` over its cycles' time, for the mean step (or the longest, ``worst``)."""
+        cycles = self.max_step_cycles if worst else self.cycles_per_step
+        if not cycles:
+            return None
+        return self.dt_ms / 1000.0 * clock_hz / cycles
 
     def rates(self) -> dict[str, np.ndarray]:
         """Return the mean firing rate of every neuron in Hz, per population, over the
@@ -153,6 +173,9 @@ class RunResult:
         if self.partial:
             arrays["complete_steps"] = np.array(self.complete_steps)
             arrays["error"] = np.array(self.error)
+        if self.step_cycles is not None:
+            arrays["step_cycles"] = np.array(self.step_cycles)
+            arrays["max_step_cycles"] = np.array(self.max_step_cycles)
         for pr in self.probes.values():
             arrays[f"probe/{pr.key}"] = pr.values
             arrays[f"probe/{pr.key}/steps"] = pr.steps
@@ -224,6 +247,8 @@ def load_result(path: str | Path) -> RunResult:
             weights=weights,
             complete_steps=int(f["complete_steps"]) if "complete_steps" in keys else None,
             error=str(f["error"]) if "error" in keys else "",
+            step_cycles=int(f["step_cycles"]) if "step_cycles" in keys else None,
+            max_step_cycles=int(f["max_step_cycles"]) if "max_step_cycles" in keys else None,
         )
 
 

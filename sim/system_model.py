@@ -157,8 +157,9 @@ class SystemModel:
         N = c.neurons
         if target == Target.SYSTEM:
             if mem == SystemMem.REGS.value:
+                # the step-cycle counters read 0: this model counts no clock cycles
                 regs = self.status()
-                return [regs[SystemReg(i).name.lower()] for i in range(addr, addr + count)]
+                return [regs.get(SystemReg(i).name.lower(), 0) for i in range(addr, addr + count)]
             return [int(x) for x in self._mem[(target, mem)][addr : addr + count]]
         base = target * N
         if mem == CoreMem.STATE.value:
@@ -184,6 +185,9 @@ class SystemModel:
         if any(not 0 <= int(s) < self.config.sources for s in sources):
             self._refuse(ErrorCode.ADDRESS, Op.INJECT)
         self._injected += [int(s) for s in sources]
+
+    #: This model counts no clock cycles: its STEP_CYCLES and MAX_STEP_CYCLES read 0.
+    counts_cycles = False
 
     def status(self) -> dict[str, int]:
         """Return the system registers, as STATUS does."""

@@ -46,7 +46,7 @@ def test_every_opcode_has_its_table_row():
 
 def test_status_fields_are_the_system_registers():
     names = [f.name for f in REPLIES[Op.R_STATUS].fields]
-    assert names == [r.name.lower() for r in SystemReg if r != SystemReg.LEARN]
+    assert names == [r.name.lower() for r in SystemReg if r < SystemReg.LEARN]
     assert tuple(SystemReg)[: len(STATUS_REGS)] == STATUS_REGS
 
 

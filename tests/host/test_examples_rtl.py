@@ -5,6 +5,7 @@ This is ``spikefab compare`` on each example, run as users run it, for 200 steps
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,16 @@ def test_compare_example_on_verilator(path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "spike mismatches:      0" in r.stdout
     assert "identical" in r.stdout
+    # the device's own step cycles, and the real-time factor they give at a board's clock
+    m = re.search(r"device: ([\d.]+) cycles per step on average, (\d+) in the longest", r.stdout)
+    assert m is not None, r.stdout
+    mean, longest = float(m[1]), int(m[2])
+    assert 0 < mean <= longest
+    dt_ms = float(re.search(r"real time at dt ([\d.]+) ms", r.stdout)[1])
+    ulx3s = re.search(r"25 MHz \(ulx3s\) ([\d.e+]+)x \(longest step ([\d.e+]+)x\)", r.stdout)
+    assert ulx3s is not None, r.stdout
+    assert float(ulx3s[1]) == pytest.approx(dt_ms / 1000 * 25e6 / mean, rel=2e-3)
+    assert float(ulx3s[2]) == pytest.approx(dt_ms / 1000 * 25e6 / longest, rel=2e-3)
     if path.stem == "stdp_pattern":
         # learning on the cores: the weights read back over the run and at its end
         assert "final weights/plastic: 200 weights compared, 0 mismatches" in r.stdout

@@ -14,7 +14,15 @@ import time
 
 import pytest
 from spikefab.hdl.executor import info_bytes
-from spikefab.hdl.layouts import CoreConfig, CoreMem, SystemConfig, SystemMem, pack
+from spikefab.hdl.layouts import (
+    CoreConfig,
+    CoreMem,
+    CoreReg,
+    SystemConfig,
+    SystemMem,
+    SystemReg,
+    pack,
+)
 from spikefab.hdl.protocol import ErrorCode, FrameDecoder, Op, Target, encode_frame, word_size
 from spikefab.host.link import DeviceError, LinkDevice
 from spikefab.host.verilator import open_verilator
@@ -215,6 +223,75 @@ def test_raw_frames_match_the_host_decoder(device):
     body = bytes([Op.R_DATA]) + b"".join(w.to_bytes(size, "little") for w in words)
     assert [f.body for f in frames] == [body]
     assert frames[0].error is None
+
+
+def step_counters(dev: LinkDevice) -> tuple[int, int]:
+    regs = dev.read(Target.SYSTEM, SystemMem.REGS.value, SystemReg.STEP_CYCLES, 2)
+    return regs[0], regs[1]
+
+
+def core_counters(dev: LinkDevice, k: int) -> dict[str, int]:
+    regs = dev.read(k, CoreMem.REGS.value, 0, CoreReg.STEPS + 1)
+    return {r.name: regs[r] for r in CoreReg if r <= CoreReg.STEPS}
+
+
+def clear_counters(dev: LinkDevice) -> None:
+    dev.write(Target.SYSTEM, SystemMem.REGS.value, SystemReg.STEP_CYCLES, [0, 0])
+    for k in range(CONFIG.cores):
+        dev.write(k, CoreMem.REGS.value, CoreReg.EVENTS, [0] * 5)
+
+
+def test_step_cycles_of_quiet_steps(device):
+    """With nothing to deliver every step takes the same cycles: a core's update phase
+    (contract 6.3: N + 11 cycles) and a few of the system's drain, pulse and route."""
+    clear_routes(device)
+    for k in range(CONFIG.cores):  # no neuron that earlier tests set up spikes
+        for mem in (CoreMem.STATE, CoreMem.PARAMS, CoreMem.RING):
+            device.clear(k, mem.value, 0, CONFIG.core.depth_of(mem))
+    device.run(1, lambda step, ids: None)
+    clear_counters(device)
+    K, N = 7, CONFIG.core.neurons
+    device.run(K, lambda step, ids: None)
+    total, longest = step_counters(device)
+    assert total == K * longest
+    for k in range(CONFIG.cores):
+        c = core_counters(device, k)
+        assert c["UPDATE_CYCLES"] == K * (N + 11) and c["DELIVERY_CYCLES"] == 0, c
+    assert N + 11 < longest <= N + 11 + 8
+    device.write(Target.SYSTEM, SystemMem.REGS.value, SystemReg.STEP_CYCLES, [0, 0])
+    assert step_counters(device) == (0, 0)
+
+
+def test_step_cycles_hold_every_core_phase(device):
+    """A busy step takes at least a core's update and delivery phases, which run one after
+    the other inside the system's steps; the longest step at least the mean."""
+    C, N = CONFIG.cores, CONFIG.core.neurons
+    clear_routes(device)
+    # source s reaches axon 0 of every core; axon 0 drives 8 synapses of weight 1
+    entries = [pack(CONFIG.route_entry_layout, {"dest": k, "axon": 0}) for k in range(C)]
+    pointer = pack(CONFIG.route_pointer_layout, {"start": 0, "count": C})
+    device.write(Target.SYSTEM, SystemMem.ROUTE_ENTRIES.value, 0, entries)
+    for s in range(CONFIG.sources):
+        device.write(Target.SYSTEM, SystemMem.ROUTE_POINTERS.value, C * N + s, [pointer])
+    axon = pack(CONFIG.core.axon_layout, {"start": 0, "count": 8})
+    syn = [pack(CONFIG.core.synapse_layout, {"target": t, "weight": 1, "weight_exp": 0,
+                                             "delay": 0}) for t in range(8)]  # fmt: skip
+    for k in range(C):
+        device.write(k, CoreMem.AXONS.value, 0, [axon])
+        device.write(k, CoreMem.SYNAPSES.value, 0, syn)
+    clear_counters(device)
+    K = 5
+    device.run(K, lambda step, ids: None, inputs=[list(range(CONFIG.sources))] * K)
+    total, longest = step_counters(device)
+    for k in range(C):
+        c = core_counters(device, k)
+        assert c["EVENTS"] == K * CONFIG.sources * 8, c  # every source reaches 8 synapses
+        assert c["DELIVERY_CYCLES"] >= c["EVENTS"]  # one entry per cycle at most
+        assert total >= c["UPDATE_CYCLES"] + c["DELIVERY_CYCLES"], (c, total)
+    assert K * longest >= total >= longest > N + 11
+    clear_routes(device)
+    for k in range(C):
+        device.write(k, CoreMem.AXONS.value, 0, [0])
 
 
 def test_run_empty_network(device):
