@@ -5,6 +5,7 @@ In Amaranth's simulator, the store runs on the Python SDRAM model of
 
 * random entries written, read back, then random ranges of 0 .. 200 entries (many crossing
   row ends) read with random idle inputs and backpressure, against a dict;
+* empty ranges, ``prefetch`` 1, and entries of 1, 16, 17 and 32 bits;
 * throughput in entries per clock for 80-entry ranges at random starts, and for long ranges,
   at 25 and 50 MHz on the full AS4C32M16SB geometry, with the datasheet's refresh.
 
@@ -78,13 +79,14 @@ class Bench:
         entries: int = SMALL_ENTRIES,
         base: int = SMALL_BASE,
         prefetch: int = 4,
+        entry_bits: int = ENTRY_BITS,
         seed: int = 1,
     ) -> None:
         sdc = sdram_model()
         self.sdc = sdc
         self.geo = geometry
         self.dut = SDRAMSynapseStore(
-            ENTRY_BITS, entries, geometry, FAST_START, clk_freq, base=base, prefetch=prefetch
+            entry_bits, entries, geometry, FAST_START, clk_freq, base=base, prefetch=prefetch
         )
         self.model = sdc.SDRAMModel(
             clk_freq,
@@ -284,6 +286,24 @@ def test_prefetch_one() -> None:
     bench.run(limit=20_000)
     bench.check_rules()
     assert bench.entries == [e for _, s, c in bench.ops for e in expected_entries(memory, s, c)]
+
+
+@pytest.mark.parametrize("entry_bits", [1, 16, 17, 32])
+def test_entry_widths(entry_bits: int) -> None:
+    """Entries of every width fill their words: all ones, all zeros and random ones."""
+    rng = random.Random(entry_bits)
+    entries = 64
+    bench = Bench(25e6, entries=entries, base=62, entry_bits=entry_bits, seed=entry_bits)
+    top = (1 << entry_bits) - 1
+    values = [top, 0, *(rng.getrandbits(entry_bits) for _ in range(entries - 2))]
+    bench.ops = [("write", i, v) for i, v in enumerate(values)]
+    bench.ops += [("range", 0, entries), ("readback", 0), ("readback", 1)]
+    bench.ops += [("range", *random_range(rng, entries, entries)) for _ in range(6)]
+    entries_ref, readbacks = reference(bench.ops)
+    bench.run(limit=5000)
+    bench.check_rules()
+    assert bench.entries == entries_ref
+    assert bench.readbacks == readbacks == [top, 0]
 
 
 def measure(clk: float, count: int, ranges: int, seed: int) -> float:
