@@ -30,8 +30,10 @@ def test_compare_example_on_verilator(path: Path) -> None:
     dt_ms = float(re.search(r"real time at dt ([\d.]+) ms", r.stdout)[1])
     ulx3s = re.search(r"25 MHz \(ulx3s\) ([\d.e+]+)x \(longest step ([\d.e+]+)x\)", r.stdout)
     assert ulx3s is not None, r.stdout
-    assert float(ulx3s[1]) == pytest.approx(dt_ms / 1000 * 25e6 / mean, rel=2e-3)
-    assert float(ulx3s[2]) == pytest.approx(dt_ms / 1000 * 25e6 / longest, rel=2e-3)
+    # printed to 3 significant figures: at most half a unit of the third digit, 5e-3 relative,
+    # and the mean is itself rounded to 0.1 cycle
+    assert float(ulx3s[1]) == pytest.approx(dt_ms / 1000 * 25e6 / mean, rel=5.1e-3)
+    assert float(ulx3s[2]) == pytest.approx(dt_ms / 1000 * 25e6 / longest, rel=5.1e-3)
     if path.stem == "stdp_pattern":
         # learning on the cores: the weights read back over the run and at its end
         assert "final weights/plastic: 200 weights compared, 0 mismatches" in r.stdout
