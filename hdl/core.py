@@ -42,15 +42,24 @@ always ready, a delivery phase of ``E`` synaptic events takes ``E + 10`` cycles 
 Memories. The neuron state and the ring are read and written at two addresses on every
 clock, so they are simple dual-port memories. The synapse table, the axon table and the
 neuron parameters are only read while the core runs and written only through the
-configuration port, so they live in two single-port *banks* (one address for reads and
-writes, the read disabled while writing): the synapse bank holds the synapse entries and
-the low :data:`PARAMS_SPLIT` bits of each neuron's parameters, the axon bank the axon rows
-and the rest of the parameters. Delivery reads the synapse and the axon table, the update
-reads the parameters, never both at once. On an iCE40 platform (``platform.family ==
-"iCE40"``) the banks are marked ``ram_style = "huge"`` so that Yosys maps them to the
-UP5K's single-port SPRAM; since the SPRAM has no initial contents, the synthesis script
-must delete the memories' ``$meminit`` cells (Amaranth always emits zeros; contract 6.3
-has the image write every word anyway, see ``bench/synth_core.py``).
+configuration port, so they are single-port memories (one address for reads and writes, the
+read disabled while writing), in one of two arrangements:
+
+- *dense* (the default off the iCE40): three memories whose words are their own fields, a
+  synapse entry, an axon row, a neuron's parameters. A block RAM holds as many entries as
+  its narrowest configuration that fits the fields allows (``boards/report.py``,
+  ``bits_per_entry``).
+- *merged banks* (on an iCE40 platform, ``platform.family == "iCE40"``, or with
+  ``merged_banks=True``): two *banks*, the synapse bank with the synapse entries and the low
+  :data:`PARAMS_SPLIT` bits of each neuron's parameters, the axon bank with the axon rows
+  and the rest of the parameters. Delivery reads the synapse and the axon table, the update
+  reads the parameters, never both at once. The banks are marked ``ram_style = "huge"`` so
+  that Yosys maps them to the UP5K's single-port SPRAM, its only memories deep enough for
+  the tables (there are four). Since the SPRAM has no initial contents, the synthesis
+  script must delete the memories' ``$meminit`` cells (Amaranth always emits zeros;
+  contract 6.3 has the image write every word anyway, see ``bench/synth_core.py``).
+
+Both arrangements read the same words at the same latency; the regression runs both.
 """
 
 from __future__ import annotations
@@ -90,6 +99,9 @@ class NeuronCore(wiring.Component):
     ----------
     config
         Sizes of the core (:class:`~spikefab.hdl.layouts.CoreConfig`).
+    merged_banks
+        The memory arrangement (see the module's documentation): ``None`` chooses by the
+        platform (merged banks on an iCE40, dense memories elsewhere).
 
     Attributes
     ----------
@@ -113,10 +125,13 @@ class NeuronCore(wiring.Component):
         No delivery, update or configuration access is under way.
     """
 
-    def __init__(self, config: CoreConfig):
+    def __init__(self, config: CoreConfig, *, merged_banks: bool | None = None):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
+        if merged_banks not in (None, True, False):
+            raise TypeError(f"merged_banks must be None, True or False, not {merged_banks!r}")
         self._config = config
+        self._merged_banks = merged_banks
         super().__init__(
             {
                 "i_events": In(stream.Signature(config.event_layout)),
@@ -133,6 +148,17 @@ class NeuronCore(wiring.Component):
     @property
     def config(self) -> CoreConfig:
         return self._config
+
+    def merged_banks(self, platform) -> bool:  # type: ignore[no-untyped-def]
+        """Whether the parameters share the synapse and axon banks on ``platform``.
+
+        ``merged_banks=None`` (the default) merges them on an iCE40, whose four SPRAMs are
+        the only memories deep enough for the tables, and keeps three dense memories
+        elsewhere.
+        """
+        if self._merged_banks is not None:
+            return self._merged_banks
+        return getattr(platform, "family", None) == "iCE40"
 
     def elaborate(self, platform):  # type: ignore[no-untyped-def]
         cfg = self._config
@@ -153,21 +179,39 @@ class NeuronCore(wiring.Component):
         if getattr(platform, "family", None) == "iCE40":
             bank["ram_style"] = "huge"
         syn_bits, axon_bits = cfg.synapse_layout.size, cfg.axon_layout.size
-        hi_bits = NEURON_PARAMS.size - PARAMS_SPLIT
-        # the parameter rows follow the tables, from a power of two on (word base + n); a bank
-        # is 2 * base words deep, a power of two, so that an ECP5 maps it to block RAMs
-        # without a row multiplexer behind them (on an iCE40 the SPRAM is deep enough)
-        syn_base, axon_base = max(cfg.synapses, N), max(cfg.axons, N)
+        merged = self.merged_banks(platform)
+        if merged:
+            # the parameter rows follow the tables, from a power of two on (word base + n); a
+            # bank is 2 * base words deep, a power of two (the SPRAM is deep enough)
+            hi_bits = NEURON_PARAMS.size - PARAMS_SPLIT
+            syn_base, axon_base = max(cfg.synapses, N), max(cfg.axons, N)
+            syn_shape, syn_depth = max(syn_bits, PARAMS_SPLIT), 2 * syn_base
+            axon_shape, axon_depth = max(axon_bits, hi_bits), 2 * axon_base
+        else:
+            # dense: each table in words of its own fields, the parameters in a third memory
+            syn_shape, syn_depth = syn_bits, cfg.synapses
+            axon_shape, axon_depth = axon_bits, cfg.axons
         m.submodules.state = state = Memory(shape=NEURON_STATE, depth=N, init=[], attrs=dual)
         m.submodules.ring = ring = Memory(
             shape=cfg.ring_layout, depth=cfg.ring_depth, init=[], attrs=dual
         )
         m.submodules.syn_bank = syn_bank = Memory(
-            shape=max(syn_bits, PARAMS_SPLIT), depth=2 * syn_base, init=[], attrs=bank
+            shape=syn_shape, depth=syn_depth, init=[], attrs=bank
         )
         m.submodules.axon_bank = axon_bank = Memory(
-            shape=max(axon_bits, hi_bits), depth=2 * axon_base, init=[], attrs=bank
+            shape=axon_shape, depth=axon_depth, init=[], attrs=bank
         )
+        if not merged:
+            m.submodules.params = params_mem = Memory(
+                shape=NEURON_PARAMS.size, depth=N, init=[], attrs=bank
+            )
+            params_rd, params_wr = params_mem.read_port(), params_mem.write_port()
+            params_addr = Signal.like(params_rd.addr)
+            m.d.comb += [
+                params_rd.addr.eq(params_addr),
+                params_wr.addr.eq(params_addr),
+                params_rd.en.eq(~params_wr.en),
+            ]
         state_rd, state_wr = state.read_port(domain="comb"), state.write_port()
         ring_rd, ring_wr = ring.read_port(domain="comb"), ring.write_port()
         state_word = Signal(NEURON_STATE, reset_less=True)
@@ -248,7 +292,11 @@ class NeuronCore(wiring.Component):
         syn_q = Signal(len(syn_rd.data))
         axon_q = Signal(len(axon_rd.data))
         m.d.sync += [state_q.eq(state_word), syn_q.eq(syn_rd.data), axon_q.eq(axon_rd.data)]
-        params_q = NEURON_PARAMS(Cat(syn_q[:PARAMS_SPLIT], axon_q[:hi_bits]))
+        if merged:
+            params_q = NEURON_PARAMS(Cat(syn_q[:PARAMS_SPLIT], axon_q[:hi_bits]))
+        else:
+            params_q = Signal(NEURON_PARAMS)
+            m.d.sync += params_q.eq(params_rd.data)
 
         # delivery pipeline ---------------------------------------------------------------------
         # delivery pipeline ---------------------------------------------------------------------
@@ -394,15 +442,20 @@ class NeuronCore(wiring.Component):
                     syn_wr.data.eq(lu.syn_wdata.as_value()),
                     syn_wr.en.eq(lu.syn_we),
                 ]
-        with m.Elif(updating) if lu is not None else m.If(updating):
-            m.d.comb += syn_addr.eq(params_row(syn_base, n_issue))
-        with m.Elif(cfg_sel[CoreMem.PARAMS]):
-            m.d.comb += [
-                syn_addr.eq(params_row(syn_base, req.addr)),
-                syn_wr.data.eq(data[:PARAMS_SPLIT]),
-                syn_wr.en.eq(req.write),
-            ]
-        with m.Elif(cfg_sel[CoreMem.SYNAPSES]):
+        if merged:
+            with m.Elif(updating) if lu is not None else m.If(updating):
+                m.d.comb += syn_addr.eq(params_row(syn_base, n_issue))
+            with m.Elif(cfg_sel[CoreMem.PARAMS]):
+                m.d.comb += [
+                    syn_addr.eq(params_row(syn_base, req.addr)),
+                    syn_wr.data.eq(data[:PARAMS_SPLIT]),
+                    syn_wr.en.eq(req.write),
+                ]
+        with (
+            m.Elif(cfg_sel[CoreMem.SYNAPSES])
+            if merged or lu is not None
+            else m.If(cfg_sel[CoreMem.SYNAPSES])
+        ):
             m.d.comb += [
                 syn_addr.eq(req.addr[: cfg.synapse_bits]),
                 syn_wr.data.eq(data[:syn_bits]),
@@ -414,15 +467,20 @@ class NeuronCore(wiring.Component):
         if lu is not None:
             with m.If(learning):
                 m.d.comb += axon_addr.eq(lu.axon_addr)
-        with m.Elif(updating) if lu is not None else m.If(updating):
-            m.d.comb += axon_addr.eq(params_row(axon_base, n_issue))
-        with m.Elif(cfg_sel[CoreMem.PARAMS]):
-            m.d.comb += [
-                axon_addr.eq(params_row(axon_base, req.addr)),
-                axon_wr.data.eq(data[PARAMS_SPLIT : NEURON_PARAMS.size]),
-                axon_wr.en.eq(req.write),
-            ]
-        with m.Elif(cfg_sel[CoreMem.AXONS]):
+        if merged:
+            with m.Elif(updating) if lu is not None else m.If(updating):
+                m.d.comb += axon_addr.eq(params_row(axon_base, n_issue))
+            with m.Elif(cfg_sel[CoreMem.PARAMS]):
+                m.d.comb += [
+                    axon_addr.eq(params_row(axon_base, req.addr)),
+                    axon_wr.data.eq(data[PARAMS_SPLIT : NEURON_PARAMS.size]),
+                    axon_wr.en.eq(req.write),
+                ]
+        with (
+            m.Elif(cfg_sel[CoreMem.AXONS])
+            if merged or lu is not None
+            else m.If(cfg_sel[CoreMem.AXONS])
+        ):
             m.d.comb += [
                 axon_addr.eq(req.addr[: cfg.axon_bits]),
                 axon_wr.data.eq(data[:axon_bits]),
@@ -430,6 +488,16 @@ class NeuronCore(wiring.Component):
             ]
         with m.Else():
             m.d.comb += axon_addr.eq(dp.axon_addr)
+
+        if not merged:
+            with m.If(cfg_sel[CoreMem.PARAMS]):
+                m.d.comb += [
+                    params_addr.eq(req.addr[:nb]),
+                    params_wr.data.eq(data[: NEURON_PARAMS.size]),
+                    params_wr.en.eq(req.write),
+                ]
+            with m.Else():
+                m.d.comb += params_addr.eq(n_issue)
 
         with m.If(cfg_sel[CoreMem.STATE]):
             m.d.comb += [

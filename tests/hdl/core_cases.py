@@ -317,11 +317,13 @@ def run_regression(
     build: Path,
     verilog: Path | None = None,
     names: list[str] | None = None,
+    merged_banks: bool | None = None,
 ) -> None:
     """Run the core regression of one core size on one simulator.
 
     ``verilog`` replaces the core generated from ``hdl/core.py`` (the mutation run uses
-    this); ``names`` restricts the cases.
+    this); ``names`` restricts the cases; ``merged_banks`` is the core's memory arrangement
+    (the dense one by default, the iCE40's merged banks with True).
 
     Raises
     ------
@@ -333,7 +335,8 @@ def run_regression(
 
     cfg = CONFIGS[cfg_name]
     if verilog is None:
-        verilog = write_verilog(NeuronCore(cfg), "neuron_core", build / "neuron_core.v")
+        core = NeuronCore(cfg, merged_banks=merged_banks)
+        verilog = write_verilog(core, "neuron_core", build / "neuron_core.v")
     manifest = build_cases(cfg, build / "cases", names)
     run_cocotb(
         sim,

@@ -238,12 +238,15 @@ def build_cases(out: Path, names: list[str] | None = None) -> Path:
     return manifest
 
 
-def run_regression(sim: str, build: Path, names: list[str] | None = None) -> None:
+def run_regression(
+    sim: str, build: Path, names: list[str] | None = None, merged_banks: bool | None = None
+) -> None:
     """Run the learning regression on one simulator (raises when a case differs)."""
     from spikefab.hdl.core import NeuronCore
     from spikefab.sim.rtl import run_cocotb, write_verilog
 
-    verilog = write_verilog(NeuronCore(CONFIG), "neuron_core", build / "neuron_core.v")
+    core = NeuronCore(CONFIG, merged_banks=merged_banks)
+    verilog = write_verilog(core, "neuron_core", build / "neuron_core.v")
     manifest = build_cases(build / "cases", names)
     run_cocotb(
         sim,

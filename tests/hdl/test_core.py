@@ -208,9 +208,13 @@ if cocotb is not None:
 # pytest side ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cfg_name", ["n16d4", "n64d16"])
+@pytest.mark.parametrize(
+    ("cfg_name", "banks"), [("n16d4", "merged"), ("n64d16", "dense"), ("n64d16", "merged")]
+)
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
-def test_core(sim: str, cfg_name: str) -> None:
+def test_core(sim: str, cfg_name: str, banks: str) -> None:
+    """Both memory arrangements: the iCE40's merged banks and the dense memories."""
     from core_cases import run_regression
 
-    run_regression(sim, cfg_name, ROOT / "sim_build" / f"core_{cfg_name}" / sim)
+    build = ROOT / "sim_build" / f"core_{cfg_name}_{banks}" / sim
+    run_regression(sim, cfg_name, build, merged_banks=banks == "merged")

@@ -135,8 +135,10 @@ def test_cases_exercise_learning(tmp_path: Path) -> None:
     assert meta["at_w_min"] > 0 and meta["at_w_max"] > 0
 
 
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
-def test_learning(sim: str) -> None:
+@pytest.mark.parametrize(("sim", "banks"), [("icarus", "merged"), ("verilator", "dense")])
+def test_learning(sim: str, banks: str) -> None:
+    """The learning unit with each memory arrangement (merged banks on an iCE40)."""
     from learn_cases import run_regression
 
-    run_regression(sim, ROOT / "sim_build" / "learning" / sim)
+    build = ROOT / "sim_build" / "learning" / f"{sim}_{banks}"
+    run_regression(sim, build, merged_banks=banks == "merged")
