@@ -80,6 +80,8 @@ from spikefab.hdl.layouts import (
 )
 from spikefab.hdl.learning import LearningUnit
 from spikefab.hdl.lif import LIFDatapath
+from spikefab.hdl.sdram import sdram_pins_signature
+from spikefab.hdl.synapse_store import SDRAMOptions
 
 __all__ = ["NeuronCore"]
 
@@ -102,6 +104,10 @@ class NeuronCore(wiring.Component):
     merged_banks
         The memory arrangement (see the module's documentation): ``None`` chooses by the
         platform (merged banks on an iCE40, dense memories elsewhere).
+    sdram
+        With ``config.synapse_memory == "sdram"``: the SDRAM and its clock
+        (:class:`~spikefab.hdl.synapse_store.SDRAMOptions`; the ULX3S's part at 25 MHz by
+        default).
 
     Attributes
     ----------
@@ -123,27 +129,46 @@ class NeuronCore(wiring.Component):
         Pulses once the update has finished and every spike has left ``o_spikes``.
     idle : Out(1)
         No delivery, update or configuration access is under way.
+    sdram : Out(sdram_pins_signature(geometry))
+        The SDRAM's pins, with ``config.synapse_memory == "sdram"``.
     """
 
-    def __init__(self, config: CoreConfig, *, merged_banks: bool | None = None):
+    def __init__(
+        self,
+        config: CoreConfig,
+        *,
+        merged_banks: bool | None = None,
+        sdram: SDRAMOptions | None = None,
+    ):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
         if merged_banks not in (None, True, False):
             raise TypeError(f"merged_banks must be None, True or False, not {merged_banks!r}")
+        if sdram is None:
+            sdram = SDRAMOptions()
+        if not isinstance(sdram, SDRAMOptions):
+            raise TypeError(f"sdram must be an SDRAMOptions, not {sdram!r}")
         self._config = config
         self._merged_banks = merged_banks
-        super().__init__(
-            {
-                "i_events": In(stream.Signature(config.event_layout)),
-                "o_spikes": Out(stream.Signature(config.spike_layout)),
-                "i_cfg": In(cfg_request_signature(CoreMem, config.addr_bits)),
-                "o_cfg": Out(cfg_reply_signature()),
-                "step": In(1),
-                "learn": In(1),
-                "done": Out(1),
-                "idle": Out(1),
-            }
-        )
+        self._sdram = sdram if config.synapse_memory == "sdram" else None
+        if self._sdram is not None:
+            if merged_banks:
+                raise ValueError("a core with its synapses in SDRAM has no merged banks")
+            # checks that the table fits in the SDRAM, and the SDRAM's clock
+            self._store = self._sdram.store(config.synapse_layout.size, config.synapses)
+        members = {
+            "i_events": In(stream.Signature(config.event_layout)),
+            "o_spikes": Out(stream.Signature(config.spike_layout)),
+            "i_cfg": In(cfg_request_signature(CoreMem, config.addr_bits)),
+            "o_cfg": Out(cfg_reply_signature()),
+            "step": In(1),
+            "learn": In(1),
+            "done": Out(1),
+            "idle": Out(1),
+        }
+        if self._sdram is not None:
+            members["sdram"] = Out(sdram_pins_signature(self._sdram.geometry))
+        super().__init__(members)
 
     @property
     def config(self) -> CoreConfig:
@@ -156,6 +181,8 @@ class NeuronCore(wiring.Component):
         the only memories deep enough for the tables, and keeps three dense memories
         elsewhere.
         """
+        if self._sdram is not None:
+            return False
         if self._merged_banks is not None:
             return self._merged_banks
         return getattr(platform, "family", None) == "iCE40"
@@ -195,9 +222,11 @@ class NeuronCore(wiring.Component):
         m.submodules.ring = ring = Memory(
             shape=cfg.ring_layout, depth=cfg.ring_depth, init=[], attrs=dual
         )
-        m.submodules.syn_bank = syn_bank = Memory(
-            shape=syn_shape, depth=syn_depth, init=[], attrs=bank
-        )
+        sdram = self._sdram is not None
+        if not sdram:
+            m.submodules.syn_bank = syn_bank = Memory(
+                shape=syn_shape, depth=syn_depth, init=[], attrs=bank
+            )
         m.submodules.axon_bank = axon_bank = Memory(
             shape=axon_shape, depth=axon_depth, init=[], attrs=bank
         )
@@ -217,15 +246,18 @@ class NeuronCore(wiring.Component):
         state_word = Signal(NEURON_STATE, reset_less=True)
         ring_word = Signal(signed(cfg.acc_bits), reset_less=True)
         m.d.sync += [state_word.eq(state_rd.data), ring_word.eq(ring_rd.data.acc)]
-        syn_rd, syn_wr = syn_bank.read_port(), syn_bank.write_port()
         axon_rd, axon_wr = axon_bank.read_port(), axon_bank.write_port()
         # a bank has one address, and does not read while it writes
-        syn_addr = Signal.like(syn_rd.addr)
+        if not sdram:
+            syn_rd, syn_wr = syn_bank.read_port(), syn_bank.write_port()
+            syn_addr = Signal.like(syn_rd.addr)
+            m.d.comb += [
+                syn_rd.addr.eq(syn_addr),
+                syn_wr.addr.eq(syn_addr),
+                syn_rd.en.eq(~syn_wr.en),
+            ]
         axon_addr = Signal.like(axon_rd.addr)
         m.d.comb += [
-            syn_rd.addr.eq(syn_addr),
-            syn_wr.addr.eq(syn_addr),
-            syn_rd.en.eq(~syn_wr.en),
             axon_rd.addr.eq(axon_addr),
             axon_wr.addr.eq(axon_addr),
             axon_rd.en.eq(~axon_wr.en),
@@ -289,9 +321,11 @@ class NeuronCore(wiring.Component):
         # pipeline, D4)
         state_q = Signal(NEURON_STATE)
         ring_q = Signal(signed(cfg.acc_bits))
-        syn_q = Signal(len(syn_rd.data))
+        syn_q = Signal(syn_shape)
         axon_q = Signal(len(axon_rd.data))
-        m.d.sync += [state_q.eq(state_word), syn_q.eq(syn_rd.data), axon_q.eq(axon_rd.data)]
+        m.d.sync += [state_q.eq(state_word), axon_q.eq(axon_rd.data)]
+        if not sdram:
+            m.d.sync += syn_q.eq(syn_rd.data)
         if merged:
             params_q = NEURON_PARAMS(Cat(syn_q[:PARAMS_SPLIT], axon_q[:hi_bits]))
         else:
@@ -302,7 +336,8 @@ class NeuronCore(wiring.Component):
         # delivery pipeline ---------------------------------------------------------------------
         # hdl/delivery.py. After `step`, the events waiting belong to the next delivery phase;
         # a configuration request (or `learn`) is served first once the pipeline is empty.
-        m.submodules.delivery = dp = DeliveryPipeline(cfg)
+        prefetch = self._sdram.prefetch if sdram else 4
+        m.submodules.delivery = dp = DeliveryPipeline(cfg, prefetch=prefetch)
         delivery_empty = dp.empty
         wiring.connect(m, wiring.flipped(self.i_events), dp.i_events)
         m.d.comb += [
@@ -311,10 +346,18 @@ class NeuronCore(wiring.Component):
             ),
             dp.axon_data.eq(axon_rd.data[:axon_bits]),
             dp.axon_q.eq(axon_q[:axon_bits]),
-            dp.syn_q.eq(syn_q[:syn_bits]),
             dp.ring_word.eq(ring_word),
             ring_q.eq(dp.acc),
         ]
+        if sdram:
+            # the synapse table in SDRAM (hdl/synapse_store.py): the delivery's ranges go to
+            # the store, which reads them ahead, and their entries come back
+            m.submodules.store = store = self._store
+            wiring.connect(m, store.sdram, wiring.flipped(self.sdram))
+            wiring.connect(m, dp.o_range, store.i_range)
+            wiring.connect(m, store.o_entry, dp.i_entry)
+        else:
+            m.d.comb += dp.syn_q.eq(syn_q[:syn_bits])
         if D > 1:
             m.d.comb += dp.now.eq(now)
         m.d.comb += [cp.count_events.eq(dp.event), cp.count_delivery.eq(dp.tick)]
@@ -435,34 +478,50 @@ class NeuronCore(wiring.Component):
                 ring_wr.en.eq(dp.ring_wr_en),
             ]
 
-        if lu is not None:
-            with m.If(learning):
-                m.d.comb += [
-                    syn_addr.eq(lu.syn_addr),
-                    syn_wr.data.eq(lu.syn_wdata.as_value()),
-                    syn_wr.en.eq(lu.syn_we),
-                ]
-        if merged:
-            with m.Elif(updating) if lu is not None else m.If(updating):
-                m.d.comb += syn_addr.eq(params_row(syn_base, n_issue))
-            with m.Elif(cfg_sel[CoreMem.PARAMS]):
-                m.d.comb += [
-                    syn_addr.eq(params_row(syn_base, req.addr)),
-                    syn_wr.data.eq(data[:PARAMS_SPLIT]),
-                    syn_wr.en.eq(req.write),
-                ]
-        with (
-            m.Elif(cfg_sel[CoreMem.SYNAPSES])
-            if merged or lu is not None
-            else m.If(cfg_sel[CoreMem.SYNAPSES])
-        ):
-            m.d.comb += [
-                syn_addr.eq(req.addr[: cfg.synapse_bits]),
-                syn_wr.data.eq(data[:syn_bits]),
-                syn_wr.en.eq(req.write),
-            ]
-        with m.Else():
-            m.d.comb += syn_addr.eq(dp.syn_addr)
+        if sdram:
+            self._sdram_access(m, store, cfg_sel[CoreMem.SYNAPSES], cp, syn_q)
+        else:
+            # the synapse bank: the learning unit, then (merged) the update's parameters, then
+            # the configuration port, else the delivery
+            owners = []
+            if lu is not None:
+                owners.append(
+                    (
+                        learning,
+                        [
+                            syn_addr.eq(lu.syn_addr),
+                            syn_wr.data.eq(lu.syn_wdata.as_value()),
+                            syn_wr.en.eq(lu.syn_we),
+                        ],
+                    )
+                )
+            if merged:
+                owners.append((updating, [syn_addr.eq(params_row(syn_base, n_issue))]))
+                owners.append(
+                    (
+                        cfg_sel[CoreMem.PARAMS],
+                        [
+                            syn_addr.eq(params_row(syn_base, req.addr)),
+                            syn_wr.data.eq(data[:PARAMS_SPLIT]),
+                            syn_wr.en.eq(req.write),
+                        ],
+                    )
+                )
+            owners.append(
+                (
+                    cfg_sel[CoreMem.SYNAPSES],
+                    [
+                        syn_addr.eq(req.addr[: cfg.synapse_bits]),
+                        syn_wr.data.eq(data[:syn_bits]),
+                        syn_wr.en.eq(req.write),
+                    ],
+                )
+            )
+            for k, (cond, stmts) in enumerate(owners):
+                with m.If(cond) if k == 0 else m.Elif(cond):
+                    m.d.comb += stmts
+            with m.Else():
+                m.d.comb += syn_addr.eq(dp.syn_addr)
 
         if lu is not None:
             with m.If(learning):
@@ -577,3 +636,36 @@ class NeuronCore(wiring.Component):
             # nothing is in flight
             m.d.sync += [step_req.eq(0), n_issue.eq(0), issue.eq(1)]
         return m
+
+    def _sdram_access(self, m, store, sel, cp, syn_q) -> None:  # type: ignore[no-untyped-def]
+        """A configuration access to the synapse table in SDRAM: the request goes to the store
+        (a write, or a read-back whose entry lands in ``syn_q``), and the port's ACCESS
+        phase is held until the store has taken the write or returned the entry."""
+        req = cp.req
+        active = Signal()  # the access runs (from its ACCESS cycle until it is over)
+        issued = Signal()  # its request has been taken by the store
+        now = Signal()
+        finished = Signal()
+        m.d.comb += now.eq(sel | active)
+        offer = now & ~issued
+        m.d.comb += [
+            store.i_write.valid.eq(offer & req.write),
+            store.i_write.payload.index.eq(req.addr[: self._config.synapse_bits]),
+            store.i_write.payload.data.eq(req.data[: len(store.i_write.payload.data)]),
+            store.i_readback.valid.eq(offer & ~req.write),
+            store.i_readback.payload.index.eq(req.addr[: self._config.synapse_bits]),
+            store.o_readback.ready.eq(1),
+        ]
+        taken = (store.i_write.valid & store.i_write.ready) | (
+            store.i_readback.valid & store.i_readback.ready
+        )
+        m.d.comb += [
+            finished.eq(Mux(req.write, taken, store.o_readback.valid)),
+            cp.hold.eq(now & ~finished),
+        ]
+        m.d.sync += [
+            active.eq(now & ~finished),
+            issued.eq(now & ~finished & (issued | taken)),
+        ]
+        with m.If(store.o_readback.valid):
+            m.d.sync += syn_q.eq(store.o_readback.payload.data)

@@ -99,7 +99,8 @@ class ConfigPort(wiring.Component):
     ----------
     config
         Sizes of the core (:class:`~spikefab.hdl.layouts.CoreConfig`); without ``stats`` the
-        counters read 0, without ``learning`` the learning unit's registers do.
+        counters read 0, without ``learning`` the learning unit's registers do. With the
+        synapse table in SDRAM, the port has a ``hold`` input.
 
     Attributes
     ----------
@@ -132,6 +133,10 @@ class ConfigPort(wiring.Component):
     pending : In(1)
         ``LEARN_PENDING``, kept by the core; ``pending_write`` (Out(1)) pulses when a
         request writes it (the new value is ``req.data[0]``); cores with ``learning``.
+    hold : In(1)
+        Stay in ACCESS while high (a memory that answers after a variable time: the SDRAM
+        synapse table); a read's word must be in its read register when ``hold`` falls.
+        Cores with ``synapse_memory="sdram"``.
     """
 
     def __init__(self, config: CoreConfig):
@@ -155,6 +160,8 @@ class ConfigPort(wiring.Component):
             "now": Out(max(1, ceil_log2(cfg.delay_slots))),
             "advance": In(1),
         }
+        if cfg.synapse_memory == "sdram":
+            members["hold"] = In(1)
         members |= {f"count_{name}": In(1) for name in COUNTERS if name != "learn"}
         if cfg.learning:
             members |= {
@@ -237,13 +244,18 @@ class ConfigPort(wiring.Component):
 
         # phases: ACCESS, WAIT, READ, REPLY (one flip-flop each) ---------------------------------
         cfg_access, cfg_wait, cfg_read, cfg_reply = Signal(), Signal(), Signal(), Signal()
-        m.d.comb += [
-            self.o_cfg.valid.eq(cfg_reply),
-            self.done.eq((cfg_access & req.write) | (cfg_reply & self.o_cfg.ready)),
-        ]
+        m.d.comb += self.o_cfg.valid.eq(cfg_reply)
+        if cfg.synapse_memory == "sdram":
+            # ACCESS lasts while `hold` is high
+            served = cfg_access & ~self.hold
+            m.d.sync += cfg_access.eq(accept | (cfg_access & self.hold))
+        else:
+            served = cfg_access
+            m.d.sync += cfg_access.eq(accept)
+        wait = served & ~req.write
+        m.d.comb += self.done.eq((served & req.write) | (cfg_reply & self.o_cfg.ready))
         m.d.sync += [
-            cfg_access.eq(accept),
-            cfg_wait.eq(cfg_access & ~req.write),
+            cfg_wait.eq(wait),
             cfg_read.eq(cfg_wait),
             cfg_reply.eq(cfg_read | (cfg_reply & ~self.o_cfg.ready)),
         ]

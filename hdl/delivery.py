@@ -6,22 +6,46 @@ weight_exp`` to ring word ``((now + delay - 1) mod D) * N + target``, one entry 
 across axon boundaries, with forwarding paths for back-to-back updates of one accumulator.
 The core owns the memories: the pipeline drives their addresses and write ports, and
 receives their read data (each word registered as the core's read registers do).
+
+With its synapse table in SDRAM (``CoreConfig.synapse_memory == "sdram"``) the pipeline
+does not iterate over the entries itself: each axon's non-empty range leaves on
+``o_range`` for the :class:`~spikefab.hdl.synapse_store.SDRAMSynapseStore`, which reads
+ranges ahead while the current one streams, and the entries come back on ``i_entry``, at
+most one per clock, in order. The stages from D2 on are the same.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import fifo, stream, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 from spikefab.hdl.layouts import CoreConfig
 
-__all__ = ["DELIVERY_LATENCY", "RANGE_FIFO_DEPTH", "DeliveryPipeline"]
+__all__ = [
+    "DELIVERY_LATENCY",
+    "RANGE_FIFO_DEPTH",
+    "DeliveryPipeline",
+    "entry_layout",
+    "range_layout",
+]
 
 #: Depth of the FIFO of axon ranges between the axon table and the entry iterator.
 RANGE_FIFO_DEPTH = 4
 #: Clocks from the first event taken to the first ring write-back.
 DELIVERY_LATENCY = 8
+
+
+def range_layout(config: CoreConfig) -> data.StructLayout:
+    """A range of synapse entries, as the SDRAM store takes it."""
+    return data.StructLayout(
+        {"start": unsigned(config.synapse_bits), "count": unsigned(config.synapse_bits + 1)}
+    )
+
+
+def entry_layout(config: CoreConfig) -> data.StructLayout:
+    """A synapse entry from the SDRAM store, ``last`` on its range's last."""
+    return data.StructLayout({"data": unsigned(config.synapse_layout.size), "last": unsigned(1)})
 
 
 class DeliveryPipeline(wiring.Component):
@@ -36,6 +60,8 @@ class DeliveryPipeline(wiring.Component):
     ----------
     config
         Sizes of the core (:class:`~spikefab.hdl.layouts.CoreConfig`).
+    prefetch
+        With the table in SDRAM: the most ranges the store holds at once (its ``prefetch``).
 
     Attributes
     ----------
@@ -50,9 +76,14 @@ class DeliveryPipeline(wiring.Component):
     axon_data, axon_q : In(axon row bits)
         The axon bank's read data (the cycle after the read) and that word registered.
     syn_addr : Out(synapse bits)
-        The synapse bank address of the entry issued (D0).
+        The synapse bank address of the entry issued (D0); with the table in block RAM.
     syn_q : In(synapse entry bits)
-        The entry read, registered (D1).
+        The entry read, registered (D1); with the table in block RAM.
+    o_range : Out(stream.Signature({start, count}))
+        The non-empty ranges of the events, in order; with the table in SDRAM.
+    i_entry : In(stream.Signature({data, last}))
+        Their entries, in order, ``last`` on a range's last; always ready (with the table in
+        SDRAM).
     ring_addr : Out(range(ring depth))
         The ring's read address (D3).
     ring_word : In(signed(acc_bits))
@@ -72,10 +103,21 @@ class DeliveryPipeline(wiring.Component):
         The last cycle had delivery work in it (registered).
     """
 
-    def __init__(self, config: CoreConfig):
+    def __init__(self, config: CoreConfig, *, prefetch: int = 4):
         if not isinstance(config, CoreConfig):
             raise TypeError(f"config must be a CoreConfig, not {config!r}")
         self._config = cfg = config
+        self._prefetch = prefetch
+        if cfg.synapse_memory == "sdram":
+            entries = {
+                "o_range": Out(stream.Signature(range_layout(cfg))),
+                "i_entry": In(stream.Signature(entry_layout(cfg))),
+            }
+        else:
+            entries = {
+                "syn_addr": Out(cfg.synapse_bits),
+                "syn_q": In(cfg.synapse_layout.size),
+            }
         super().__init__(
             {
                 "i_events": In(stream.Signature(cfg.event_layout)),
@@ -84,8 +126,7 @@ class DeliveryPipeline(wiring.Component):
                 "axon_addr": Out(cfg.axon_bits),
                 "axon_data": In(cfg.axon_layout.size),
                 "axon_q": In(cfg.axon_layout.size),
-                "syn_addr": Out(cfg.synapse_bits),
-                "syn_q": In(cfg.synapse_layout.size),
+                **entries,
                 "ring_addr": Out(range(cfg.ring_depth)),
                 "ring_word": In(signed(cfg.acc_bits)),
                 "acc": Out(signed(cfg.acc_bits)),
@@ -106,15 +147,11 @@ class DeliveryPipeline(wiring.Component):
 
     def elaborate(self, platform):  # type: ignore[no-untyped-def]
         cfg = self._config
-        D = cfg.delay_slots
         m = Module()
         m.submodules.range_fifo = range_fifo = fifo.SyncFIFO(
             width=2 * cfg.synapse_bits + 2, depth=RANGE_FIFO_DEPTH
         )
-        now = self.now
-        ring_q, ring_word = self.acc, self.ring_word
-        axon_q, syn_q = self.axon_q, self.syn_q
-        delivery_empty = self.empty
+        axon_q = self.axon_q
         m.d.comb += self.axon_addr.eq(self.i_events.payload.axon)
 
         # An event is taken and reads the axon bank; F1: its row arrives (into axon_q); F2:
@@ -128,8 +165,7 @@ class DeliveryPipeline(wiring.Component):
         remaining = Signal(cfg.synapse_bits + 1)
         active = Signal()  # remaining != 0: D0 issues the entry at ptr
         last = Signal()  # remaining == 1
-        d1_valid, d2_valid, d3_valid = Signal(), Signal(), Signal()
-        d4_valid, d5_valid, d6_valid = Signal(), Signal(), Signal()
+        d1_valid, d2_valid = Signal(), Signal()
 
         # room in the range FIFO for the events in F1, F2 and the FIFO, and one more:
         # ranges + f1_valid < RANGE_FIFO_DEPTH, written as two comparisons
@@ -159,12 +195,15 @@ class DeliveryPipeline(wiring.Component):
             dropped.eq(f2_valid & ~f2_nonempty),
         ]
         f1_axon = Signal(cfg.axon_bits)
+        m.d.comb += [self.taken.eq(f1_valid), self.taken_axon.eq(f1_axon)]
         m.d.sync += [
             f1_valid.eq(take),
             f1_axon.eq(self.i_events.payload.axon),
             f2_valid.eq(f1_valid),
             ranges.eq(ranges + f1_valid - range_fifo.r_en - dropped),
         ]
+        if cfg.synapse_memory == "sdram":
+            return self._elaborate_rest_sdram(m, range_fifo, ranges, f1_valid, f2_valid, take)
         # D0: the entry iterator; `active` and `last` are kept with `remaining`
         next_start = range_fifo.r_data[: cfg.synapse_bits]
         next_count = range_fifo.r_data[cfg.synapse_bits : -1]
@@ -185,8 +224,49 @@ class DeliveryPipeline(wiring.Component):
                 last.eq(next_single),
             ]
         m.d.sync += d1_valid.eq(active)
+        m.d.comb += self.syn_addr.eq(ptr)
 
         # D1: the synapse entry arrives (into syn_q)
+        m.d.sync += d2_valid.eq(d1_valid)
+        busy = Cat(f1_valid, f2_valid, range_fifo.r_rdy, active, d1_valid)
+        self._elaborate_ring(m, self.syn_q, d2_valid, busy, take)
+        return m
+
+    def _elaborate_rest_sdram(self, m, range_fifo, ranges, f1_valid, f2_valid, take):  # type: ignore[no-untyped-def]
+        """The ranges to the SDRAM store and its entries back (the table in SDRAM)."""
+        cfg = self._config
+        # ranges leave from the FIFO's head; `inflight` counts those whose last entry has
+        # not come back yet (the store holds at most `prefetch`)
+        inflight = Signal(range(self._prefetch + 2))
+        r = self.o_range
+        m.d.comb += [
+            r.valid.eq(range_fifo.r_rdy),
+            r.payload.start.eq(range_fifo.r_data[: cfg.synapse_bits]),
+            r.payload.count.eq(range_fifo.r_data[cfg.synapse_bits : -1]),
+            range_fifo.r_en.eq(r.valid & r.ready),
+        ]
+        sent = r.valid & r.ready
+        back = self.i_entry.valid & self.i_entry.payload.last
+        m.d.sync += inflight.eq(inflight + sent - back)
+        # D1: the entry arrives, registered (D2 uses it)
+        syn_q = Signal(cfg.synapse_layout.size)
+        d2_valid = Signal()
+        m.d.comb += self.i_entry.ready.eq(1)
+        m.d.sync += [d2_valid.eq(self.i_entry.valid), syn_q.eq(self.i_entry.payload.data)]
+        busy = Cat(f1_valid, f2_valid, range_fifo.r_rdy, inflight != 0)
+        self._elaborate_ring(m, syn_q, d2_valid, busy, take)
+        return m
+
+    def _elaborate_ring(self, m, syn_q, d2_valid, busy_before, take):  # type: ignore[no-untyped-def]
+        """Stages D2 .. D6: an entry (``syn_q``, valid in D2) into the ring."""
+        cfg = self._config
+        D = cfg.delay_slots
+        now = self.now
+        ring_q, ring_word = self.acc, self.ring_word
+        delivery_empty = self.empty
+        d3_valid = Signal()
+        d4_valid, d5_valid, d6_valid = Signal(), Signal(), Signal()
+
         # D2: synapse entry -> ring address and value
         entry = cfg.synapse_layout(syn_q)
         slot = Signal(range(D)) if D > 1 else Const(0, 1)
@@ -195,7 +275,6 @@ class DeliveryPipeline(wiring.Component):
         d3_addr = Signal(range(cfg.ring_depth))
         d3_val = Signal(signed(cfg.acc_bits))
         m.d.sync += [
-            d2_valid.eq(d1_valid),
             d3_valid.eq(d2_valid),
             d3_addr.eq(Cat(entry.target, slot) if D > 1 else entry.target),
             d3_val.eq(entry.weight << entry.weight_exp),
@@ -241,8 +320,7 @@ class DeliveryPipeline(wiring.Component):
         # the pipeline is empty; registered, and only set when no event enters meanwhile
         delivery_busy = Signal()
         m.d.comb += delivery_busy.eq(
-            Cat(f1_valid, f2_valid, range_fifo.r_rdy, active, d1_valid, d2_valid, d3_valid).any()
-            | Cat(d4_valid, d5_valid, d6_valid).any()
+            busy_before.any() | Cat(d2_valid, d3_valid, d4_valid, d5_valid, d6_valid).any()
         )
         m.d.sync += [
             delivery_empty.eq(~delivery_busy & ~take),
@@ -251,13 +329,9 @@ class DeliveryPipeline(wiring.Component):
 
         # D3 reads the ring; D6 writes it back, from registers; F1 marks the axon taken
         m.d.comb += [
-            self.syn_addr.eq(ptr),
             self.ring_addr.eq(d3_addr),
             self.ring_wr_addr.eq(d6_addr),
             self.ring_wr_data.eq(d6_sum),
             self.ring_wr_en.eq(d6_valid),
             self.event.eq(d6_valid),
-            self.taken.eq(f1_valid),
-            self.taken_axon.eq(f1_axon),
         ]
-        return m

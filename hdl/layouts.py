@@ -27,6 +27,7 @@ __all__ = [
     "STDP_BUMP",
     "STDP_CLAMP",
     "STDP_DECAY",
+    "SYNAPSE_MEMORIES",
     "CoreConfig",
     "CoreMem",
     "CoreReg",
@@ -41,6 +42,10 @@ __all__ = [
     "replace_field",
     "unpack",
 ]
+
+
+#: Where a core's synapse table can live (``CoreConfig.synapse_memory``).
+SYNAPSE_MEMORIES = ("bram", "sdram")
 
 
 def _pow2(name: str, value: object, lo: int, hi: int) -> int:
@@ -77,6 +82,11 @@ class CoreConfig:
         event, cycle, spike and step counters, and in a system of such cores the router's,
         the host link's and the FIFO maxima. Without them (for the smallest devices) they
         read 0 and ignore writes; the system's ``STEP`` and the core's ``NOW`` remain.
+    synapse_memory
+        Where the synapse table lives: ``"bram"`` (block RAM on the chip) or ``"sdram"``
+        (an SDR SDRAM behind the core's ``sdram`` pins, read a range of entries at a time;
+        :mod:`~spikefab.hdl.synapse_store`). The SDRAM table cannot learn: a core with it
+        has no learning unit.
     """
 
     neurons: int = 256
@@ -86,12 +96,23 @@ class CoreConfig:
     acc_bits: int | None = 24
     learning: bool = False
     stats: bool = True
+    synapse_memory: str = "bram"
 
     def __post_init__(self) -> None:
         if not isinstance(self.learning, bool):
             raise TypeError(f"learning must be True or False, not {self.learning!r}")
         if not isinstance(self.stats, bool):
             raise TypeError(f"stats must be True or False, not {self.stats!r}")
+        if self.synapse_memory not in SYNAPSE_MEMORIES:
+            raise ValueError(
+                f"synapse_memory must be one of {', '.join(map(repr, SYNAPSE_MEMORIES))}, "
+                f"not {self.synapse_memory!r}"
+            )
+        if self.synapse_memory == "sdram" and self.learning:
+            raise ValueError(
+                "a core with its synapses in SDRAM cannot learn: give learning=False, or "
+                'synapse_memory="bram"'
+            )
         _pow2("neurons", self.neurons, 2, 4096)
         _pow2("axons", self.axons, 2, 1 << 16)
         _pow2("synapses", self.synapses, 2, 1 << 20)

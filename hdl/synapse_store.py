@@ -19,6 +19,8 @@ Reads
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -31,10 +33,44 @@ from spikefab.hdl.sdram import (
     sdram_pins_signature,
 )
 
-__all__ = ["WORDS_PER_ENTRY", "SDRAMSynapseStore"]
+__all__ = ["WORDS_PER_ENTRY", "SDRAMOptions", "SDRAMSynapseStore"]
 
 #: SDRAM words per entry: entries are at most 32 bits.
 WORDS_PER_ENTRY = 2
+
+
+@dataclass(frozen=True)
+class SDRAMOptions:
+    """The SDRAM behind a core whose synapse table lives there, and how the core uses it.
+
+    ``geometry`` and ``timing`` describe the part (the ULX3S's AS4C32M16SB by default),
+    ``clk_freq`` is the clock the SDRAM and the core run at (Hz; it sets the timing in
+    clocks, the refresh interval included), ``prefetch`` the most ranges the store reads
+    ahead, ``base`` the table's first word address; ``refresh_postpone`` and
+    ``read_fifo_depth`` go to the controller (:class:`~spikefab.hdl.sdram.SDRAMController`).
+    """
+
+    geometry: SDRAMGeometry = field(default_factory=SDRAMGeometry)
+    timing: SDRAMTiming = field(default_factory=SDRAMTiming)
+    clk_freq: float = 25e6
+    prefetch: int = 4
+    base: int = 0
+    refresh_postpone: int = 8
+    read_fifo_depth: int = 16
+
+    def store(self, entry_bits: int, entries: int) -> SDRAMSynapseStore:
+        """A store of ``entries`` entries of ``entry_bits`` bits with these options."""
+        return SDRAMSynapseStore(
+            entry_bits,
+            entries,
+            self.geometry,
+            self.timing,
+            self.clk_freq,
+            base=self.base,
+            prefetch=self.prefetch,
+            refresh_postpone=self.refresh_postpone,
+            read_fifo_depth=self.read_fifo_depth,
+        )
 
 
 class SDRAMSynapseStore(wiring.Component):

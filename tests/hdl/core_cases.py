@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from spikefab.hdl import params as P
 from spikefab.hdl.layouts import CoreConfig, CoreMem
+from spikefab.hdl.sdram import SDRAMGeometry, SDRAMTiming
 from spikefab.mapping.core_image import single_core_image
 from spikefab.mapping.network import Network, NetworkBuilder
 from spikefab.sim.golden import GoldenModel
+
+#: The SDRAM of the cores with their table in SDRAM: 32 entries a row, so that ranges cross
+#: rows often, and the datasheet's timing with a short power-up wait.
+SDRAM_GEOMETRY = SDRAMGeometry(row_bits=5, col_bits=6, bank_bits=2)
+SDRAM_TIMING = SDRAMTiming(t_power_up=400.0)
 
 # core sizes of the sweep: (neurons, axons, synapses, delay slots)
 CONFIGS = {
@@ -318,12 +325,15 @@ def run_regression(
     verilog: Path | None = None,
     names: list[str] | None = None,
     merged_banks: bool | None = None,
+    sdram_clk: float | None = None,
 ) -> None:
     """Run the core regression of one core size on one simulator.
 
     ``verilog`` replaces the core generated from ``hdl/core.py`` (the mutation run uses
     this); ``names`` restricts the cases; ``merged_banks`` is the core's memory arrangement
-    (the dense one by default, the iCE40's merged banks with True).
+    (the dense one by default, the iCE40's merged banks with True). With ``sdram_clk`` the
+    core keeps its synapse table in SDRAM, on the SDRAM model (``sim/sdram_model.py``), at
+    that clock (Hz): the model counts its rules, and the controller its refreshes, in it.
 
     Raises
     ------
@@ -334,13 +344,23 @@ def run_regression(
     from spikefab.sim.rtl import run_cocotb, write_verilog
 
     cfg = CONFIGS[cfg_name]
-    if verilog is None:
+    sources = []
+    if sdram_clk is not None:
+        from spikefab.hdl.synapse_store import SDRAMOptions
+        from spikefab.sim.sdram_model import MODEL, OnSDRAMModel
+
+        cfg = replace(cfg, synapse_memory="sdram")
+        opts = SDRAMOptions(geometry=SDRAM_GEOMETRY, timing=SDRAM_TIMING, clk_freq=sdram_clk)
+        core = OnSDRAMModel(NeuronCore(cfg, sdram=opts), opts.geometry, opts.timing, sdram_clk)
+        verilog = write_verilog(core, "neuron_core", build / "neuron_core.v")
+        sources = [MODEL]
+    elif verilog is None:
         core = NeuronCore(cfg, merged_banks=merged_banks)
         verilog = write_verilog(core, "neuron_core", build / "neuron_core.v")
     manifest = build_cases(cfg, build / "cases", names)
     run_cocotb(
         sim,
-        [verilog],
+        [verilog, *sources],
         "neuron_core",
         "test_core",
         test_dir=HERE,
