@@ -613,6 +613,11 @@ class SystemConfig:
             raise ValueError(
                 f"inject_depth must be an integer from 1 to 4096, not {self.inject_depth!r}"
             )
+        if self.core.synapse_memory == "sdram" and self.cores != 1:
+            raise ValueError(
+                f"a system whose core keeps its synapses in SDRAM has one core (the SDRAM is "
+                f"one device), not {self.cores}"
+            )
         if self.cores * self.core.neurons > 1 << 16:
             raise ValueError(
                 f"cores x neurons must be at most 65536 (16-bit neuron ids), not "

@@ -33,7 +33,7 @@ from spikefab.hdl.sdram import (
     sdram_pins_signature,
 )
 
-__all__ = ["WORDS_PER_ENTRY", "SDRAMOptions", "SDRAMSynapseStore"]
+__all__ = ["WORDS_PER_ENTRY", "SDRAMOptions", "SDRAMSynapseStore", "sdram_options"]
 
 #: SDRAM words per entry: entries are at most 32 bits.
 WORDS_PER_ENTRY = 2
@@ -71,6 +71,16 @@ class SDRAMOptions:
             refresh_postpone=self.refresh_postpone,
             read_fifo_depth=self.read_fifo_depth,
         )
+
+
+def sdram_options(config, given: SDRAMOptions | None) -> SDRAMOptions | None:  # type: ignore[no-untyped-def]
+    """The SDRAM options of a system (a :class:`~spikefab.hdl.layouts.SystemConfig`): None
+    when its core keeps its synapses on the chip, else ``given`` or the defaults."""
+    if given is not None and not isinstance(given, SDRAMOptions):
+        raise TypeError(f"sdram must be an SDRAMOptions, not {given!r}")
+    if config.core.synapse_memory != "sdram":
+        return None
+    return given if given is not None else SDRAMOptions()
 
 
 class SDRAMSynapseStore(wiring.Component):

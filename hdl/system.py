@@ -26,6 +26,8 @@ from spikefab.hdl.core import NeuronCore
 from spikefab.hdl.layouts import SystemConfig, SystemMem, SystemReg
 from spikefab.hdl.protocol import Target
 from spikefab.hdl.router import Router
+from spikefab.hdl.sdram import sdram_pins_signature
+from spikefab.hdl.synapse_store import SDRAMOptions, sdram_options
 
 __all__ = ["HOST_ITEM", "System", "system_request_layout"]
 
@@ -65,14 +67,23 @@ class System(wiring.Component):
         The number of the next step.
     frames, errors : In(32)
         Counters of the host link, readable as system registers.
+    sdram : Out(sdram_pins_signature(sdram.geometry))
+        The SDRAM's pins, when the core keeps its synapses there
+        (``config.core.synapse_memory == "sdram"``; ``sdram`` gives the part and the clock,
+        the ULX3S's at 25 MHz by default).
     """
 
-    def __init__(self, config: SystemConfig):
+    def __init__(self, config: SystemConfig, *, sdram: SDRAMOptions | None = None):
         if not isinstance(config, SystemConfig):
             raise TypeError(f"config must be a SystemConfig, not {config!r}")
         self._config = config
+        self._sdram = sdram_options(config, sdram)
+        extra = {}
+        if self._sdram is not None:
+            extra["sdram"] = Out(sdram_pins_signature(self._sdram.geometry))
         super().__init__(
-            {
+            extra
+            | {
                 "i_cfg": In(stream.Signature(system_request_layout())),
                 "o_cfg": Out(cfg_reply_signature()),
                 "i_inject": In(stream.Signature(unsigned(16))),
@@ -88,6 +99,11 @@ class System(wiring.Component):
         )
 
     @property
+    def sdram_options(self) -> SDRAMOptions | None:
+        """The SDRAM's options, or None when the system has no SDRAM."""
+        return self._sdram
+
+    @property
     def config(self) -> SystemConfig:
         return self._config
 
@@ -99,8 +115,10 @@ class System(wiring.Component):
         m.submodules.router = router = Router(cfg)
         cores, in_fifos, spike_fifos = [], [], []
         for k in range(C):
-            core = NeuronCore(cfg.core)
+            core = NeuronCore(cfg.core, sdram=self._sdram)
             m.submodules[f"core{k}"] = core
+            if self._sdram is not None:
+                wiring.connect(m, core.sdram, wiring.flipped(self.sdram))
             in_fifo = fifo.SyncFIFOBuffered(width=cfg.core.axon_bits, depth=cfg.core_fifo_depth)
             spike_fifo = fifo.SyncFIFOBuffered(width=cfg.core.neuron_bits, depth=N)
             m.submodules[f"in_fifo{k}"] = in_fifo

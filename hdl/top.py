@@ -13,7 +13,9 @@ from amaranth.lib.wiring import In, Out
 from spikefab.hdl.executor import Executor
 from spikefab.hdl.layouts import SystemConfig
 from spikefab.hdl.protocol import MAX_BODY
+from spikefab.hdl.sdram import sdram_pins_signature
 from spikefab.hdl.slip import SlipReceiver, SlipSender
+from spikefab.hdl.synapse_store import SDRAMOptions, sdram_options
 from spikefab.hdl.system import System
 
 __all__ = ["HostLink", "SimTop"]
@@ -33,16 +35,36 @@ class HostLink(wiring.Component):
         Bytes to the host.
     idle : Out(1)
         No frame is being executed and no run is under way.
+    sdram : Out(sdram_pins_signature(sdram.geometry))
+        The SDRAM's pins, when the system keeps its synapses there (see
+        :class:`~spikefab.hdl.system.System`).
     """
 
-    def __init__(self, config: SystemConfig, timeout: int = SIM_TIMEOUT):
+    def __init__(
+        self,
+        config: SystemConfig,
+        timeout: int = SIM_TIMEOUT,
+        *,
+        sdram: SDRAMOptions | None = None,
+    ):
         if not isinstance(config, SystemConfig):
             raise TypeError(f"config must be a SystemConfig, not {config!r}")
         self._config = config
         self._timeout = timeout
-        super().__init__(
-            {"i_rx": In(stream.Signature(8)), "o_tx": Out(stream.Signature(8)), "idle": Out(1)}
-        )
+        self._sdram = sdram_options(config, sdram)
+        members = {
+            "i_rx": In(stream.Signature(8)),
+            "o_tx": Out(stream.Signature(8)),
+            "idle": Out(1),
+        }
+        if self._sdram is not None:
+            members["sdram"] = Out(sdram_pins_signature(self._sdram.geometry))
+        super().__init__(members)
+
+    @property
+    def sdram_options(self) -> SDRAMOptions | None:
+        """The SDRAM's options, or None when the system has no SDRAM."""
+        return self._sdram
 
     @property
     def config(self) -> SystemConfig:
@@ -53,7 +75,9 @@ class HostLink(wiring.Component):
         m.submodules.rx = rx = SlipReceiver(MAX_BODY, self._timeout)
         m.submodules.tx = tx = SlipSender()
         m.submodules.executor = ex = Executor(self._config)
-        m.submodules.system = system = System(self._config)
+        m.submodules.system = system = System(self._config, sdram=self._sdram)
+        if self._sdram is not None:
+            wiring.connect(m, system.sdram, wiring.flipped(self.sdram))
 
         wiring.connect(m, rx=wiring.flipped(self.i_rx), rx_port=rx.i_rx)
         wiring.connect(m, tx_port=tx.o_tx, tx=wiring.flipped(self.o_tx))

