@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from amaranth.hdl import Module, Signal
 from amaranth.lib import io, wiring
 from spikefab.hdl.layouts import SystemConfig
+from spikefab.hdl.synapse_store import SDRAMOptions, sdram_options
 from spikefab.hdl.top import HostLink
 from spikefab.hdl.uart import UART
 
@@ -98,6 +99,12 @@ class BoardTop(wiring.Component):
         ``(button, program)`` resources: while the button is pressed, the design drives the
         FPGA's PROGRAMN pin low, which reloads its configuration (the OrangeCrab's way back
         to its DFU bootloader).
+    sdram
+        ``(resource, number)`` of the platform's SDRAM (an ``SDRAMResource``), for a system
+        whose core keeps its synapses there. The SDRAM runs on the design's clock, which
+        leaves the chip on the resource's ``clk`` pin through a DDR output buffer, in phase
+        with the clock the controller's registers run on (see
+        :class:`~spikefab.hdl.sdram.SDRAMController`).
 
     Raises
     ------
@@ -114,9 +121,12 @@ class BoardTop(wiring.Component):
         leds: Sequence[Led] = (),
         uart: tuple[str, int] = ("uart", 0),
         reboot: tuple[tuple[str, int], tuple[str, int]] | None = None,
+        sdram: tuple[str, int] = ("sdram", 0),
     ):
         if not isinstance(config, SystemConfig):
             raise TypeError(f"config must be a SystemConfig, not {config!r}")
+        self._sdram_resource = sdram
+        self._sdram = sdram_options(config, SDRAMOptions(clk_freq=float(clock_hz)))
         self._config = config
         self._clock_hz = float(clock_hz)
         self._baud = baud
@@ -137,12 +147,15 @@ class BoardTop(wiring.Component):
     def elaborate(self, platform):  # type: ignore[no-untyped-def]
         m = Module()
         timeout = max(1, int(self._clock_hz * FRAME_TIMEOUT))
-        m.submodules.link = link = HostLink(self._config, timeout=timeout)
+        m.submodules.link = link = HostLink(self._config, timeout=timeout, sdram=self._sdram)
         m.submodules.uart = uart = UART(self._divisor)
         wiring.connect(m, rx=uart.o_data, link=link.i_rx)
         wiring.connect(m, link=link.o_tx, tx=uart.i_data)
         if platform is None:
             return m
+
+        if self._sdram is not None:
+            self._sdram_pins(m, platform, link.sdram)
 
         pins = platform.request(*self._uart, dir="-")
         m.submodules.uart_rx = rx_buf = io.Buffer("i", pins.rx)
@@ -186,6 +199,34 @@ class BoardTop(wiring.Component):
             )
             m.d.comb += program.o.eq(button.i)
         return m
+
+    def _sdram_pins(self, m: Module, platform, ctrl) -> None:  # type: ignore[no-untyped-def]
+        """The controller's pins on the SDRAM resource (whose ``_n`` pins the platform
+        inverts: ``cs``, ``ras``, ``cas`` and ``we`` are active high here)."""
+        pins = platform.request(*self._sdram_resource, dir="-")
+        m.submodules.sdram_clk = clk = io.DDRBuffer("o", pins.clk)
+        # high in the first half of each cycle, low in the second: the clock itself
+        m.d.comb += [clk.o[0].eq(1), clk.o[1].eq(0)]
+        outputs = {
+            "clk_en": ctrl.cke,
+            "cs": ~ctrl.cs_n,
+            "ras": ~ctrl.ras_n,
+            "cas": ~ctrl.cas_n,
+            "we": ~ctrl.we_n,
+            "ba": ctrl.ba,
+            "a": ctrl.a,
+            "dqm": ctrl.dqm,
+        }
+        for name, value in outputs.items():
+            port = getattr(pins, name)
+            m.submodules[f"sdram_{name}"] = buf = io.Buffer("o", port)
+            m.d.comb += buf.o.eq(value[: len(port)])
+        m.submodules.sdram_dq = dq = io.Buffer("io", pins.dq)
+        m.d.comb += [
+            dq.o.eq(ctrl.dq_o),
+            dq.oe.eq(ctrl.dq_oe),
+            ctrl.dq_i.eq(dq.i),
+        ]
 
     @staticmethod
     def _held(m: Module, name: str, event, hold: int) -> Signal:  # type: ignore[no-untyped-def]

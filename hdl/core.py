@@ -336,8 +336,8 @@ class NeuronCore(wiring.Component):
         # delivery pipeline ---------------------------------------------------------------------
         # hdl/delivery.py. After `step`, the events waiting belong to the next delivery phase;
         # a configuration request (or `learn`) is served first once the pipeline is empty.
-        prefetch = self._sdram.prefetch if sdram else 4
-        m.submodules.delivery = dp = DeliveryPipeline(cfg, prefetch=prefetch)
+        inflight = self._store.max_inflight if sdram else 4
+        m.submodules.delivery = dp = DeliveryPipeline(cfg, prefetch=inflight)
         delivery_empty = dp.empty
         wiring.connect(m, wiring.flipped(self.i_events), dp.i_events)
         m.d.comb += [

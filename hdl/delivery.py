@@ -61,7 +61,8 @@ class DeliveryPipeline(wiring.Component):
     config
         Sizes of the core (:class:`~spikefab.hdl.layouts.CoreConfig`).
     prefetch
-        With the table in SDRAM: the most ranges the store holds at once (its ``prefetch``).
+        With the table in SDRAM: the most ranges the store holds at once (taken, and their
+        last entry not yet given back).
 
     Attributes
     ----------

@@ -33,7 +33,13 @@ from spikefab.hdl.sdram import (
     sdram_pins_signature,
 )
 
-__all__ = ["WORDS_PER_ENTRY", "SDRAMOptions", "SDRAMSynapseStore", "sdram_options"]
+__all__ = [
+    "WORDS_PER_ENTRY",
+    "ClockCrossedStore",
+    "SDRAMOptions",
+    "SDRAMSynapseStore",
+    "sdram_options",
+]
 
 #: SDRAM words per entry: entries are at most 32 bits.
 WORDS_PER_ENTRY = 2
@@ -44,10 +50,13 @@ class SDRAMOptions:
     """The SDRAM behind a core whose synapse table lives there, and how the core uses it.
 
     ``geometry`` and ``timing`` describe the part (the ULX3S's AS4C32M16SB by default),
-    ``clk_freq`` is the clock the SDRAM and the core run at (Hz; it sets the timing in
-    clocks, the refresh interval included), ``prefetch`` the most ranges the store reads
-    ahead, ``base`` the table's first word address; ``refresh_postpone`` and
-    ``read_fifo_depth`` go to the controller (:class:`~spikefab.hdl.sdram.SDRAMController`).
+    ``clk_freq`` is the clock the SDRAM and its controller run at (Hz; it sets the timing
+    in clocks, the refresh interval included), ``domain`` the clock domain they run in:
+    ``"sync"``, the core's own, or another (a faster clock: the store then talks to the core
+    through clock-domain-crossing FIFOs, :class:`ClockCrossedStore`, and whoever builds the
+    top level provides the domain). ``prefetch`` is the most ranges the store reads ahead,
+    ``base`` the table's first word address; ``refresh_postpone`` and ``read_fifo_depth``
+    go to the controller (:class:`~spikefab.hdl.sdram.SDRAMController`).
     """
 
     geometry: SDRAMGeometry = field(default_factory=SDRAMGeometry)
@@ -57,10 +66,16 @@ class SDRAMOptions:
     base: int = 0
     refresh_postpone: int = 8
     read_fifo_depth: int = 16
+    domain: str = "sync"
 
-    def store(self, entry_bits: int, entries: int) -> SDRAMSynapseStore:
-        """A store of ``entries`` entries of ``entry_bits`` bits with these options."""
-        return SDRAMSynapseStore(
+    def __post_init__(self) -> None:
+        if not isinstance(self.domain, str) or not self.domain.isidentifier():
+            raise ValueError(f"domain must be a clock domain's name, not {self.domain!r}")
+
+    def store(self, entry_bits: int, entries: int) -> SDRAMSynapseStore | ClockCrossedStore:
+        """A store of ``entries`` entries of ``entry_bits`` bits with these options (in the
+        core's domain, or crossed from :attr:`domain`)."""
+        store = SDRAMSynapseStore(
             entry_bits,
             entries,
             self.geometry,
@@ -71,6 +86,7 @@ class SDRAMOptions:
             refresh_postpone=self.refresh_postpone,
             read_fifo_depth=self.read_fifo_depth,
         )
+        return store if self.domain == "sync" else ClockCrossedStore(store, self.domain)
 
 
 def sdram_options(config, given: SDRAMOptions | None) -> SDRAMOptions | None:  # type: ignore[no-untyped-def]
@@ -239,6 +255,11 @@ class SDRAMSynapseStore(wiring.Component):
     def prefetch(self) -> int:
         return self._prefetch
 
+    @property
+    def max_inflight(self) -> int:
+        """The most ranges taken whose last entry has not been taken from ``o_entry``."""
+        return self._prefetch
+
     def word_address(self, index: int) -> int:
         """Word address of the low half of entry ``index``."""
         return self._base + WORDS_PER_ENTRY * index
@@ -377,4 +398,67 @@ class SDRAMSynapseStore(wiring.Component):
         m.d.comb += range_out.eq(
             self.o_entry.valid & self.o_entry.ready & self.o_entry.payload.last
         )
+        return m
+
+
+class ClockCrossedStore(wiring.Component):
+    """An :class:`SDRAMSynapseStore` in another clock domain, seen from ``sync``.
+
+    The store (and its controller and pins) runs in ``domain``; each of its streams crosses
+    through an asynchronous FIFO of ``depth`` places, and ``ready`` through a synchronizer.
+    The members are the store's, with the same meaning, all in ``sync`` but ``sdram``
+    (in ``domain``). The domain's reset must hold while ``sync``'s does (the FIFOs empty
+    on a reset of their writing domain).
+
+    Throughput: with ``domain`` twice as fast as ``sync``, the store's one entry per two of
+    its clocks is one entry per ``sync`` clock, which the FIFOs carry.
+    """
+
+    def __init__(self, store: SDRAMSynapseStore, domain: str, depth: int = 16):
+        if not isinstance(store, SDRAMSynapseStore):
+            raise TypeError(f"store must be an SDRAMSynapseStore, not {store!r}")
+        if domain == "sync":
+            raise ValueError("a store crossed to the sync domain is the store itself")
+        self._store = store
+        self._domain = domain
+        self._depth = depth
+        super().__init__(dict(store.signature.members))
+
+    @property
+    def prefetch(self) -> int:
+        return self._store.prefetch
+
+    @property
+    def max_inflight(self) -> int:
+        """The most ranges taken whose last entry has not been taken from ``o_entry``: those
+        in the range FIFO, in the store, and in the entry FIFO (one entry each at most)."""
+        return self._store.max_inflight + 2 * self._depth + 2
+
+    def elaborate(self, platform):  # type: ignore[no-untyped-def]
+        from amaranth.hdl import DomainRenamer
+        from amaranth.lib.cdc import FFSynchronizer
+
+        m = Module()
+        dom = self._domain
+        m.submodules.store = store = DomainRenamer({"sync": dom})(self._store)
+        wiring.connect(m, store.sdram, wiring.flipped(self.sdram))
+        m.submodules.ready = FFSynchronizer(store.ready, self.ready)
+
+        def cross(name: str, src, dst, w_domain: str, r_domain: str) -> None:  # type: ignore[no-untyped-def]
+            width = len(src.payload.as_value())
+            q = fifo.AsyncFIFO(width=width, depth=self._depth, w_domain=w_domain, r_domain=r_domain)
+            m.submodules[f"{name}_cdc"] = q
+            m.d.comb += [
+                q.w_data.eq(src.payload.as_value()),
+                q.w_en.eq(src.valid),
+                src.ready.eq(q.w_rdy),
+                dst.payload.as_value().eq(q.r_data),
+                dst.valid.eq(q.r_rdy),
+                q.r_en.eq(dst.ready),
+            ]
+
+        for name in ("i_range", "i_write", "i_readback"):
+            cross(name, getattr(self, name), getattr(store, name), "sync", dom)
+        for name in ("o_entry", "o_readback"):
+            cross(name, getattr(store, name), getattr(self, name), dom, "sync")
         return m

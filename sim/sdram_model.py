@@ -16,9 +16,10 @@ import math
 from importlib import resources
 from pathlib import Path
 
-from amaranth.hdl import ClockSignal, Instance, Module, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, Instance, Module, ResetSignal, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
+from amaranth.lib.cdc import ResetSynchronizer
+from amaranth.lib.wiring import In, Out
 from spikefab.hdl.sdram import SDRAMGeometry, SDRAMTiming
 
 __all__ = ["MODEL", "OnSDRAMModel", "model_path"]
@@ -48,9 +49,15 @@ class OnSDRAMModel(wiring.Component):
         runs at (Hz): the model counts its rules in clocks of ``clk_freq``.
     fatal
         Stop the simulation at the first violation (else only ``sdram_violation`` rises).
+    domain
+        The clock domain of the SDRAM (``SDRAMOptions.domain``). Other than ``"sync"``, the
+        wrapper makes it: its clock is the ``sdram_clk`` input, its reset ``sync``'s,
+        synchronized.
 
     Attributes
     ----------
+    sdram_clk : In(1)
+        The SDRAM's clock, when ``domain`` is not ``"sync"``.
     sdram_violation : Out(1)
         A rule was broken (stays high).
     sdram_rule : Out(8)
@@ -65,6 +72,7 @@ class OnSDRAMModel(wiring.Component):
         clk_freq: float,
         *,
         fatal: bool = True,
+        domain: str = "sync",
     ):
         if "sdram" not in dut.signature.members:
             raise ValueError(f"{dut!r} has no sdram member")
@@ -75,8 +83,11 @@ class OnSDRAMModel(wiring.Component):
         self._timing = timing
         self._clk_freq = clk_freq
         self._fatal = fatal
+        self._domain = domain
         members = {k: v for k, v in dut.signature.members.items() if k != "sdram"}
         members |= {"sdram_violation": Out(1), "sdram_rule": Out(8)}
+        if domain != "sync":
+            members["sdram_clk"] = In(1)
         super().__init__(members)
 
     @property
@@ -86,8 +97,14 @@ class OnSDRAMModel(wiring.Component):
     def elaborate(self, platform):  # type: ignore[no-untyped-def]
         m = Module()
         m.submodules.dut = dut = self._dut
+        dom = self._domain
+        if dom != "sync":
+            cd = ClockDomain(dom)
+            m.domains += cd
+            m.d.comb += cd.clk.eq(self.sdram_clk)
+            m.submodules.sdram_reset = ResetSynchronizer(ResetSignal("sync"), domain=dom)
         for name, member in dut.signature.members.items():
-            if name == "sdram":
+            if name in ("sdram", "sdram_clk"):
                 continue
             ours, theirs = getattr(self, name), getattr(dut, name)
             if member.is_signature:
@@ -128,7 +145,7 @@ class OnSDRAMModel(wiring.Component):
             p_INIT_CYCLES=math.ceil(t.t_power_up * 1000 / clk_ps),
             p_INIT_REFRESHES=t.init_refreshes,
             p_FATAL=int(self._fatal),
-            i_clk=ClockSignal(),
+            i_clk=ClockSignal(dom),
             i_cke=pins.cke,
             i_cs_n=pins.cs_n,
             i_ras_n=pins.ras_n,
@@ -166,4 +183,5 @@ def device_top(config, sdram=None):  # type: ignore[no-untyped-def]
     opts = top.sdram_options
     if opts is None:
         return top, []
-    return OnSDRAMModel(top, opts.geometry, opts.timing, opts.clk_freq), [MODEL]
+    wrapped = OnSDRAMModel(top, opts.geometry, opts.timing, opts.clk_freq, domain=opts.domain)
+    return wrapped, [MODEL]

@@ -326,6 +326,7 @@ def run_regression(
     names: list[str] | None = None,
     merged_banks: bool | None = None,
     sdram_clk: float | None = None,
+    sdram_domain: str = "sync",
 ) -> None:
     """Run the core regression of one core size on one simulator.
 
@@ -333,7 +334,9 @@ def run_regression(
     this); ``names`` restricts the cases; ``merged_banks`` is the core's memory arrangement
     (the dense one by default, the iCE40's merged banks with True). With ``sdram_clk`` the
     core keeps its synapse table in SDRAM, on the SDRAM model (``sim/sdram_model.py``), at
-    that clock (Hz): the model counts its rules, and the controller its refreshes, in it.
+    that clock (Hz): the model counts its rules, and the controller its refreshes, in it;
+    ``sdram_domain`` other than ``"sync"`` runs the SDRAM on a clock of its own (the
+    testbench gives it twice the core's rate), across clock-domain-crossing FIFOs.
 
     Raises
     ------
@@ -350,8 +353,12 @@ def run_regression(
         from spikefab.sim.sdram_model import MODEL, OnSDRAMModel
 
         cfg = replace(cfg, synapse_memory="sdram")
-        opts = SDRAMOptions(geometry=SDRAM_GEOMETRY, timing=SDRAM_TIMING, clk_freq=sdram_clk)
-        core = OnSDRAMModel(NeuronCore(cfg, sdram=opts), opts.geometry, opts.timing, sdram_clk)
+        opts = SDRAMOptions(
+            geometry=SDRAM_GEOMETRY, timing=SDRAM_TIMING, clk_freq=sdram_clk, domain=sdram_domain
+        )
+        core = OnSDRAMModel(
+            NeuronCore(cfg, sdram=opts), opts.geometry, opts.timing, sdram_clk, domain=sdram_domain
+        )
         verilog = write_verilog(core, "neuron_core", build / "neuron_core.v")
         sources = [MODEL]
     elif verilog is None:
