@@ -106,8 +106,8 @@ class NeuronCore(wiring.Component):
         platform (merged banks on an iCE40, dense memories elsewhere).
     sdram
         With ``config.synapse_memory == "sdram"``: the SDRAM and its clock
-        (:class:`~spikefab.hdl.synapse_store.SDRAMOptions`; the ULX3S's part at 25 MHz by
-        default).
+        (:class:`~spikefab.hdl.synapse_store.SDRAMOptions`; the ULX3S's part at 50 MHz, in
+        clock domain ``sdram``, by default).
 
     Attributes
     ----------

@@ -49,7 +49,10 @@ WORDS_PER_ENTRY = 2
 class SDRAMOptions:
     """The SDRAM behind a core whose synapse table lives there, and how the core uses it.
 
-    ``geometry`` and ``timing`` describe the part (the ULX3S's AS4C32M16SB by default),
+    The defaults are the ULX3S's: its AS4C32M16SB at 50 MHz, twice its 25 MHz clock, in a
+    domain of its own.
+
+    ``geometry`` and ``timing`` describe the part,
     ``clk_freq`` is the clock the SDRAM and its controller run at (Hz; it sets the timing
     in clocks, the refresh interval included), ``domain`` the clock domain they run in:
     ``"sync"``, the core's own, or another (a faster clock: the store then talks to the core
@@ -61,12 +64,12 @@ class SDRAMOptions:
 
     geometry: SDRAMGeometry = field(default_factory=SDRAMGeometry)
     timing: SDRAMTiming = field(default_factory=SDRAMTiming)
-    clk_freq: float = 25e6
+    clk_freq: float = 50e6
     prefetch: int = 4
     base: int = 0
     refresh_postpone: int = 8
     read_fifo_depth: int = 16
-    domain: str = "sync"
+    domain: str = "sdram"
 
     def __post_init__(self) -> None:
         if not isinstance(self.domain, str) or not self.domain.isidentifier():

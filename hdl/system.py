@@ -70,7 +70,7 @@ class System(wiring.Component):
     sdram : Out(sdram_pins_signature(sdram.geometry))
         The SDRAM's pins, when the core keeps its synapses there
         (``config.core.synapse_memory == "sdram"``; ``sdram`` gives the part and the clock,
-        the ULX3S's at 25 MHz by default).
+        the ULX3S's by default: 50 MHz, in a clock domain of its own).
     """
 
     def __init__(self, config: SystemConfig, *, sdram: SDRAMOptions | None = None):

@@ -77,6 +77,8 @@ class CocotbTransport(Transport):
 async def start(dut, stress: bool = False, seed: int = 0) -> CocotbTransport:  # type: ignore[no-untyped-def]
     """Start the clock, reset the DUT, and return a running transport to it."""
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    if hasattr(dut, "sdram_clk"):  # the SDRAM's own clock, at twice the rate
+        cocotb.start_soon(Clock(dut.sdram_clk, 5, unit="ns").start())
     dut.i_rx__valid.value = 0
     dut.o_tx__ready.value = 0
     dut.rst.value = 1

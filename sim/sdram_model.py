@@ -174,7 +174,7 @@ def device_top(config, sdram=None):  # type: ignore[no-untyped-def]
     A system that keeps its synapses on the chip is :class:`~spikefab.hdl.top.SimTop` alone;
     one with its synapse table in SDRAM is ``SimTop`` on the SDRAM model (``sdram``, an
     :class:`~spikefab.hdl.synapse_store.SDRAMOptions`, gives the part and the clock; the
-    ULX3S's at 25 MHz by default), and needs :data:`MODEL`. Either way the ports are
+    ULX3S's by default), and needs :data:`MODEL`. Either way the ports are
     ``SimTop``'s (plus ``sdram_violation`` and ``sdram_rule``), so the harness is the same.
     """
     from spikefab.hdl.top import SimTop

@@ -397,6 +397,9 @@ def _build(
         *([MODEL.name] if config.core.synapse_memory == "sdram" else []),
         "main.cpp",
     ]
+    if config.core.synapse_memory == "sdram":
+        # the SDRAM's clock (sim/sdram_model.py): the harness drives it at twice the rate
+        cmd[1:1] = ["-CFLAGS", "-DSPIKEFAB_SDRAM_CLK"]
     log_path = build / "build.log"
     try:
         with open(log_path, "w") as log:

@@ -111,11 +111,24 @@ class Harness {
         top_->I_RX_PAYLOAD = offer ? in_[in_pos_] : 0;
         top_->O_TX_READY = 1;
         top_->clk = 0;
+#ifdef SPIKEFAB_SDRAM_CLK
+        // the SDRAM's clock runs at twice the design's, its rising edges on the design's
+        top_->sdram_clk = 0;
+#endif
         top_->eval();
         const bool took = offer && top_->I_RX_READY;
         const bool sent = top_->O_TX_VALID;
         const uint8_t byte = top_->O_TX_PAYLOAD;
         ctx_->timeInc(1);
+#ifdef SPIKEFAB_SDRAM_CLK
+        top_->sdram_clk = 1;
+        top_->eval();
+        ctx_->timeInc(1);
+        top_->sdram_clk = 0;
+        top_->eval();
+        ctx_->timeInc(1);
+        top_->sdram_clk = 1;
+#endif
         top_->clk = 1;
         top_->eval();
         ctx_->timeInc(1);
