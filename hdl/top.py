@@ -7,7 +7,7 @@ PHY (``hdl/uart.py``).
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from spikefab.hdl.executor import Executor
@@ -78,4 +78,20 @@ class HostLink(wiring.Component):
 
 
 class SimTop(HostLink):
-    """The whole device for simulation: bytes in, bytes out (ports ``i_rx``, ``o_tx``)."""
+    """The whole device for simulation: bytes in, bytes out (ports ``i_rx``, ``o_tx``).
+
+    The reset is registered: the device is reset in the cycles after those in which ``rst``
+    is high, and takes bytes on ``i_rx`` from the second cycle after ``rst`` falls.
+    """
+
+    def elaborate(self, platform):  # type: ignore[no-untyped-def]
+        # Every register's next value depends on the reset. Were `rst` the top-level input,
+        # Verilator would evaluate all that logic again whenever an input changes (twice a
+        # cycle, at both clock edges); registered, it is evaluated once, at the rising edge.
+        m = Module()
+        m.domains.link = link = ClockDomain(local=True)
+        rst = Signal(init=1, reset_less=True)
+        m.d.sync += rst.eq(ResetSignal())
+        m.d.comb += [link.clk.eq(ClockSignal()), link.rst.eq(rst)]
+        m.submodules.link = DomainRenamer("link")(super().elaborate(platform))
+        return m
