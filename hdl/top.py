@@ -33,13 +33,33 @@ class HostLink(wiring.Component):
         Bytes to the host.
     idle : Out(1)
         No frame is being executed and no run is under way.
+
+    Parameters
+    ----------
+    config
+        The system.
+    timeout
+        The receiver's frame timeout, in clock cycles.
+    frames
+        Frames the receiver's buffer holds (:class:`~spikefab.hdl.slip.SlipReceiver`).
+    read_width
+        Bytes of the frame buffer's read port (:class:`~spikefab.hdl.executor.Executor`).
     """
 
-    def __init__(self, config: SystemConfig, timeout: int = SIM_TIMEOUT):
+    def __init__(
+        self,
+        config: SystemConfig,
+        timeout: int = SIM_TIMEOUT,
+        *,
+        frames: int = 1,
+        read_width: int = 1,
+    ):
         if not isinstance(config, SystemConfig):
             raise TypeError(f"config must be a SystemConfig, not {config!r}")
         self._config = config
         self._timeout = timeout
+        self._frames = frames
+        self._read_width = read_width
         super().__init__(
             {"i_rx": In(stream.Signature(8)), "o_tx": Out(stream.Signature(8)), "idle": Out(1)}
         )
@@ -50,9 +70,11 @@ class HostLink(wiring.Component):
 
     def elaborate(self, platform):  # type: ignore[no-untyped-def]
         m = Module()
-        m.submodules.rx = rx = SlipReceiver(MAX_BODY, self._timeout)
+        m.submodules.rx = rx = SlipReceiver(
+            MAX_BODY, self._timeout, frames=self._frames, read_width=self._read_width
+        )
         m.submodules.tx = tx = SlipSender()
-        m.submodules.executor = ex = Executor(self._config)
+        m.submodules.executor = ex = Executor(self._config, read_width=self._read_width)
         m.submodules.system = system = System(self._config)
 
         wiring.connect(m, rx=wiring.flipped(self.i_rx), rx_port=rx.i_rx)
@@ -82,7 +104,23 @@ class SimTop(HostLink):
 
     The reset is registered: the device is reset in the cycles after those in which ``rst``
     is high, and takes bytes on ``i_rx`` from the second cycle after ``rst`` falls.
+
+    By default the simulated device spends logic a board cannot on simulated cycles (the
+    replies and the arithmetic are the same): its receiver holds two frames, so that it
+    takes the next frame while the one before is carried out, and the executor reads a
+    ``WRITE``'s words from the frame buffer a word at a time (``frames=1, read_width=1``
+    is the board's link).
     """
+
+    def __init__(
+        self,
+        config: SystemConfig,
+        timeout: int = SIM_TIMEOUT,
+        *,
+        frames: int = 2,
+        read_width: int = 8,
+    ):
+        super().__init__(config, timeout, frames=frames, read_width=read_width)
 
     def elaborate(self, platform):  # type: ignore[no-untyped-def]
         # Every register's next value depends on the reset. Were `rst` the top-level input,
