@@ -55,22 +55,34 @@ class Executor(wiring.Component):
         The frame buffer's read port.
     o_body : Out(stream.Signature(BODY_BYTE))
         Reply bodies, to :class:`~spikefab.hdl.slip.SlipSender`.
+
+    Parameters
+    ----------
+    config
+        The system.
+    read_width
+        Bytes of the frame buffer's read port: 1, or 8 (a configuration word), with which a
+        ``WRITE`` takes a word in a read rather than a byte at a time (two cycles a word
+        instead of about ten; the simulation's top uses it).
     """
 
-    def __init__(self, config: SystemConfig):
+    def __init__(self, config: SystemConfig, *, read_width: int = 1):
         if not isinstance(config, SystemConfig):
             raise TypeError(f"config must be a SystemConfig, not {config!r}")
+        if read_width not in (1, 8):
+            raise ValueError(f"read_width must be 1 or 8 bytes, not {read_width!r}")
         if config.cores * config.core.neurons > MAX_GID or config.sources > MAX_GID:
             raise ValueError(
                 f"the host link carries ids below {MAX_GID}: cores x neurons "
                 f"{config.cores * config.core.neurons} and sources {config.sources} must be less"
             )
         self._config = config
+        self._read_width = read_width
         super().__init__(
             {
                 # from the frame receiver
                 "i_frame": In(stream.Signature(frame_info_layout())),
-                "buf": Out(FrameReadSignature()),
+                "buf": Out(FrameReadSignature(width=read_width)),
                 # to the frame sender
                 "o_body": Out(stream.Signature(BODY_BYTE)),
                 # to the system
@@ -274,6 +286,19 @@ class Executor(wiring.Component):
                     m.d.comb += word_byte.eq(word.word_select(sel, 8))
         m.d.comb += self.o_body.payload.data.eq(Mux(em_hdr_on, em_hdr, word_byte))
 
+        # with a word-wide read port, a WRITE's word is the buffer's bytes at rd_ptr, those of
+        # the next words masked off
+        wide = self._read_width == word_size
+        wide_write = Signal()
+        if wide:
+            mask = Signal(8 * word_size)
+            with m.Switch(wbytes):
+                for n in range(1, word_size + 1):
+                    with m.Case(n):
+                        m.d.comb += mask.eq((1 << 8 * n) - 1)
+            with m.If(wide_write):
+                m.d.comb += self.o_cfg.payload.data.eq(self.buf.data & mask)
+
         info = info_bytes(cfg)
         n_status = len(STATUS_REGS)
         item = top(2)
@@ -294,7 +319,7 @@ class Executor(wiring.Component):
                 m.d.sync += ld_phase.eq(1)
                 with m.If(ld_phase):
                     m.d.sync += [
-                        fld.eq(Cat(fld[8:], Mux(ld_zero, 0, self.buf.data))),
+                        fld.eq(Cat(fld[8:], Mux(ld_zero, 0, self.buf.data[:8]))),
                         ld_left.eq(ld_left - 1),
                         rd_ptr.eq(Mux(ld_zero, rd_ptr, rd_next)),  # zeros take no byte
                     ]
@@ -415,7 +440,10 @@ class Executor(wiring.Component):
                 with m.Elif(op == Op.CLEAR.value):
                     m.next = "WRITE_WORD"
                 with m.Else():
-                    load(wbytes, "WRITE_PAD")  # the words follow one another in the body
+                    if wide:  # the read of rd_ptr is issued in this cycle
+                        m.next = "WRITE_WORD"
+                    else:
+                        load(wbytes, "WRITE_PAD")  # the words follow one another in the body
             with m.State("WRITE_PAD"):  # the word's bytes down to fld's bottom, zeros above
                 with m.If(wbytes == word_size):
                     m.next = "WRITE_WORD"
@@ -423,8 +451,13 @@ class Executor(wiring.Component):
                     load(word_size - wbytes, "WRITE_WORD", zero=True)
             with m.State("WRITE_WORD"):
                 m.d.comb += [self.o_cfg.valid.eq(1), self.o_cfg.payload.write.eq(1)]
+                if wide:
+                    m.d.comb += wide_write.eq(op == Op.WRITE.value)
                 with m.If(self.o_cfg.ready):
                     m.d.sync += index.eq(index + 1)
+                    if wide:
+                        with m.If(wide_write):
+                            m.d.sync += rd_ptr.eq(rd_ptr + wbytes)
                     m.next = "WRITE_NEXT"
             with m.State("READ_HDR"):
                 with m.If(index == count):

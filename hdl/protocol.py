@@ -548,10 +548,13 @@ def frame_info_layout(max_body: int = MAX_BODY) -> data.StructLayout:
 
 class FrameReadSignature(wiring.Signature):
     """The frame buffer's read port, seen from its reader: ``data`` is the byte at the
-    ``addr`` of the previous cycle."""
+    ``addr`` of the previous cycle, or with ``width`` bytes, the bytes from there on (the
+    first in the low bits; those past the frame are unspecified)."""
 
-    def __init__(self, max_body: int = MAX_BODY):
-        super().__init__({"addr": Out(range(max_body + 2)), "data": In(8)})
+    def __init__(self, max_body: int = MAX_BODY, width: int = 1):
+        if width not in (1, 8):
+            raise ValueError(f"width must be 1 or 8 bytes, not {width!r}")
+        super().__init__({"addr": Out(range(max_body + 2)), "data": In(8 * width)})
 
 
 def body_signature() -> stream.Signature:

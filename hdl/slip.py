@@ -77,18 +77,28 @@ class SlipReceiver(wiring.Component):
       the host sends later (which starts with END) is received normally. A pause of
       ``timeout - 1`` cycles, or any pause between frames, changes nothing.
 
+    With ``frames=2`` the buffer holds two frames: the next frame is received while the one
+    before waits on ``o_frame`` (the frames are offered in order; ``i_rx.ready`` is low only
+    while both wait). The simulation's top uses it, so that receiving a frame and carrying
+    out the one before overlap; a board's receiver holds one.
+
     Parameters
     ----------
     max_body
         Largest body, in bytes; the buffer holds ``max_body + 2`` bytes (body and CRC).
     timeout
         Idle clock cycles after which a started frame is reported TRUNCATED (at least 1).
+    frames
+        Frames the buffer holds, 1 or 2.
+    read_width
+        Bytes ``buf.data`` carries, 1 or 8 (:class:`~spikefab.hdl.protocol.FrameReadSignature`).
 
     Attributes
     ----------
     i_rx : In(stream.Signature(8))
-        Wire bytes. ``ready`` is low while a frame waits on ``o_frame`` (backpressure), and
-        high otherwise: a byte is taken every cycle.
+        Wire bytes. ``ready`` is low while the buffer is full (a frame, or with ``frames=2``
+        two, wait on ``o_frame``: backpressure), and high otherwise: a byte is taken every
+        cycle.
     o_frame : Out(stream.Signature(frame_info_layout(max_body)))
         A complete frame sits in the buffer. ``error`` is 0 for a good frame, else an
         :class:`~spikefab.hdl.protocol.ErrorCode` (CRC, ESCAPE, OVERFLOW, TRUNCATED or
@@ -97,25 +107,35 @@ class SlipReceiver(wiring.Component):
         (1 or 2), as in ``FrameDecoder``.
         ``valid`` rises the cycle after the END (or the last idle cycle of the timeout) was
         taken; a transfer frees the buffer and reception resumes on the next cycle.
-    buf : In(FrameReadSignature(max_body))
-        The buffer's read port: ``buf.data`` is the byte at the ``buf.addr`` of the previous
-        cycle (synchronous read). Body bytes are at ``0 .. length - 1`` and stay there while
-        ``o_frame.valid`` is high.
+    buf : In(FrameReadSignature(max_body, read_width))
+        The buffer's read port, on the frame offered on ``o_frame``: ``buf.data`` is the byte
+        (or bytes) at the ``buf.addr`` of the previous cycle (synchronous read). Body bytes
+        are at ``0 .. length - 1`` and stay there while ``o_frame.valid`` is high.
     """
 
-    def __init__(self, max_body: int = protocol.MAX_BODY, timeout: int = DEFAULT_TIMEOUT):
+    def __init__(
+        self,
+        max_body: int = protocol.MAX_BODY,
+        timeout: int = DEFAULT_TIMEOUT,
+        *,
+        frames: int = 1,
+        read_width: int = 1,
+    ):
         if not isinstance(max_body, int) or max_body < 1:
             raise ValueError(f"max_body must be a positive integer, not {max_body!r}")
         if not isinstance(timeout, int) or timeout < 1:
             raise ValueError(f"timeout must be a positive integer, not {timeout!r}")
+        if frames not in (1, 2):
+            raise ValueError(f"frames must be 1 or 2, not {frames!r}")
         self._max_body = max_body
         self._timeout = timeout
         self._depth = max_body + 2
+        self._frames = frames
         super().__init__(
             {
                 "i_rx": In(stream.Signature(8)),
                 "o_frame": Out(stream.Signature(frame_info_layout(max_body))),
-                "buf": In(FrameReadSignature(max_body)),
+                "buf": In(FrameReadSignature(max_body, read_width)),
             }
         )
 
@@ -127,14 +147,30 @@ class SlipReceiver(wiring.Component):
     def timeout(self) -> int:
         return self._timeout
 
+    @property
+    def frames(self) -> int:
+        return self._frames
+
     def elaborate(self, platform):  # type: ignore[no-untyped-def]
         depth = self._depth
         m = Module()
 
-        m.submodules.buffer = buffer = Memory(shape=8, depth=depth, init=[])
+        # with two frames, the buffer's address is the slot and the byte in it
+        slot_bits = len(self.buf.addr)
+        wslot, rslot = Signal(), Signal()  # the slots received into and offered
+        if self._frames == 1:
+            m.submodules.buffer = buffer = Memory(shape=8, depth=depth, init=[])
+        else:
+            m.submodules.buffer = buffer = Memory(shape=8, depth=2 << slot_bits, init=[])
         wr = buffer.write_port()
-        rd = buffer.read_port()
-        m.d.comb += [rd.addr.eq(self.buf.addr), self.buf.data.eq(rd.data)]
+        width = len(self.buf.data) // 8
+        for k in range(width):
+            rd = buffer.read_port()
+            at = self.buf.addr if k == 0 else (self.buf.addr + k)[:slot_bits]
+            m.d.comb += [
+                rd.addr.eq(at if self._frames == 1 else Cat(at, rslot)),
+                self.buf.data[8 * k : 8 * k + 8].eq(rd.data),
+            ]
 
         count = Signal(range(depth + 1))  # decoded bytes of the frame (saturates at depth)
         esc = Signal()  # the last byte was ESC
@@ -146,18 +182,47 @@ class SlipReceiver(wiring.Component):
         last2 = Signal(8)  # the one before
         idle = Signal(range(self._timeout))  # cycles without a byte in a started frame
 
-        m.d.comb += [
-            self.i_rx.ready.eq(~pending),
-            self.o_frame.valid.eq(pending),
-        ]
-        with m.If(self.o_frame.valid & self.o_frame.ready):
-            m.d.sync += pending.eq(0)
+        taken = self.o_frame.valid & self.o_frame.ready
+        if self._frames == 1:
+            m.d.comb += [
+                self.i_rx.ready.eq(~pending),
+                self.o_frame.valid.eq(pending),
+            ]
+            with m.If(taken):
+                m.d.sync += pending.eq(0)
+            infos = [self.o_frame.payload]
+        else:
+            # `pending` is the number of frames waiting; each slot keeps its frame's info
+            pending = Signal(range(3))
+            done = Signal()  # a frame is finished this cycle
+            infos = [Signal(frame_info_layout(self._max_body)) for _ in range(2)]
+            m.d.comb += [
+                self.i_rx.ready.eq(pending != 2),
+                self.o_frame.valid.eq(pending != 0),
+                self.o_frame.payload.eq(Mux(rslot, infos[1], infos[0])),
+            ]
+            m.d.sync += pending.eq(pending + done - taken)
+            with m.If(taken):
+                m.d.sync += rslot.eq(~rslot)
 
         def finish(error, length):  # type: ignore[no-untyped-def]
+            if self._frames == 1:
+                m.d.sync += pending.eq(1)
+            else:
+                m.d.comb += done.eq(1)
+                m.d.sync += wslot.eq(~wslot)
+
+            def store(info):  # type: ignore[no-untyped-def]
+                m.d.sync += [info.error.eq(error), info.length.eq(length)]
+
+            if self._frames == 1:
+                store(infos[0])
+            else:
+                with m.If(wslot):
+                    store(infos[1])
+                with m.Else():
+                    store(infos[0])
             m.d.sync += [
-                pending.eq(1),
-                self.o_frame.payload.error.eq(error),
-                self.o_frame.payload.length.eq(length),
                 count.eq(0),
                 esc.eq(0),
                 err.eq(0),
@@ -173,7 +238,11 @@ class SlipReceiver(wiring.Component):
         # the decoded byte to store, if any
         store = Signal()
         value = Signal(8)
-        m.d.comb += [wr.addr.eq(count), wr.data.eq(value), wr.en.eq(store & (count < depth))]
+        m.d.comb += [
+            wr.addr.eq(count if self._frames == 1 else Cat(count[:slot_bits], wslot)),
+            wr.data.eq(value),
+            wr.en.eq(store & (count < depth)),
+        ]
 
         with m.If(take):
             m.d.sync += idle.eq(0)
@@ -207,7 +276,7 @@ class SlipReceiver(wiring.Component):
                 m.d.sync += esc.eq(1)
             with m.Else():
                 m.d.comb += [store.eq(1), value.eq(byte)]
-        with m.Elif(started & ~pending):
+        with m.Elif(started & self.i_rx.ready):
             with m.If(idle == self._timeout - 1):
                 finish(Mux(err != 0, err, ErrorCode.TRUNCATED), body_length)
                 m.d.sync += hunt.eq(1)

@@ -7,7 +7,7 @@ PHY (``hdl/uart.py``).
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from spikefab.hdl.executor import Executor
@@ -38,6 +38,17 @@ class HostLink(wiring.Component):
     sdram : Out(sdram_pins_signature(sdram.geometry))
         The SDRAM's pins, when the system keeps its synapses there (see
         :class:`~spikefab.hdl.system.System`).
+
+    Parameters
+    ----------
+    config
+        The system.
+    timeout
+        The receiver's frame timeout, in clock cycles.
+    frames
+        Frames the receiver's buffer holds (:class:`~spikefab.hdl.slip.SlipReceiver`).
+    read_width
+        Bytes of the frame buffer's read port (:class:`~spikefab.hdl.executor.Executor`).
     """
 
     def __init__(
@@ -46,12 +57,16 @@ class HostLink(wiring.Component):
         timeout: int = SIM_TIMEOUT,
         *,
         sdram: SDRAMOptions | None = None,
+        frames: int = 1,
+        read_width: int = 1,
     ):
         if not isinstance(config, SystemConfig):
             raise TypeError(f"config must be a SystemConfig, not {config!r}")
         self._config = config
         self._timeout = timeout
         self._sdram = sdram_options(config, sdram)
+        self._frames = frames
+        self._read_width = read_width
         members = {
             "i_rx": In(stream.Signature(8)),
             "o_tx": Out(stream.Signature(8)),
@@ -72,9 +87,11 @@ class HostLink(wiring.Component):
 
     def elaborate(self, platform):  # type: ignore[no-untyped-def]
         m = Module()
-        m.submodules.rx = rx = SlipReceiver(MAX_BODY, self._timeout)
+        m.submodules.rx = rx = SlipReceiver(
+            MAX_BODY, self._timeout, frames=self._frames, read_width=self._read_width
+        )
         m.submodules.tx = tx = SlipSender()
-        m.submodules.executor = ex = Executor(self._config)
+        m.submodules.executor = ex = Executor(self._config, read_width=self._read_width)
         m.submodules.system = system = System(self._config, sdram=self._sdram)
         if self._sdram is not None:
             wiring.connect(m, system.sdram, wiring.flipped(self.sdram))
@@ -102,4 +119,37 @@ class HostLink(wiring.Component):
 
 
 class SimTop(HostLink):
-    """The whole device for simulation: bytes in, bytes out (ports ``i_rx``, ``o_tx``)."""
+    """The whole device for simulation: bytes in, bytes out (ports ``i_rx``, ``o_tx``).
+
+    The reset is registered: the device is reset in the cycles after those in which ``rst``
+    is high, and takes bytes on ``i_rx`` from the second cycle after ``rst`` falls.
+
+    By default the simulated device spends logic a board cannot on simulated cycles (the
+    replies and the arithmetic are the same): its receiver holds two frames, so that it
+    takes the next frame while the one before is carried out, and the executor reads a
+    ``WRITE``'s words from the frame buffer a word at a time (``frames=1, read_width=1``
+    is the board's link).
+    """
+
+    def __init__(
+        self,
+        config: SystemConfig,
+        timeout: int = SIM_TIMEOUT,
+        *,
+        sdram: SDRAMOptions | None = None,
+        frames: int = 2,
+        read_width: int = 8,
+    ):
+        super().__init__(config, timeout, sdram=sdram, frames=frames, read_width=read_width)
+
+    def elaborate(self, platform):  # type: ignore[no-untyped-def]
+        # Every register's next value depends on the reset. Were `rst` the top-level input,
+        # Verilator would evaluate all that logic again whenever an input changes (twice a
+        # cycle, at both clock edges); registered, it is evaluated once, at the rising edge.
+        m = Module()
+        m.domains.link = link = ClockDomain(local=True)
+        rst = Signal(init=1, reset_less=True)
+        m.d.sync += rst.eq(ResetSignal())
+        m.d.comb += [link.clk.eq(ClockSignal()), link.rst.eq(rst)]
+        m.submodules.link = DomainRenamer("link")(super().elaborate(platform))
+        return m

@@ -84,6 +84,7 @@ async def start(dut, stress: bool = False, seed: int = 0) -> CocotbTransport:  #
     dut.rst.value = 1
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
+    await ClockCycles(dut.clk, 1)  # SimTop's reset is registered: it ends a cycle later
     transport = CocotbTransport(dut, stress, seed)
     cocotb.start_soon(transport.pump())
     return transport

@@ -47,12 +47,14 @@ except ImportError:
 
 
 class SlipBench(wiring.Component):
-    """Everything under test in one design: a sender (ports ``s_*``), a receiver (``r_*``)
-    and a sender feeding a receiver (``l_*``), the receivers with ``timeout=TIMEOUT``."""
+    """Everything under test in one design: a sender (ports ``s_*``), a receiver (``r_*``),
+    the simulation's receiver of two frames with a word-wide read port (``d_*``) and a
+    sender feeding a receiver (``l_*``), the receivers with ``timeout=TIMEOUT``."""
 
     def __init__(self) -> None:
         self._s = SlipSender()
         self._r = SlipReceiver(timeout=TIMEOUT)
+        self._d = SlipReceiver(timeout=TIMEOUT, frames=2, read_width=8)
         self._ls = SlipSender()
         self._lr = SlipReceiver(timeout=TIMEOUT)
         body = stream.Signature(self._s.i_body.payload.shape())
@@ -66,6 +68,10 @@ class SlipBench(wiring.Component):
                 "r_o_frame": Out(frame),
                 "r_rd_addr": In(addr),
                 "r_rd_data": Out(8),
+                "d_i_rx": In(stream.Signature(8)),
+                "d_o_frame": Out(frame),
+                "d_rd_addr": In(addr),
+                "d_rd_data": Out(64),
                 "l_i_body": In(body),
                 "l_o_frame": Out(frame),
                 "l_rd_addr": In(addr),
@@ -77,18 +83,23 @@ class SlipBench(wiring.Component):
         m = Module()
         m.submodules.s = s = self._s
         m.submodules.r = r = self._r
+        m.submodules.d = d = self._d
         m.submodules.ls = ls = self._ls
         m.submodules.lr = lr = self._lr
         wiring.connect(m, wiring.flipped(self.s_i_body), s.i_body)
         wiring.connect(m, s.o_tx, wiring.flipped(self.s_o_tx))
         wiring.connect(m, wiring.flipped(self.r_i_rx), r.i_rx)
         wiring.connect(m, r.o_frame, wiring.flipped(self.r_o_frame))
+        wiring.connect(m, wiring.flipped(self.d_i_rx), d.i_rx)
+        wiring.connect(m, d.o_frame, wiring.flipped(self.d_o_frame))
         wiring.connect(m, wiring.flipped(self.l_i_body), ls.i_body)
         wiring.connect(m, ls.o_tx, lr.i_rx)
         wiring.connect(m, lr.o_frame, wiring.flipped(self.l_o_frame))
         m.d.comb += [
             r.buf.addr.eq(self.r_rd_addr),
             self.r_rd_data.eq(r.buf.data),
+            d.buf.addr.eq(self.d_rd_addr),
+            self.d_rd_data.eq(d.buf.data),
             lr.buf.addr.eq(self.l_rd_addr),
             self.l_rd_data.eq(lr.buf.data),
         ]
@@ -298,12 +309,13 @@ if cocotb is not None:
     async def _reset(dut) -> None:  # type: ignore[no-untyped-def]
         """Start the clock and reset the bench with every input of every part low."""
         bench = dut._dut
-        for name in ("s_i_body", "r_i_rx", "l_i_body"):
+        for name in ("s_i_body", "r_i_rx", "d_i_rx", "l_i_body"):
             getattr(bench, f"{name}__valid").value = 0
             getattr(bench, f"{name}__payload").value = 0
-        for name in ("s_o_tx", "r_o_frame", "l_o_frame"):
+        for name in ("s_o_tx", "r_o_frame", "d_o_frame", "l_o_frame"):
             getattr(bench, f"{name}__ready").value = 0
         bench.r_rd_addr.value = 0
+        bench.d_rd_addr.value = 0
         bench.l_rd_addr.value = 0
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
         dut.rst.value = 1
@@ -339,11 +351,17 @@ if cocotb is not None:
                 continue
             length, error = payload & 0x7FF, payload >> 11
             body = bytearray()
+            words = []  # a wide port's bytes from each address on
             dut.rd_addr.value = 0
             for i in range(length):
                 await FallingEdge(dut.clk)
-                body.append(int(dut.rd_data.value))
+                words.append(int(dut.rd_data.value))
+                body.append(words[-1] & 0xFF)
                 dut.rd_addr.value = min(i + 1, MAX_BODY + 1)
+            for i, word in enumerate(words):
+                for k in range(1, min(len(dut.rd_data) // 8, length - i)):
+                    got = (word >> 8 * k) & 0xFF
+                    assert got == body[i + k], f"byte {k} of the read at {i}: {got:#04x}"
             while rng.random() < bp:
                 await FallingEdge(dut.clk)
             dut.o_frame__ready.value = 1
@@ -404,7 +422,14 @@ if cocotb is not None:
 
     @cocotb.test()
     async def receiver_matches_frame_decoder(bench) -> None:  # type: ignore[no-untyped-def]
-        dut = Ports(bench, "r")
+        await _receive_stream(Ports(bench, "r"))
+
+    @cocotb.test()
+    async def two_frame_receiver_matches_frame_decoder(bench) -> None:  # type: ignore[no-untyped-def]
+        await _receive_stream(Ports(bench, "d"))
+
+    async def _receive_stream(dut) -> None:  # type: ignore[no-untyped-def]
+        """Drive the reference stream into a receiver and check the frames it delivers."""
         rng = random.Random(_seed())
         await _reset(dut)
         stream = receiver_stream(rng, 45)

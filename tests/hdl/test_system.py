@@ -287,11 +287,16 @@ if cocotb is not None:
         await host()
 
 
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
-def test_system(sim: str) -> None:
+# the simulation's link (two frames, word-wide reads) on both simulators, a board's on one
+@pytest.mark.parametrize(
+    ("sim", "link"), [("icarus", "sim"), ("verilator", "sim"), ("verilator", "board")]
+)
+def test_system(sim: str, link: str) -> None:
     from spikefab.hdl.top import SimTop
     from spikefab.sim.rtl import run_cocotb, write_verilog
 
-    build = ROOT / "sim_build" / "system" / sim
-    verilog = write_verilog(SimTop(CONFIG, timeout=TIMEOUT), "spikefab_top", build / "top.v")
+    build = ROOT / "sim_build" / "system" / f"{sim}-{link}"
+    sizes = {"frames": 1, "read_width": 1} if link == "board" else {}
+    top = SimTop(CONFIG, timeout=TIMEOUT, **sizes)
+    verilog = write_verilog(top, "spikefab_top", build / "top.v")
     run_cocotb(sim, [verilog], "spikefab_top", "test_system", test_dir=HERE, build_dir=build)
