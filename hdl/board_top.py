@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Instance, Module, Signal
 from amaranth.lib import io, wiring
+from amaranth.lib.cdc import ResetSynchronizer
 from spikefab.hdl.layouts import SystemConfig
 from spikefab.hdl.synapse_store import SDRAMOptions, sdram_options
 from spikefab.hdl.top import HostLink
@@ -36,6 +37,10 @@ FRAME_TIMEOUT = 0.1
 #: Largest relative difference allowed between the baud rate asked for and the one a whole
 #: divisor gives: well within the receiver's tolerance (``UARTRx``, 2.5% at divisor 4).
 MAX_BAUD_ERROR = 0.01
+
+
+#: The clock domain of a board's SDRAM and its controller.
+SDRAM_DOMAIN = "sdram"
 
 
 def divisor_of(clock_hz: float, baud: int) -> int:
@@ -101,10 +106,12 @@ class BoardTop(wiring.Component):
         to its DFU bootloader).
     sdram
         ``(resource, number)`` of the platform's SDRAM (an ``SDRAMResource``), for a system
-        whose core keeps its synapses there. The SDRAM runs on the design's clock, which
-        leaves the chip on the resource's ``clk`` pin through a DDR output buffer, in phase
-        with the clock the controller's registers run on (see
-        :class:`~spikefab.hdl.sdram.SDRAMController`).
+        whose core keeps its synapses there. The SDRAM and its controller then run at twice
+        the clock (domain ``sdram``): a PLL (an ECP5's ``EHXPLLL``) makes both clocks from
+        the platform's, and the SDRAM's clock leaves the chip on the resource's ``clk`` pin
+        through a DDR output buffer, in phase with the controller's registers (see
+        :class:`~spikefab.hdl.sdram.SDRAMController`). Both domains are held in reset until
+        the PLL locks.
 
     Raises
     ------
@@ -126,7 +133,9 @@ class BoardTop(wiring.Component):
         if not isinstance(config, SystemConfig):
             raise TypeError(f"config must be a SystemConfig, not {config!r}")
         self._sdram_resource = sdram
-        self._sdram = sdram_options(config, SDRAMOptions(clk_freq=float(clock_hz)))
+        self._sdram = sdram_options(
+            config, SDRAMOptions(clk_freq=2 * float(clock_hz), domain=SDRAM_DOMAIN)
+        )
         self._config = config
         self._clock_hz = float(clock_hz)
         self._baud = baud
@@ -155,6 +164,7 @@ class BoardTop(wiring.Component):
             return m
 
         if self._sdram is not None:
+            self._clocks(m, platform)
             self._sdram_pins(m, platform, link.sdram)
 
         pins = platform.request(*self._uart, dir="-")
@@ -200,11 +210,78 @@ class BoardTop(wiring.Component):
             m.d.comb += program.o.eq(button.i)
         return m
 
+    def _clocks(self, m: Module, platform) -> None:  # type: ignore[no-untyped-def]
+        """The ``sync`` and ``sdram`` domains from the platform's clock, through a PLL."""
+        from amaranth.vendor import LatticeECP5Platform
+
+        if not isinstance(platform, LatticeECP5Platform):
+            raise ValueError("the SDRAM's clock needs a PLL: only the ECP5's is supported")
+        f_in = self._clock_hz
+        # EHXPLLL: the feedback is CLKOP (2 * f_in), so the VCO runs at 2 * f_in * CLKOP_DIV,
+        # which must be within 400 .. 800 MHz: near 600. CLKOS (f_in) divides it by twice as
+        # much. The coarse phases are those nextpnr's ecppll tool gives for zero degrees.
+        op_div = round(600e6 / (2 * f_in))
+        if not (400e6 <= 2 * f_in * op_div <= 800e6 and 1 <= op_div <= 64):
+            raise ValueError(f"no PLL setting makes {2 * f_in / 1e6:g} MHz from {f_in / 1e6:g}")
+        phase = (op_div - 1) // 2
+        clk_in = platform.request(platform.default_clk, dir="-")
+        m.submodules.clk_in = clk_buf = io.Buffer("i", clk_in)
+        m.domains.sync = ClockDomain("sync")
+        m.domains.sdram = ClockDomain(SDRAM_DOMAIN)
+        locked = Signal()
+        m.submodules.pll = Instance(
+            "EHXPLLL",
+            a_FREQUENCY_PIN_CLKI=f"{f_in / 1e6:g}",
+            a_FREQUENCY_PIN_CLKOP=f"{2 * f_in / 1e6:g}",
+            a_FREQUENCY_PIN_CLKOS=f"{f_in / 1e6:g}",
+            a_ICP_CURRENT="12",
+            a_LPF_RESISTOR="8",
+            a_MFG_ENABLE_FILTEROPAMP="1",
+            a_MFG_GMCREF_SEL="2",
+            p_PLLRST_ENA="DISABLED",
+            p_INTFB_WAKE="DISABLED",
+            p_STDBY_ENABLE="DISABLED",
+            p_DPHASE_SOURCE="DISABLED",
+            p_OUTDIVIDER_MUXA="DIVA",
+            p_OUTDIVIDER_MUXB="DIVB",
+            p_CLKI_DIV=1,
+            p_CLKFB_DIV=2,
+            p_FEEDBK_PATH="CLKOP",
+            p_CLKOP_ENABLE="ENABLED",
+            p_CLKOP_DIV=op_div,
+            p_CLKOP_CPHASE=phase,
+            p_CLKOP_FPHASE=0,
+            p_CLKOS_ENABLE="ENABLED",
+            p_CLKOS_DIV=2 * op_div,
+            p_CLKOS_CPHASE=phase,
+            p_CLKOS_FPHASE=0,
+            i_RST=0,
+            i_STDBY=0,
+            i_CLKI=clk_buf.i,
+            i_CLKFB=ClockSignal(SDRAM_DOMAIN),
+            i_PHASESEL0=0,
+            i_PHASESEL1=0,
+            i_PHASEDIR=1,
+            i_PHASESTEP=1,
+            i_PHASELOADREG=1,
+            i_PLLWAKESYNC=0,
+            i_ENCLKOP=0,
+            o_CLKOP=ClockSignal(SDRAM_DOMAIN),
+            o_CLKOS=ClockSignal("sync"),
+            o_LOCK=locked,
+        )
+        platform.add_clock_constraint(ClockSignal(SDRAM_DOMAIN), 2 * f_in)
+        platform.add_clock_constraint(ClockSignal("sync"), f_in)
+        m.submodules.sync_reset = ResetSynchronizer(~locked, domain="sync")
+        m.submodules.sdram_reset = ResetSynchronizer(~locked, domain=SDRAM_DOMAIN)
+
     def _sdram_pins(self, m: Module, platform, ctrl) -> None:  # type: ignore[no-untyped-def]
         """The controller's pins on the SDRAM resource (whose ``_n`` pins the platform
         inverts: ``cs``, ``ras``, ``cas`` and ``we`` are active high here)."""
         pins = platform.request(*self._sdram_resource, dir="-")
-        m.submodules.sdram_clk = clk = io.DDRBuffer("o", pins.clk)
+        m.submodules.sdram_clk = clk = DomainRenamer({"sync": SDRAM_DOMAIN})(
+            io.DDRBuffer("o", pins.clk)
+        )
         # high in the first half of each cycle, low in the second: the clock itself
         m.d.comb += [clk.o[0].eq(1), clk.o[1].eq(0)]
         outputs = {
