@@ -290,15 +290,23 @@ ULX3S = Board(
     # (3 Mbaud would be 8.33, 4% off)
     baud=1_000_000,
     system=SystemConfig(
-        cores=5,
-        core=CoreConfig(neurons=256, axons=512, synapses=4096, delay_slots=16, learning=True),
+        cores=1,
+        core=CoreConfig(
+            neurons=4096,
+            axons=8192,
+            synapses=1 << 20,
+            delay_slots=16,
+            synapse_memory="sdram",
+        ),
         sources=512,
-        route_entries=4096,
+        route_entries=8192,
         inject_depth=512,
         core_fifo_depth=64,
     ),
     uart="the FT231X on the USB port marked US1 (/dev/ttyUSB0 on Linux)",
-    why="five learning cores use 76% of the 85F's 208 block RAMs; six would use 90%",
+    why="one core of 4096 neurons (the most a core addresses) whose 1048576 synapse entries "
+    "live in the 32 MB SDRAM, read at 50 MHz; its ring, state, parameters and axon table "
+    "take most of the 85F's block RAM; an SDRAM table cannot learn",
     platform=_ulx3s_85f,
     leds=(
         Led("alive", "led", 0),

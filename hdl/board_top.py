@@ -229,6 +229,8 @@ class BoardTop(wiring.Component):
         m.domains.sync = ClockDomain("sync")
         m.domains.sdram = ClockDomain(SDRAM_DOMAIN)
         locked = Signal()
+        fast, slow = Signal(), Signal()  # the PLL's outputs, constrained for the timing analysis
+        m.d.comb += [ClockSignal(SDRAM_DOMAIN).eq(fast), ClockSignal("sync").eq(slow)]
         m.submodules.pll = Instance(
             "EHXPLLL",
             a_FREQUENCY_PIN_CLKI=f"{f_in / 1e6:g}",
@@ -258,7 +260,7 @@ class BoardTop(wiring.Component):
             i_RST=0,
             i_STDBY=0,
             i_CLKI=clk_buf.i,
-            i_CLKFB=ClockSignal(SDRAM_DOMAIN),
+            i_CLKFB=fast,
             i_PHASESEL0=0,
             i_PHASESEL1=0,
             i_PHASEDIR=1,
@@ -266,12 +268,12 @@ class BoardTop(wiring.Component):
             i_PHASELOADREG=1,
             i_PLLWAKESYNC=0,
             i_ENCLKOP=0,
-            o_CLKOP=ClockSignal(SDRAM_DOMAIN),
-            o_CLKOS=ClockSignal("sync"),
+            o_CLKOP=fast,
+            o_CLKOS=slow,
             o_LOCK=locked,
         )
-        platform.add_clock_constraint(ClockSignal(SDRAM_DOMAIN), 2 * f_in)
-        platform.add_clock_constraint(ClockSignal("sync"), f_in)
+        platform.add_clock_constraint(fast, 2 * f_in)
+        platform.add_clock_constraint(slow, f_in)
         m.submodules.sync_reset = ResetSynchronizer(~locked, domain="sync")
         m.submodules.sdram_reset = ResetSynchronizer(~locked, domain=SDRAM_DOMAIN)
 

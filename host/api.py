@@ -416,7 +416,10 @@ def run(
             else:
                 _check_board_image(image, b)
         elif image is None:
-            image = image_for(network, backend, cores=cores, placement=placement, seed=seed)
+            # a board's system simulated (verilator, system): the image of the bitstream's
+            image = image_for(
+                network, backend, board=b, cores=cores, placement=placement, seed=seed
+            )
         device = open_system(image.config, backend, board=b, port=port, timeout=timeout)
         with closing(device):
             return run_network(network, image, device, steps, backend, progress=bar)

@@ -382,7 +382,8 @@ def _backend_for(backend: str | None, board_name: str | None, port: str | None) 
     "board_name",
     type=click.Choice(list(_board_names())),
     default=None,
-    help="The board of --against serial (see `spikefab boards`).",
+    help="The board of --against serial, or whose system --against verilator or system "
+    "simulates (see `spikefab boards`).",
 )
 @click.option("--port", default=None, help="The board's serial port (--against serial).")
 @click.option(
@@ -430,7 +431,8 @@ def compare(
     failed = False
     for backend in (against, *also):
         t0 = time.perf_counter()
-        board = board_name if backend == "serial" else None
+        # a board: on the board itself (serial), or its system simulated (the same image)
+        board = board_name if backend in ("serial", "verilator", "system") else None
         other = _run(
             network, image, backend, steps, show,
             None if output is None else output / f"{backend}.npz",

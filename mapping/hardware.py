@@ -164,7 +164,9 @@ class Hardware:
         c = self.core
         return (
             f"{self.cores} cores of {c.neurons} neurons, {c.axons} axons, {c.synapses} synapse "
-            f"entries, {c.delay_slots} delay slots, {c.acc_bits}-bit accumulators; router "
+            f"entries{' in SDRAM' if c.synapse_memory == 'sdram' else ''}, "
+            f"{c.delay_slots} delay slots, {c.acc_bits}-bit accumulators"
+            f"{'' if c.learning else ', no learning'}; router "
             f"{self.route_entries} entries, {self.sources} source ids"
         )
 

@@ -568,8 +568,13 @@ def _build(flat: FlatNetwork, hw: Hardware, a: Assignment, rates: np.ndarray | N
             rule=rules.get(k),
         )
         if k in rules and not c.learning:
+            why = (
+                "the cores keep their synapses in SDRAM, which cannot learn"
+                if c.synapse_memory == "sdram"
+                else "the cores have none"
+            )
             problems.append(
-                f"core {k}: plastic synapses need a learning unit; the cores have none "
+                f"core {k}: plastic synapses need a learning unit; {why} "
                 "(use cores with learning: --learning, or a board whose cores learn)"
             )
         if isinstance(rules.get(k), str):

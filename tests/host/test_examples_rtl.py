@@ -50,3 +50,24 @@ def test_compare_with_icarus() -> None:
     assert r.stdout.count("identical") == 2
     # the analytic rates of fi_sweep (1 to 250 Hz): the run is not trivially silent
     assert "spike events compared: 0 " not in r.stdout
+
+
+@pytest.mark.parametrize("name", ["cuba", "balanced"])
+def test_compare_on_the_ulx3s_system(name: str) -> None:
+    """`spikefab compare NET --board ulx3s -n 1000`: the network mapped onto the ULX3S's
+    system (one core of 4096 neurons, its synapse table in SDRAM) and run on its Verilator
+    simulation, the SDRAM model included (which stops the run on any timing rule broken),
+    is identical to golden; the device's step cycles give the real-time factor at the
+    ULX3S's clock, faster than real time."""
+    r = CliRunner().invoke(main, ["compare", name, "--board", "ulx3s", "-n", "1000"])
+    assert r.exit_code == 0, r.output
+    assert "spike mismatches:      0" in r.stdout
+    assert "identical" in r.stdout
+    m = re.search(r"device: ([\d.]+) cycles per step on average, (\d+) in the longest", r.stdout)
+    assert m is not None, r.stdout
+    mean = float(m[1])
+    assert mean >= 4096 + 11  # at least the update of every neuron (contract 6.3)
+    ulx3s = re.search(r"25 MHz \(ulx3s\) ([\d.e+]+)x", r.stdout)
+    assert ulx3s is not None, r.stdout
+    assert float(ulx3s[1]) == pytest.approx(1e-3 * 25e6 / mean, rel=5.1e-3)
+    assert float(ulx3s[1]) > 1  # faster than real time at 1 ms steps
