@@ -175,6 +175,7 @@ class Image:
                     "acc_bits": c.core.acc_bits,
                     "learning": c.core.learning,
                     "stats": c.core.stats,
+                    "synapse_memory": c.core.synapse_memory,
                 },
             },
             "stats": self.stats,
