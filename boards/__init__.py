@@ -52,6 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from spikefab.boards.report import BitsPerEntry, bits_per_entry
 from spikefab.hdl.board_top import BoardTop, Led
 from spikefab.hdl.layouts import CoreConfig, SystemConfig
 
@@ -169,6 +170,15 @@ class Board:
             f"{'' if c.stats else ', no statistics counters'}: {self.neurons} neurons, "
             f"{self.synapses} synapses"
         )
+
+    def bits_per_entry(self) -> BitsPerEntry | None:
+        """Return the block RAM bits per synapse entry, neuron and axon of the board's cores.
+
+        ``None`` for the simulated board, which has no block RAM.
+        """
+        if self.family not in ("ice40", "ecp5"):
+            return None
+        return bits_per_entry(self.system.core, self.family)
 
     def top(self) -> BoardTop:
         """Return the top level built for the board."""

@@ -80,7 +80,9 @@ class BuildReport:
     """What a build used and achieved.
 
     ``resources`` maps ``lut``, ``ff``, ``ebr``, ``spram``, ``dsp`` (those the device has)
-    to ``(used, available)``; ``fmax_mhz`` is nextpnr's estimate for the clock.
+    to ``(used, available)``; ``fmax_mhz`` is nextpnr's estimate for the clock;
+    ``bits_per_entry`` the block RAM bits per ``synapse`` entry, ``neuron`` and ``axon`` of a
+    core (:func:`~spikefab.boards.report.bits_per_entry`).
     """
 
     board: str
@@ -92,6 +94,7 @@ class BuildReport:
     synapses: int
     resources: dict[str, tuple[int, int]] = field(default_factory=dict)
     block_ram_by_memory: dict[str, int] = field(default_factory=dict)
+    bits_per_entry: dict[str, float] = field(default_factory=dict)
     fmax_mhz: float | None = None
     bitstream: str | None = None
     seconds: float = 0.0
@@ -120,6 +123,12 @@ class BuildReport:
             verdict = "meets" if self.meets_timing else "MISSES"
             out.append(
                 f"  fmax:      {self.fmax_mhz:.1f} MHz ({verdict} the {self.clock_mhz:g} MHz clock)"
+            )
+        if self.bits_per_entry:
+            b = self.bits_per_entry
+            out.append(
+                f"  block RAM per entry: {b['synapse']:.1f} bits per synapse, "
+                f"{b['neuron']:.0f} per neuron, {b['axon']:.0f} per axon"
             )
         if self.block_ram_by_memory:
             mems = ", ".join(f"{k} {v}" for k, v in sorted(self.block_ram_by_memory.items()))
@@ -268,6 +277,9 @@ def build(
     for stale in out_dir.glob(f"{design}.*"):
         stale.unlink()
     say(f"{board.title} ({board.device}), {board.clock_hz / 1e6:g} MHz: {board.capacity()}")
+    per_entry = board.bits_per_entry()
+    if per_entry is not None:
+        say(f"block RAM per entry: {per_entry.line()}")
     say(f"elaborating the design into {out_dir} ...")
     plan = platform.build(board.top(), name=design, do_build=False, **_overrides(board))
     plan.extract(str(out_dir))
@@ -283,6 +295,12 @@ def build(
         neurons=board.neurons,
         synapses=board.synapses,
     )
+    if per_entry is not None:
+        report.bits_per_entry = {
+            "synapse": per_entry.synapse,
+            "neuron": per_entry.neuron,
+            "axon": per_entry.axon,
+        }
     pnr_log, netlist = out_dir / f"{design}.tim", out_dir / f"{design}.json"
     util = utilisation(pnr_log)
     cells: dict[str, int] = {}
