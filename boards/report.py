@@ -224,7 +224,8 @@ _LOGIC_COST = 1
 #: What each memory of a core holds, by its name in the design: rows of the synapse table,
 #: of the axon table, or words of each neuron (the ring: ``delay_slots`` per neuron). A
 #: synapse or axon memory deeper than its table holds the neurons' parameters after it (the
-#: merged banks of ``hdl/core.py``). The core's other memories (its FIFOs) are per core.
+#: merged banks of ``hdl/core.py``). The core's other memories, its FIFOs of a few words,
+#: are not counted.
 HOLDS = {
     "syn_bank": "synapse",
     "axon_bank": "axon",
@@ -264,7 +265,10 @@ class _Platform:
 def core_memories(
     core: CoreConfig, family: str, merged_banks: bool | None = None
 ) -> list[CoreMemory]:
-    """Return the memories of a core elaborated for ``family`` (``"ice40"``, ``"ecp5"``).
+    """Return the memories of a core's tables elaborated for ``family`` (``"ice40"``, ``"ecp5"``).
+
+    The tables are those of :data:`HOLDS`: the synapse and axon tables, the parameters, the
+    state, the ring and the learning unit's traces.
 
     ``merged_banks`` chooses the core's memory arrangement as
     :class:`~spikefab.hdl.core.NeuronCore` does (``None``: the family's own).
@@ -288,7 +292,8 @@ def core_memories(
             here = (*path, name if isinstance(name, str) else "")
             origins = getattr(sub, "origins", None) or ()
             for mem in (o for o in origins if isinstance(o, Memory)):
-                out.append(_placed(".".join(here), mem, rams, family))
+                if ".".join(here) in HOLDS:
+                    out.append(_placed(".".join(here), mem, rams, family))
             walk(sub, here)
 
     walk(Fragment.get(NeuronCore(core, merged_banks=merged_banks), _Platform(family)), ())
@@ -326,8 +331,8 @@ class BitsPerEntry:
     no entry uses (a block's rows past the table, the gap the merged banks of
     ``hdl/core.py`` leave between a table and the parameters after it) are paid for by
     those that are used: ``synapses x synapse + neurons x neuron + axons x axon`` is the bits
-    of the memories. ``memories`` are the core's memories, the FIFOs included (they are per
-    core, and charged to no entry).
+    of the memories. ``memories`` are the memories of the core's tables
+    (:func:`core_memories`).
     """
 
     synapse: float
@@ -359,9 +364,7 @@ def bits_per_entry(core: CoreConfig, family: str, merged_banks: bool | None = No
     merged = not any(m.name == "params" for m in mems)
     bits = dict.fromkeys(rows, 0.0)
     for m in mems:
-        holds = HOLDS.get(m.name)
-        if holds is None:
-            continue
+        holds = HOLDS[m.name]
         if holds == "neuron":
             bits["neuron"] += m.bits
             continue

@@ -65,7 +65,6 @@ def test_the_icebreakers_core_by_hand():
         "axon_bank": ("SB_SPRAM256KA", 2),  # 30 bits x 2 x 256
         "state": ("SB_RAM40_4K", 4),  # 52 bits x 256: 4 of 256 x 16
         "ring": ("SB_RAM40_4K", 12),  # 24 bits x 8 x 256: 12 of 2048 x 2
-        "spike_fifo": ("SB_RAM40_4K", 1),  # 8 bits x 16, per core
     }
     b = bits_per_entry(core, "ice40")
     syn_row = 2 * SPRAM / (8192 + 256)  # 8192 synapse entries, then 256 neurons' parameters
@@ -79,7 +78,7 @@ def test_the_icebreakers_core_by_hand():
 def test_every_bit_is_charged_once(merged_banks):
     core = CoreConfig(neurons=256, axons=512, synapses=4096, learning=True)
     b = bits_per_entry(core, "ecp5", merged_banks)
-    held = sum(m.bits for m in b.memories if m.kind == "DP16KD" and m.name != "spike_fifo")
+    held = sum(m.bits for m in b.memories)
     total = core.synapses * b.synapse + core.neurons * b.neuron + core.axons * b.axon
     assert total == pytest.approx(held)
 
