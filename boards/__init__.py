@@ -12,28 +12,34 @@ link (``spikefab run --backend verilator``). It has no bitstream; its system is 
 network (as many cores of the simulated size as the network needs, up to 15).
 
 The sizes of each system, and why (resources as measured by ``spikefab build``; see
-``docs/boards.md`` for the measured reports):
+``docs/boards.md`` for the measured reports). What a core's entries cost in block RAM is
+:meth:`Board.bits_per_entry` (``docs/boards.md``, "Block RAM per entry"):
 
 iCEBreaker (iCE40UP5K, 12 MHz)
     One core of 256 neurons, 256 axons, 8192 synapse entries and 8 delay slots, no learning,
     no statistics counters. The UP5K has 30 block RAMs (4 Kbit) and 4 SPRAMs (256 Kbit). The
-    synapse and axon tables and the neuron parameters sit in the four SPRAMs, which hold up
-    to 8192 synapse entries (a synapse bank of 2 x 8192 words is one SPRAM deep). The
-    dendrite ring takes ``delay_slots x neurons x 24`` bits of block RAM: 24 blocks at 16
-    slots, 12 at 8; the state takes 4 and the system around the core (the host link's frame
-    buffer, the router tables, the FIFOs) 13 more, so 16 slots do not fit and 8 do (29 of
-    30). The learning unit's trace memories would need 4 to 5 more blocks than are left, and
-    a second core's ring and state alone are 16. The logic fits without the statistics
-    counters (``CoreConfig.stats``): thirteen 32-bit counters (the core's events, cycles,
-    spikes and steps, the router's, the FIFO maxima, the host link's) take about 1060 of the
-    UP5K's 5280 logic cells; the system takes 6125 with them and 5065 without
-    (``docs/boards.md``).
+    synapse and axon tables and the neuron parameters sit in the four SPRAMs, as two merged
+    banks (``hdl/core.py``), which hold up to 8192 synapse entries (a synapse bank of
+    2 x 8192 words is one SPRAM deep). The dendrite ring takes ``delay_slots x neurons x 24``
+    bits of block RAM: 24 blocks at 16 slots, 12 at 8; the state takes 4 and the system
+    around the core (the host link's frame buffer, the router tables, the FIFOs) 13 more, so
+    16 slots do not fit and 8 do (29 of 30). The learning unit's trace memories would need 4
+    to 5 more blocks than are left, and a second core's ring and state alone are 16; so
+    would 512 neurons. The axon bank's two SPRAMs would hold up to 8192 axons as they are,
+    but every axon bit widens the events, the route entries and the FIFOs, and the logic
+    cells are full. The logic fits without the statistics counters (``CoreConfig.stats``):
+    thirteen 32-bit counters (the core's events, cycles, spikes and steps, the router's, the
+    FIFO maxima, the host link's) take about 1060 of the UP5K's 5280 logic cells; the system
+    takes 6125 with them and 5274 without (``docs/boards.md``).
 ULX3S 85F (LFE5U-85F, 25 MHz)
-    Five cores of 256 neurons, 512 axons, 4096 synapse entries and 16 delay slots, with
-    the learning unit: 1280 neurons. The 85F has 208 block RAMs (18 Kbit); a learning core
-    takes 29 of them (the synapse bank 16, the ring 6, the state 2, the axon bank and the
-    traces the rest), the system about 13: five cores use 158 (76%), six would use about
-    187 (90%). The LUTs are a quarter used.
+    Three cores of 1024 neurons, 1024 axons, 16384 synapse entries and 16 delay slots, with
+    the learning unit: 3072 neurons, 49152 synapse entries. The 85F has 208 block RAMs
+    (18 Kbit). A core takes 62 of them: the ring 24, the synapse table 24 (25-bit entries,
+    2048 x 9 blocks), the parameters 4, the state 3, the axon table 2 and the learning
+    unit's traces 5; the system around the cores 14 more: 200 of 208 (96%). A fourth core
+    would need 62 more, twice the entries 72 more. Five cores of 512 neurons and 8192
+    entries take 186 and hold fewer of both (2560 neurons, 40960 entries). The LUTs are
+    a fifth used; fmax is 42.6 MHz against the 25 MHz clock.
 OrangeCrab 25F (LFE5U-25F, 48 MHz)
     Two cores of 256 neurons, 256 axons, 2048 synapse entries and 16 delay slots, with the
     learning unit: 512 neurons. The 25F has 56 block RAMs; a core with 4096 synapse entries
@@ -300,15 +306,17 @@ ULX3S = Board(
     # (3 Mbaud would be 8.33, 4% off)
     baud=1_000_000,
     system=SystemConfig(
-        cores=5,
-        core=CoreConfig(neurons=256, axons=512, synapses=4096, delay_slots=16, learning=True),
+        cores=3,
+        core=CoreConfig(neurons=1024, axons=1024, synapses=16384, delay_slots=16, learning=True),
         sources=512,
         route_entries=4096,
         inject_depth=512,
         core_fifo_depth=64,
     ),
     uart="the FT231X on the USB port marked US1 (/dev/ttyUSB0 on Linux)",
-    why="five learning cores use 76% of the 85F's 208 block RAMs; six would use 90%",
+    why="three learning cores of 1024 neurons and 16384 synapse entries use 200 of the 85F's "
+    "208 block RAMs (62 a core: the ring 24, the synapse table 24); a fourth would need 62 "
+    "more",
     platform=_ulx3s_85f,
     leds=(
         Led("alive", "led", 0),
@@ -320,8 +328,9 @@ ULX3S = Board(
         Programmer("openFPGALoader", ("-b", "ulx3s", "{stem}.bit"), INSTALL["openFPGALoader"]),
     ),
     bitstream_ext="bit",
-    # nextpnr's timing-driven placement gives 48.6 MHz in 21 minutes, without it 45.4 MHz
-    # in 12 (the clock is 25 MHz): most of the difference is its annealing refinement
+    # without nextpnr's timing-driven placement the system reaches 42.6 MHz in 12 minutes,
+    # for a 25 MHz clock; with it, the former five cores of 256 neurons took 21 minutes
+    # instead of 12, for 48.6 MHz instead of 45.4 (most of it in its annealing refinement)
     timing_driven=False,
 )
 
