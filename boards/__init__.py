@@ -41,10 +41,13 @@ ULX3S 85F (LFE5U-85F, 25 MHz)
     entries take 186 and hold fewer of both (2560 neurons, 40960 entries). The LUTs are
     a fifth used; fmax is 42.6 MHz against the 25 MHz clock.
 OrangeCrab 25F (LFE5U-25F, 48 MHz)
-    Two cores of 256 neurons, 256 axons, 2048 synapse entries and 16 delay slots, with the
-    learning unit: 512 neurons. The 25F has 56 block RAMs; a core with 4096 synapse entries
-    takes 25 to 29, so two of them and the system do not fit; with 2048 entries a learning
-    core takes 18, and two use about 80% of the block RAM, and under half the LUTs.
+    One core of 512 neurons, 1024 axons, 16384 synapse entries and 16 delay slots, with the
+    learning unit. The 25F has 56 block RAMs; the core takes 46 (the synapse table 24, the
+    ring 12, the state, the parameters and the axon table 2 each, the traces 4), the system
+    6 more: 52 of 56 (93%). 1024 neurons need a ring of 24 blocks, and fit only with 4096
+    entries (50 of 56), four per neuron; two cores of 256 neurons fit with 4096 entries
+    each (45), and with 8192 each they need 57. The LUTs are a third used; fmax is 79.6 MHz
+    against the 48 MHz clock.
 
 The clocks are the boards' oscillators, without a PLL: every design meets its board's
 clock with a wide margin (``docs/boards.md``), and the UART rates divide them exactly.
@@ -344,8 +347,8 @@ ORANGECRAB = Board(
     # cycles per bit at 48 MHz, 0.16% off
     baud=921_600,
     system=SystemConfig(
-        cores=2,
-        core=CoreConfig(neurons=256, axons=256, synapses=2048, delay_slots=16, learning=True),
+        cores=1,
+        core=CoreConfig(neurons=512, axons=1024, synapses=16384, delay_slots=16, learning=True),
         sources=256,
         route_entries=1024,
         inject_depth=256,
@@ -353,8 +356,9 @@ ORANGECRAB = Board(
     ),
     uart="a 3.3 V USB-UART adapter on the header: its TX to pin 0 (RX), its RX to pin 1 "
     "(TX), and GND to GND (the OrangeCrab's USB port is the FPGA's own, for DFU)",
-    why="two learning cores with 2048 synapse entries use about 80% of the 25F's 56 block "
-    "RAMs; two with 4096 would not fit",
+    why="one learning core of 512 neurons and 16384 synapse entries uses 52 of the 25F's 56 "
+    "block RAMs (the synapse table 24, the ring 12); 1024 neurons (a ring of 24) fit only "
+    "with 4096 entries, and two cores of 256 with 8192 entries each need 57",
     platform=_orangecrab_25f,
     leds=(
         Led("alive", "rgb_led", 0, "g"),
