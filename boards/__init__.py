@@ -16,7 +16,7 @@ The sizes of each system, and why (resources as measured by ``spikefab build``; 
 :meth:`Board.bits_per_entry` (``docs/boards.md``, "Block RAM per entry"):
 
 iCEBreaker (iCE40UP5K, 12 MHz)
-    One core of 256 neurons, 256 axons, 8192 synapse entries and 8 delay slots, no learning,
+    One core of 256 neurons, 512 axons, 8192 synapse entries and 8 delay slots, no learning,
     no statistics counters. The UP5K has 30 block RAMs (4 Kbit) and 4 SPRAMs (256 Kbit). The
     synapse and axon tables and the neuron parameters sit in the four SPRAMs, as two merged
     banks (``hdl/core.py``), which hold up to 8192 synapse entries (a synapse bank of
@@ -25,12 +25,12 @@ iCEBreaker (iCE40UP5K, 12 MHz)
     around the core (the host link's frame buffer, the router tables, the FIFOs) 13 more, so
     16 slots do not fit and 8 do (29 of 30). The learning unit's trace memories would need 4
     to 5 more blocks than are left, and a second core's ring and state alone are 16; so
-    would 512 neurons. The axon bank's two SPRAMs would hold up to 8192 axons as they are,
-    but every axon bit widens the events, the route entries and the FIFOs, and the logic
-    cells are full. The logic fits without the statistics counters (``CoreConfig.stats``):
-    thirteen 32-bit counters (the core's events, cycles, spikes and steps, the router's, the
-    FIFO maxima, the host link's) take about 1060 of the UP5K's 5280 logic cells; the system
-    takes 6125 with them and 5274 without (``docs/boards.md``).
+    would 512 neurons. The axon bank's two SPRAMs would hold up to 8192 axons, but each axon
+    bit widens the events, the route entries and the FIFOs: 512 axons take 5258 of the 5280
+    logic cells, 1024 would take 5291. The logic fits without the statistics counters
+    (``CoreConfig.stats``): thirteen 32-bit counters (the core's events, cycles, spikes and
+    steps, the router's, the FIFO maxima, the host link's) take about 1060 of the UP5K's
+    5280 logic cells; the system takes 6125 with them (``docs/boards.md``).
 ULX3S 85F (LFE5U-85F, 25 MHz)
     Three cores of 1024 neurons, 1024 axons, 16384 synapse entries and 16 delay slots, with
     the learning unit: 3072 neurons, 49152 synapse entries. The 85F has 208 block RAMs
@@ -277,7 +277,7 @@ ICEBREAKER = Board(
     baud=3_000_000,
     system=SystemConfig(
         cores=1,
-        core=CoreConfig(neurons=256, axons=256, synapses=8192, delay_slots=8, stats=False),
+        core=CoreConfig(neurons=256, axons=512, synapses=8192, delay_slots=8, stats=False),
         sources=256,
         route_entries=512,
         inject_depth=256,
@@ -285,9 +285,9 @@ ICEBREAKER = Board(
     ),
     uart="the FT2232H's second channel, on the same USB cable as the programmer "
     "(/dev/ttyUSB1 on Linux)",
-    why="the UP5K's 30 block RAMs hold one core's ring only at 8 delay slots; the SPRAMs "
-    "hold 8192 synapse entries; its logic cells fit the system only without the statistics "
-    "counters",
+    why="the UP5K's 30 block RAMs hold one core's ring only at 8 delay slots (29 of 30 "
+    "used); the SPRAMs hold 8192 synapse entries; its logic cells fit the system only "
+    "without the statistics counters, and with 512 axons (5258 of 5280; 1024 take 5291)",
     platform=_icebreaker,
     leds=(Led("alive", "led", 1), Led("activity", "led", 0)),
     programmers=(
