@@ -40,6 +40,11 @@ def check_report(board_name: str, out) -> None:  # type: ignore[no-untyped-def]
     text = (out / "report.txt").read_text()
     assert f"fmax:      {rep['fmax_mhz']:.1f} MHz (meets the {board.clock_hz / 1e6:g} MHz" in text
     assert f"capacity:  {board.neurons} neurons, {board.synapses} synapses" in text
+    per_entry = board.bits_per_entry()
+    assert rep["bits_per_entry"] == pytest.approx(
+        {"synapse": per_entry.synapse, "neuron": per_entry.neuron, "axon": per_entry.axon}
+    )
+    assert f"block RAM per entry: {per_entry.synapse:.1f} bits per synapse, " in text
 
 
 def test_icebreaker_bitstream(tmp_path):
