@@ -1,7 +1,7 @@
 """Bitstreams of the boards, built with the YoWASP tools as ``spikefab build`` builds them.
 
 The iCEBreaker builds run in every test run (one to five minutes each on a 2-core machine);
-the two ECP5 builds are slow (the OrangeCrab's about 5 minutes, the ULX3S's 12 to 15) and
+the two ECP5 builds are slow (the OrangeCrab's about 4 minutes, the ULX3S's about 12) and
 marked so. Each checks the report: the design fits, nextpnr's fmax is at or above the board's clock,
 the bitstream exists. A system too large for its device fails with the resource named and
 by how much.
@@ -51,7 +51,7 @@ def test_icebreaker_bitstream(tmp_path):
     """`spikefab build --board icebreaker`: a .bin, and a report that fits and meets 12 MHz.
 
     The UP5K is the tightest of the devices: its system is built without the statistics
-    counters, which leaves the logic cells about 96% used.
+    counters, which leaves the logic cells 99.6% used.
     """
     report = build(BOARDS["icebreaker"], tmp_path, say=lambda _: None)
     assert report.fits and report.meets_timing
