@@ -66,7 +66,9 @@ from spikefab.hdl.layouts import NEURON_PARAMS, CoreConfig
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BIN = Path(sys.executable).parent
-MEMORIES = ("ring", "state", "syn_bank", "axon_bank")
+#: The core's table memories, by name: ``params`` only in the dense arrangement off the iCE40
+#: (on the UP5K the parameters share the two banks; ``hdl/core.py``).
+MEMORIES = ("ring", "state", "syn_bank", "axon_bank", "params")
 
 # UP5K resources
 UP5K_EBR, UP5K_SPRAM, SPRAM_WIDTH, SPRAM_DEPTH = 30, 4, 16, 16384

@@ -12,33 +12,42 @@ link (``spikefab run --backend verilator``). It has no bitstream; its system is 
 network (as many cores of the simulated size as the network needs, up to 15).
 
 The sizes of each system, and why (resources as measured by ``spikefab build``; see
-``docs/boards.md`` for the measured reports):
+``docs/boards.md`` for the measured reports). What a core's entries cost in block RAM is
+:meth:`Board.bits_per_entry` (``docs/boards.md``, "Block RAM per entry"):
 
 iCEBreaker (iCE40UP5K, 12 MHz)
-    One core of 256 neurons, 256 axons, 8192 synapse entries and 8 delay slots, no learning,
+    One core of 256 neurons, 512 axons, 8192 synapse entries and 8 delay slots, no learning,
     no statistics counters. The UP5K has 30 block RAMs (4 Kbit) and 4 SPRAMs (256 Kbit). The
-    synapse and axon tables and the neuron parameters sit in the four SPRAMs, which hold up
-    to 8192 synapse entries (a synapse bank of 2 x 8192 words is one SPRAM deep). The
-    dendrite ring takes ``delay_slots x neurons x 24`` bits of block RAM: 24 blocks at 16
-    slots, 12 at 8; the state takes 4 and the system around the core (the host link's frame
-    buffer, the router tables, the FIFOs) 13 more, so 16 slots do not fit and 8 do (29 of
-    30). The learning unit's trace memories would need 4 to 5 more blocks than are left, and
-    a second core's ring and state alone are 16. The logic fits without the statistics
-    counters (``CoreConfig.stats``): thirteen 32-bit counters (the core's events, cycles,
-    spikes and steps, the router's, the FIFO maxima, the host link's) take about 1060 of the
-    UP5K's 5280 logic cells; the system takes 6125 with them and 5065 without
-    (``docs/boards.md``).
+    synapse and axon tables and the neuron parameters sit in the four SPRAMs, as two merged
+    banks (``hdl/core.py``), which hold up to 8192 synapse entries (a synapse bank of
+    2 x 8192 words is one SPRAM deep). The dendrite ring takes ``delay_slots x neurons x 24``
+    bits of block RAM: 24 blocks at 16 slots, 12 at 8; the state takes 4 and the system
+    around the core (the host link's frame buffer, the router tables, the FIFOs) 13 more, so
+    16 slots do not fit and 8 do (29 of 30). The learning unit's trace memories would need 4
+    to 5 more blocks than are left, and a second core's ring and state alone are 16; so
+    would 512 neurons. The axon bank's two SPRAMs would hold up to 8192 axons, but each axon
+    bit widens the events, the route entries and the FIFOs: 512 axons take 5258 of the 5280
+    logic cells, 1024 would take 5291. The logic fits without the statistics counters
+    (``CoreConfig.stats``): thirteen 32-bit counters (the core's events, cycles, spikes and
+    steps, the router's, the FIFO maxima, the host link's) take about 1060 of the UP5K's
+    5280 logic cells; the system takes 6125 with them (``docs/boards.md``).
 ULX3S 85F (LFE5U-85F, 25 MHz)
-    Five cores of 256 neurons, 512 axons, 4096 synapse entries and 16 delay slots, with
-    the learning unit: 1280 neurons. The 85F has 208 block RAMs (18 Kbit); a learning core
-    takes 29 of them (the synapse bank 16, the ring 6, the state 2, the axon bank and the
-    traces the rest), the system about 13: five cores use 158 (76%), six would use about
-    187 (90%). The LUTs are a quarter used.
+    Three cores of 1024 neurons, 1024 axons, 16384 synapse entries and 16 delay slots, with
+    the learning unit: 3072 neurons, 49152 synapse entries. The 85F has 208 block RAMs
+    (18 Kbit). A core takes 62 of them: the ring 24, the synapse table 24 (25-bit entries,
+    2048 x 9 blocks), the parameters 4, the state 3, the axon table 2 and the learning
+    unit's traces 5; the system around the cores 14 more: 200 of 208 (96%). A fourth core
+    would need 62 more, twice the entries 72 more. Five cores of 512 neurons and 8192
+    entries take 186 and hold fewer of both (2560 neurons, 40960 entries). The LUTs are
+    a fifth used; fmax is 42.6 MHz against the 25 MHz clock.
 OrangeCrab 25F (LFE5U-25F, 48 MHz)
-    Two cores of 256 neurons, 256 axons, 2048 synapse entries and 16 delay slots, with the
-    learning unit: 512 neurons. The 25F has 56 block RAMs; a core with 4096 synapse entries
-    takes 25 to 29, so two of them and the system do not fit; with 2048 entries a learning
-    core takes 18, and two use about 80% of the block RAM, and under half the LUTs.
+    One core of 512 neurons, 1024 axons, 16384 synapse entries and 16 delay slots, with the
+    learning unit. The 25F has 56 block RAMs; the core takes 46 (the synapse table 24, the
+    ring 12, the state, the parameters and the axon table 2 each, the traces 4), the system
+    6 more: 52 of 56 (93%). 1024 neurons need a ring of 24 blocks, and fit only with 4096
+    entries (50 of 56), four per neuron; two cores of 256 neurons fit with 4096 entries
+    each (45), and with 8192 each they need 57. The LUTs are a third used; fmax is 79.6 MHz
+    against the 48 MHz clock.
 
 The clocks are the boards' oscillators, without a PLL: every design meets its board's
 clock with a wide margin (``docs/boards.md``), and the UART rates divide them exactly.
@@ -52,6 +61,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from spikefab.boards.report import BitsPerEntry, bits_per_entry
 from spikefab.hdl.board_top import BoardTop, Led
 from spikefab.hdl.layouts import CoreConfig, SystemConfig
 
@@ -170,6 +180,15 @@ class Board:
             f"{self.synapses} synapses"
         )
 
+    def bits_per_entry(self) -> BitsPerEntry | None:
+        """Return the block RAM bits per synapse entry, neuron and axon of the board's cores.
+
+        ``None`` for the simulated board, which has no block RAM.
+        """
+        if self.family not in ("ice40", "ecp5"):
+            return None
+        return bits_per_entry(self.system.core, self.family)
+
     def top(self) -> BoardTop:
         """Return the top level built for the board."""
         if self.platform is None:
@@ -258,7 +277,7 @@ ICEBREAKER = Board(
     baud=3_000_000,
     system=SystemConfig(
         cores=1,
-        core=CoreConfig(neurons=256, axons=256, synapses=8192, delay_slots=8, stats=False),
+        core=CoreConfig(neurons=256, axons=512, synapses=8192, delay_slots=8, stats=False),
         sources=256,
         route_entries=512,
         inject_depth=256,
@@ -266,9 +285,9 @@ ICEBREAKER = Board(
     ),
     uart="the FT2232H's second channel, on the same USB cable as the programmer "
     "(/dev/ttyUSB1 on Linux)",
-    why="the UP5K's 30 block RAMs hold one core's ring only at 8 delay slots; the SPRAMs "
-    "hold 8192 synapse entries; its logic cells fit the system only without the statistics "
-    "counters",
+    why="the UP5K's 30 block RAMs hold one core's ring only at 8 delay slots (29 of 30 "
+    "used); the SPRAMs hold 8192 synapse entries; its logic cells fit the system only "
+    "without the statistics counters, and with 512 axons (5258 of 5280; 1024 take 5291)",
     platform=_icebreaker,
     leds=(Led("alive", "led", 1), Led("activity", "led", 0)),
     programmers=(
@@ -318,8 +337,9 @@ ULX3S = Board(
         Programmer("openFPGALoader", ("-b", "ulx3s", "{stem}.bit"), INSTALL["openFPGALoader"]),
     ),
     bitstream_ext="bit",
-    # nextpnr's timing-driven placement gives 48.6 MHz in 21 minutes, without it 45.4 MHz
-    # in 12 (the clock is 25 MHz): most of the difference is its annealing refinement
+    # without nextpnr's timing-driven placement the system reaches 42.6 MHz in 12 minutes,
+    # for a 25 MHz clock; with it, the former five cores of 256 neurons took 21 minutes
+    # instead of 12, for 48.6 MHz instead of 45.4 (most of it in its annealing refinement)
     timing_driven=False,
 )
 
@@ -333,8 +353,8 @@ ORANGECRAB = Board(
     # cycles per bit at 48 MHz, 0.16% off
     baud=921_600,
     system=SystemConfig(
-        cores=2,
-        core=CoreConfig(neurons=256, axons=256, synapses=2048, delay_slots=16, learning=True),
+        cores=1,
+        core=CoreConfig(neurons=512, axons=1024, synapses=16384, delay_slots=16, learning=True),
         sources=256,
         route_entries=1024,
         inject_depth=256,
@@ -342,8 +362,9 @@ ORANGECRAB = Board(
     ),
     uart="a 3.3 V USB-UART adapter on the header: its TX to pin 0 (RX), its RX to pin 1 "
     "(TX), and GND to GND (the OrangeCrab's USB port is the FPGA's own, for DFU)",
-    why="two learning cores with 2048 synapse entries use about 80% of the 25F's 56 block "
-    "RAMs; two with 4096 would not fit",
+    why="one learning core of 512 neurons and 16384 synapse entries uses 52 of the 25F's 56 "
+    "block RAMs (the synapse table 24, the ring 12); 1024 neurons (a ring of 24) fit only "
+    "with 4096 entries, and two cores of 256 with 8192 entries each need 57",
     platform=_orangecrab_25f,
     leds=(
         Led("alive", "rgb_led", 0, "g"),

@@ -28,6 +28,7 @@ from spikefab.boards import Board
 from spikefab.boards.report import (
     BELS,
     RESOURCES,
+    clock_fmax,
     netlist_cells,
     phase_of,
     read_report,
@@ -80,7 +81,11 @@ class BuildReport:
     """What a build used and achieved.
 
     ``resources`` maps ``lut``, ``ff``, ``ebr``, ``spram``, ``dsp`` (those the device has)
-    to ``(used, available)``; ``fmax_mhz`` is nextpnr's estimate for the clock.
+    to ``(used, available)``; ``fmax_mhz`` is nextpnr's estimate for the design's clock;
+    ``sdram_clock_mhz`` and ``sdram_fmax_mhz`` the SDRAM's clock and nextpnr's estimate for
+    it, on a board whose synapses are in SDRAM (its own clock domain);
+    ``bits_per_entry`` the block RAM bits per ``synapse`` entry, ``neuron`` and ``axon`` of a
+    core (:func:`~spikefab.boards.report.bits_per_entry`).
     """
 
     board: str
@@ -92,7 +97,10 @@ class BuildReport:
     synapses: int
     resources: dict[str, tuple[int, int]] = field(default_factory=dict)
     block_ram_by_memory: dict[str, int] = field(default_factory=dict)
+    bits_per_entry: dict[str, float] = field(default_factory=dict)
     fmax_mhz: float | None = None
+    sdram_clock_mhz: float | None = None
+    sdram_fmax_mhz: float | None = None
     bitstream: str | None = None
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -103,6 +111,10 @@ class BuildReport:
 
     @property
     def meets_timing(self) -> bool:
+        if self.sdram_clock_mhz is not None and not (
+            self.sdram_fmax_mhz is not None and self.sdram_fmax_mhz >= self.sdram_clock_mhz
+        ):
+            return False
         return self.fmax_mhz is not None and self.fmax_mhz >= self.clock_mhz
 
     def lines(self) -> list[str]:
@@ -120,6 +132,24 @@ class BuildReport:
             verdict = "meets" if self.meets_timing else "MISSES"
             out.append(
                 f"  fmax:      {self.fmax_mhz:.1f} MHz ({verdict} the {self.clock_mhz:g} MHz clock)"
+            )
+        if self.sdram_clock_mhz is not None:
+            ok = self.sdram_fmax_mhz is not None and self.sdram_fmax_mhz >= self.sdram_clock_mhz
+            got = "no fmax" if self.sdram_fmax_mhz is None else f"{self.sdram_fmax_mhz:.1f} MHz"
+            out.append(
+                f"  SDRAM:     {got} ({'meets' if ok else 'MISSES'} its "
+                f"{self.sdram_clock_mhz:g} MHz clock, from a PLL)"
+            )
+        if self.bits_per_entry:
+            b = self.bits_per_entry
+            syn = (
+                f"none per synapse (SDRAM: {b['sdram_synapse']:.0f} bits)"
+                if b.get("sdram_synapse")
+                else f"{b['synapse']:.1f} bits per synapse"
+            )
+            out.append(
+                f"  block RAM per entry: {syn}, {b['neuron']:.0f} per neuron, "
+                f"{b['axon']:.0f} per axon"
             )
         if self.block_ram_by_memory:
             mems = ", ".join(f"{k} {v}" for k, v in sorted(self.block_ram_by_memory.items()))
@@ -268,6 +298,9 @@ def build(
     for stale in out_dir.glob(f"{design}.*"):
         stale.unlink()
     say(f"{board.title} ({board.device}), {board.clock_hz / 1e6:g} MHz: {board.capacity()}")
+    per_entry = board.bits_per_entry()
+    if per_entry is not None:
+        say(f"block RAM per entry: {per_entry.line()}")
     say(f"elaborating the design into {out_dir} ...")
     plan = platform.build(board.top(), name=design, do_build=False, **_overrides(board))
     plan.extract(str(out_dir))
@@ -283,6 +316,13 @@ def build(
         neurons=board.neurons,
         synapses=board.synapses,
     )
+    if per_entry is not None:
+        report.bits_per_entry = {
+            "synapse": per_entry.synapse,
+            "neuron": per_entry.neuron,
+            "axon": per_entry.axon,
+            "sdram_synapse": per_entry.sdram_synapse,
+        }
     pnr_log, netlist = out_dir / f"{design}.tim", out_dir / f"{design}.json"
     util = utilisation(pnr_log)
     cells: dict[str, int] = {}
@@ -295,6 +335,15 @@ def build(
             # an iCE40 logic cell has one flip-flop: count them in the netlist
             report.resources[key] = (cells["ff"], report.resources["lut"][1])
     report.fmax_mhz, _ = read_report(out_dir / f"{design}.report.json")
+    if board.system.core.synapse_memory == "sdram":
+        # two clocks: the design's and the SDRAM's (twice it), told apart by their constraints
+        report.sdram_clock_mhz = 2 * board.clock_hz / 1e6
+        clocks = clock_fmax(out_dir / f"{design}.report.json")
+        for achieved, wanted in clocks.values():
+            if abs(wanted - report.sdram_clock_mhz) < 1e-3:
+                report.sdram_fmax_mhz = achieved
+            elif abs(wanted - report.clock_mhz) < 1e-3:
+                report.fmax_mhz = achieved
 
     over = [(k, u, a) for k, (u, a) in report.resources.items() if u > a]
     for key, used, avail in over:
@@ -307,7 +356,14 @@ def build(
         report.problems.append(
             f"the build failed (exit {rc}): " + (errors[-1].strip() if errors else f"see {log}")
         )
-    if rc == 0 and not report.meets_timing:
+    if rc == 0 and report.sdram_clock_mhz is not None and not report.meets_timing:
+        got = report.sdram_fmax_mhz
+        if got is None or got < report.sdram_clock_mhz:
+            report.problems.append(
+                f"the design misses the SDRAM's {report.sdram_clock_mhz:g} MHz clock: "
+                + ("no fmax" if got is None else f"fmax {got:.1f} MHz")
+            )
+    if rc == 0 and not (report.fmax_mhz is not None and report.fmax_mhz >= report.clock_mhz):
         fmax = "no fmax" if report.fmax_mhz is None else f"fmax {report.fmax_mhz:.1f} MHz"
         report.problems.append(
             f"the design misses the board's {board.clock_hz / 1e6:g} MHz clock: {fmax}"

@@ -1,7 +1,7 @@
 """Bitstreams of the boards, built with the YoWASP tools as ``spikefab build`` builds them.
 
 The iCEBreaker builds run in every test run (one to five minutes each on a 2-core machine);
-the two ECP5 builds are slow (the OrangeCrab's about 5 minutes, the ULX3S's 12 to 15) and
+the two ECP5 builds are slow (the OrangeCrab's about 4 minutes, the ULX3S's about 12) and
 marked so. Each checks the report: the design fits, nextpnr's fmax is at or above the board's clock,
 the bitstream exists. A system too large for its device fails with the resource named and
 by how much.
@@ -40,13 +40,31 @@ def check_report(board_name: str, out) -> None:  # type: ignore[no-untyped-def]
     text = (out / "report.txt").read_text()
     assert f"fmax:      {rep['fmax_mhz']:.1f} MHz (meets the {board.clock_hz / 1e6:g} MHz" in text
     assert f"capacity:  {board.neurons} neurons, {board.synapses} synapses" in text
+    per_entry = board.bits_per_entry()
+    assert rep["bits_per_entry"] == pytest.approx(
+        {
+            "synapse": per_entry.synapse,
+            "neuron": per_entry.neuron,
+            "axon": per_entry.axon,
+            "sdram_synapse": per_entry.sdram_synapse,
+        }
+    )
+    if board.system.core.synapse_memory == "sdram":
+        # the synapses in SDRAM, on a clock of its own that the build meets too
+        assert "block RAM per entry: none per synapse (SDRAM: 32 bits), " in text
+        assert rep["sdram_clock_mhz"] == 2 * board.clock_hz / 1e6
+        assert rep["sdram_fmax_mhz"] >= rep["sdram_clock_mhz"]
+        assert f"SDRAM:     {rep['sdram_fmax_mhz']:.1f} MHz (meets its " in text
+    else:
+        assert f"block RAM per entry: {per_entry.synapse:.1f} bits per synapse, " in text
+        assert rep["sdram_clock_mhz"] is None
 
 
 def test_icebreaker_bitstream(tmp_path):
     """`spikefab build --board icebreaker`: a .bin, and a report that fits and meets 12 MHz.
 
     The UP5K is the tightest of the devices: its system is built without the statistics
-    counters, which leaves the logic cells about 96% used.
+    counters, which leaves the logic cells 99.6% used.
     """
     report = build(BOARDS["icebreaker"], tmp_path, say=lambda _: None)
     assert report.fits and report.meets_timing
