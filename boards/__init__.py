@@ -174,7 +174,8 @@ class Board:
         s, c = self.system, self.system.core
         return (
             f"{s.cores} core{'s' if s.cores > 1 else ''} x {c.neurons} neurons, "
-            f"{c.axons} axons, {c.synapses} synapse entries, {c.delay_slots} delay slots"
+            f"{c.axons} axons, {c.synapses} synapse entries"
+            f"{' in SDRAM' if c.synapse_memory == 'sdram' else ''}, {c.delay_slots} delay slots"
             f"{', learning' if c.learning else ''}"
             f"{'' if c.stats else ', no statistics counters'}: {self.neurons} neurons, "
             f"{self.synapses} synapses"

@@ -354,7 +354,7 @@ class BitsPerEntry:
     def line(self) -> str:
         """Return the figures as one line of a report."""
         where = (
-            f"{self.sdram_synapse:.0f} SDRAM bits per synapse entry"
+            f"none per synapse entry ({self.sdram_synapse:.0f} bits of SDRAM)"
             if self.sdram_synapse
             else f"{self.synapse:.1f} bits per synapse entry"
         )

@@ -731,6 +731,9 @@ def boards() -> None:
             f"{name:12s} {b.title} ({b.device}, {b.clock_hz / 1e6:g} MHz, UART {b.baud} baud): "
             f"{b.capacity()}"
         )
+        per_entry = b.bits_per_entry()
+        if per_entry is not None:
+            click.echo(f"{'':12s} block RAM: {per_entry.line()}")
 
 
 board_option = click.option(

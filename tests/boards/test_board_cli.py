@@ -91,12 +91,19 @@ class Pty:
 def test_boards_lists_every_board_with_its_capacity():
     r = invoke("boards")
     assert r.exit_code == 0
-    lines = r.stdout.splitlines()
+    lines = [ln for ln in r.stdout.splitlines() if not ln.startswith(" ")]
     assert [ln.split()[0] for ln in lines] == board_names()
     for name, line in zip(board_names(), lines, strict=True):
         b = get_board(name)
         assert f"{b.neurons} neurons, {b.synapses} synapses" in line
     assert "iCE40UP5K-SG48, 12 MHz, UART 3000000 baud" in lines[0]
+    # each board's block RAM per entry, on the line after it
+    for name in BOARDS:
+        line = r.stdout.splitlines()[
+            r.stdout.splitlines().index(lines[board_names().index(name)]) + 1
+        ]
+        assert line.strip() == f"block RAM: {BOARDS[name].bits_per_entry().line()}"
+    assert "1048576 synapse entries in SDRAM" in r.stdout
 
 
 def test_every_board_has_a_system_its_uart_rate_and_clock_agree_on():

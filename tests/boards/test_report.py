@@ -62,7 +62,7 @@ def test_the_ulx3s_sdram_core_by_hand():
     assert b.synapse == 0.0 and b.sdram_synapse == 32.0
     assert b.neuron == (96 + 12 + 14) * DP16KD / 4096 == 549.0
     assert b.axon == 20 * DP16KD / 8192 == 45.0
-    assert b.line() == "32 SDRAM bits per synapse entry, 549 per neuron, 45 per axon"
+    assert b.line() == "none per synapse entry (32 bits of SDRAM), 549 per neuron, 45 per axon"
 
 
 def test_a_core_of_512_neurons_by_hand():
