@@ -278,7 +278,7 @@ ICEBREAKER = Board(
     baud=3_000_000,
     system=SystemConfig(
         cores=1,
-        core=CoreConfig(neurons=256, axons=512, synapses=8192, delay_slots=8, stats=False),
+        core=CoreConfig(neurons=256, axons=256, synapses=8192, delay_slots=8, stats=False),
         sources=256,
         route_entries=512,
         inject_depth=256,
@@ -288,7 +288,7 @@ ICEBREAKER = Board(
     "(/dev/ttyUSB1 on Linux)",
     why="the UP5K's 30 block RAMs hold one core's ring only at 8 delay slots (29 of 30 "
     "used); the SPRAMs hold 8192 synapse entries; its logic cells fit the system only "
-    "without the statistics counters, and with 512 axons (5258 of 5280; 1024 take 5291)",
+    "without the statistics counters, and with 256 axons (5259 of 5280; 512 take 5286)",
     platform=_icebreaker,
     leds=(Led("alive", "led", 1), Led("activity", "led", 0)),
     programmers=(

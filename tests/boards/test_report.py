@@ -78,16 +78,16 @@ def test_a_core_of_512_neurons_by_hand():
 
 def test_the_icebreakers_core_by_hand():
     """Merged banks in the SPRAMs: rows no entry uses are paid for by those used."""
-    core = CoreConfig(neurons=256, axons=512, synapses=8192, delay_slots=8, stats=False)
+    core = CoreConfig(neurons=256, axons=256, synapses=8192, delay_slots=8, stats=False)
     assert blocks_of("ice40", core) == {
         "syn_bank": ("SB_SPRAM256KA", 2),  # 32 bits x 2 x 8192: two SPRAMs side by side
-        "axon_bank": ("SB_SPRAM256KA", 2),  # 30 bits x 2 x 512
+        "axon_bank": ("SB_SPRAM256KA", 2),  # 30 bits x 2 x 256
         "state": ("SB_RAM40_4K", 4),  # 52 bits x 256: 4 of 256 x 16
         "ring": ("SB_RAM40_4K", 12),  # 24 bits x 8 x 256: 12 of 2048 x 2
     }
     b = bits_per_entry(core, "ice40")
     syn_row = 2 * SPRAM / (8192 + 256)  # 8192 synapse entries, then 256 neurons' parameters
-    axon_row = 2 * SPRAM / (512 + 256)  # 512 axons, then the parameters
+    axon_row = 2 * SPRAM / (256 + 256)  # 256 axons, then the parameters
     assert b.synapse == pytest.approx(syn_row)
     assert b.axon == pytest.approx(axon_row)
     assert b.neuron == pytest.approx(4 * RAM4K / 256 + 12 * RAM4K / 256 + syn_row + axon_row)
