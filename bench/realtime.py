@@ -98,7 +98,7 @@ def main() -> int:
         other = result.cycles_per_step - (update[k] + delivery[k]) / steps
         print(f"  cycles per step besides the busiest core's update and delivery: "
               f"{other:.1f} (drain, routing, the other cores)")  # fmt: skip
-        for b in BOARDS.values():
+        for b in BOARDS.values() if board is None else [BOARDS[board]]:
             print(f"  real time at {b.clock_hz / 1e6:g} MHz ({b.name}): "
                   f"{result.real_time_factor(b.clock_hz):.2f}x mean step, "
                   f"{result.real_time_factor(b.clock_hz, worst=True):.2f}x longest "
