@@ -18,7 +18,7 @@ from spikefab.mapping.image import Image
 from spikefab.mapping.network import Network
 from spikefab.sim.results import ProbeTrace, RunAbortedError, RunResult
 
-__all__ = ["Device", "check_device", "load", "read_weights", "run_network"]
+__all__ = ["Device", "DeviceRun", "check_device", "load", "read_weights", "run_network"]
 
 
 class Device(Protocol):
@@ -144,66 +144,95 @@ def run_network(
         When the device fails (a :class:`~spikefab.hdl.protocol.LinkError`, the process
         behind it dying) or on KeyboardInterrupt, with the partial result.
     """
-    cfg = image.config
-    pops = list(net.populations.values())
-    pop_of_gid, idx_of_gid = image.gid_table(net)
+    run = DeviceRun(net, image, device, backend, progress=progress)
+    try:
+        run.start(load_image)
+        run.advance(steps)
+        return run.finish()
+    except (LinkError, KeyboardInterrupt, OSError) as e:
+        raise RunAbortedError(run.partial(e), e) from e
 
-    # source spikes, per step, and their host ids
-    src_steps: list[np.ndarray] = []
-    src_ids: list[np.ndarray] = []
-    rec_step, rec_pop, rec_neuron = [], [], []
-    spike_probe_pops = {pb.target for pb in net.probes if pb.variable == "spikes"}
-    for p in pops:
-        if p.source is None:
-            continue
-        st, ne = p.source.spikes(p.size, steps, net.dt_ms)
-        src_steps.append(st)
-        src_ids.append(image.source_of[p.name][ne])
-        keep = np.ones(st.size, dtype=bool)
-        if spike_probe_pops:
-            mask = np.zeros(p.size, dtype=bool)
-            for pb in net.probes:
-                if pb.variable == "spikes" and pb.target == p.name:
-                    mask[np.arange(p.size) if pb.neurons is None else pb.neurons] = True
-            keep = mask[ne]
-        rec_step.append(st[keep])
-        rec_pop.append(np.full(int(keep.sum()), p.index))
-        rec_neuron.append(ne[keep])
-    all_src_steps = np.concatenate(src_steps) if src_steps else np.zeros(0, np.int64)
-    all_src_ids = np.concatenate(src_ids) if src_ids else np.zeros(0, np.int64)
-    order = np.argsort(all_src_steps, kind="stable")
-    all_src_steps, all_src_ids = all_src_steps[order], all_src_ids[order]
-    bounds = np.searchsorted(all_src_steps, np.arange(steps + 1))
 
-    state_probes = [pb for pb in net.probes if pb.variable in ("u", "v")]
-    weight_probes = [pb for pb in net.probes if pb.variable == "weights"]
-    plastic = [pr.name for pr in net.projections if pr.stdp is not None]
-    missing = [name for name in plastic if name not in image.plastic_entries]
-    if missing:
-        raise ValueError(
-            f"the image has no learning tables for plastic projection(s) {', '.join(missing)}: "
-            "map the network for cores with the learning unit"
-        )
-    samples: dict[str, tuple[list[int], list[np.ndarray]]] = {
-        pb.key: ([], []) for pb in state_probes + weight_probes
-    }
+class DeviceRun:
+    """A run of a network on a device, advanced a block of steps at a time.
 
-    hw_steps: list[int] = []
-    hw_gids: list[int] = []
-    done = [0]  # steps fully received
+    :func:`run_network` is one block; a run over several devices
+    (:mod:`spikefab.host.multidevice`) advances each device a round at a time and injects,
+    with ``extra``, the spikes the other devices sent it.
 
-    def on_spikes(step: int, ids: list[int]) -> None:
-        hw_steps.extend([step] * len(ids))
-        hw_gids.extend(ids)
+    The network's spike sources are drawn on the host as the steps come (reading a source
+    in blocks gives the spikes reading it at once would, ``SourceStream``), and recorded as
+    the golden model records them.
 
-    def on_step(step: int, n: int) -> None:
-        done[0] = step + 1
-        if progress is not None:
-            progress(1)
+    Raises
+    ------
+    ValueError
+        When the image lacks the learning tables of a plastic projection.
+    """
 
-    def sample(t: int) -> None:
+    def __init__(
+        self,
+        net: Network,
+        image: Image,
+        device: Device,
+        backend: str,
+        progress: Callable[[int], None] | None = None,
+    ):
+        self.net, self.image, self.device, self.backend = net, image, device, backend
+        self.progress = progress
+        self.step = 0  # the next step to send
+        self.pops = list(net.populations.values())
+        self.pop_of_gid, self.idx_of_gid = image.gid_table(net)
+        self.streams = {
+            p.name: p.source.stream(p.size, net.dt_ms) for p in self.pops if p.source is not None
+        }
+        # the source neurons recorded (all, or those of the spikes probes)
+        self.src_mask: dict[str, np.ndarray] = {}
+        spike_probes = [pb for pb in net.probes if pb.variable == "spikes"]
+        for p in self.pops:
+            if p.source is None:
+                continue
+            mask = np.ones(p.size, dtype=bool)
+            if spike_probes:
+                mask[:] = False
+                for pb in spike_probes:
+                    if pb.target == p.name:
+                        mask[np.arange(p.size) if pb.neurons is None else pb.neurons] = True
+            self.src_mask[p.name] = mask
+        self.rec: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.state_probes = [pb for pb in net.probes if pb.variable in ("u", "v")]
+        self.weight_probes = [pb for pb in net.probes if pb.variable == "weights"]
+        self.plastic = [pr.name for pr in net.projections if pr.stdp is not None]
+        missing = [name for name in self.plastic if name not in image.plastic_entries]
+        if missing:
+            raise ValueError(
+                f"the image has no learning tables for plastic projection(s) "
+                f"{', '.join(missing)}: map the network for cores with the learning unit"
+            )
+        self.samples: dict[str, tuple[list[int], list[np.ndarray]]] = {
+            pb.key: ([], []) for pb in self.state_probes + self.weight_probes
+        }
+        self.hw_steps: list[int] = []
+        self.hw_gids: list[int] = []
+        self.done = 0  # steps fully received
+        self.cycles: list[int] = []
+        self.final_weights: dict[str, np.ndarray] = {}
+        self._regs = (Target.SYSTEM, SystemMem.REGS.value, SystemReg.STEP_CYCLES)
+
+    # device callbacks ------------------------------------------------------------------------
+    def _on_spikes(self, step: int, ids: list[int]) -> None:
+        self.hw_steps.extend([step] * len(ids))
+        self.hw_gids.extend(ids)
+
+    def _on_step(self, step: int, n: int) -> None:
+        self.done = step + 1
+        if self.progress is not None:
+            self.progress(1)
+
+    def _sample(self, t: int) -> None:
         """Read the probes of step ``t``; a sample is kept once all its words are in."""
-        for pb in state_probes:
+        net, image, device = self.net, self.image, self.device
+        for pb in self.state_probes:
             if t % pb.every:
                 continue
             p = net.populations[pb.target]
@@ -228,7 +257,7 @@ def run_network(
                 vals[sel] = field_of(w, NEURON_STATE, pb.variable)[neurons_[sel] - lo]
                 left[0] -= 1
                 if not left[0]:
-                    ts, vs = samples[pb.key]
+                    ts, vs = self.samples[pb.key]
                     ts.append(t)
                     vs.append(vals)
 
@@ -238,46 +267,139 @@ def run_network(
                 device.read(
                     k, CoreMem.STATE.value, lo, hi - lo + 1, then=lambda w, k=k, got=got: got(w, k)
                 )
-        due = [pb for pb in weight_probes if t % pb.every == 0]
+        due = [pb for pb in self.weight_probes if t % pb.every == 0]
         if due:
             weights = read_weights(device, image)
             for pb in due:
                 # a static projection's weights are the network's
                 w = weights.get(pb.target, net.projection(pb.target).weight)
-                ts, vs = samples[pb.key]
+                ts, vs = self.samples[pb.key]
                 ts.append(t)
                 vs.append(w if pb.neurons is None else w[pb.neurons])
 
-    sampled = bool(state_probes or weight_probes)
-    too_many = np.flatnonzero(np.diff(bounds) > cfg.inject_depth)
-    if too_many.size:
-        t0 = int(too_many[0])
-        raise ValueError(
-            f"step {t0}: {int(bounds[t0 + 1] - bounds[t0])} sources spike; the "
-            f"system injects at most {cfg.inject_depth} per step"
-        )
-    inputs = [all_src_ids[bounds[t] : bounds[t + 1]].tolist() for t in range(steps)]
-    if inputs:  # the steps after the last input run without a schedule
-        last = int(all_src_steps[-1]) + 1 if all_src_steps.size else 0
-        inputs = inputs[:last]
-    final_weights: dict[str, np.ndarray] = {}
+    # running ---------------------------------------------------------------------------------
+    def start(self, load_image: bool = True) -> None:
+        """Load the image (unless it is loaded and reset already) and clear the cycle
+        counters."""
+        if load_image:
+            load(self.device, self.image)
+        if self.device.counts_cycles:
+            self.device.write(*self._regs, [0, 0], wait=False)
 
-    def _result(complete: int | None, error: str) -> RunResult:
+    def advance(
+        self, n: int, extra: Sequence[np.ndarray] | None = None, wait: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Send the next ``n`` steps; ``extra[k]`` are source ids injected before step
+        ``step + k`` besides the network's own sources.
+
+        With ``wait``, wait for every reply and return the ``(step, global id)`` of the host
+        spikes of these steps; else return empty arrays (the spikes arrive by
+        :meth:`finish`).
+
+        Raises
+        ------
+        ValueError
+            When a step injects more sources than the system's injection FIFO holds.
+        """
+        t0 = self.step
+        first = len(self.hw_gids)
+        per_step: list[list[np.ndarray]] = [[] for _ in range(n)]
+        for p in self.pops:
+            stream = self.streams.get(p.name)
+            if stream is None:
+                continue
+            st, ne = stream.next(n)
+            keep = self.src_mask[p.name][ne]
+            self.rec.append((st[keep], np.full(int(keep.sum()), p.index), ne[keep]))
+            ids = self.image.source_of[p.name][ne]
+            bounds = np.searchsorted(st, np.arange(t0, t0 + n + 1))
+            for k in range(n):
+                if bounds[k + 1] > bounds[k]:
+                    per_step[k].append(ids[bounds[k] : bounds[k + 1]])
+        if extra is not None:
+            for k, ids in enumerate(extra[:n]):
+                if len(ids):
+                    per_step[k].append(np.asarray(ids, dtype=np.int64))
+        inputs = [np.concatenate(x).tolist() if x else [] for x in per_step]
+        depth = self.image.config.inject_depth
+        for k, ids in enumerate(inputs):
+            if len(ids) > depth:
+                raise ValueError(
+                    f"step {t0 + k}: {len(ids)} sources spike; the system injects at most "
+                    f"{depth} per step"
+                )
+        while inputs and not inputs[-1]:  # the steps after the last input need no schedule
+            inputs.pop()
+        self.step = t0 + n
+        if self.state_probes or self.weight_probes:
+            # a step at a time, each followed by its probes' reads, all sent ahead
+            for k in range(n):
+                self.device.run(
+                    1, self._on_spikes, self._on_step, inputs=inputs[k : k + 1], wait=False
+                )
+                self._sample(t0 + k)
+        elif n:
+            self.device.run(n, self._on_spikes, self._on_step, inputs=inputs, wait=False)
+        if not wait:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        self.device.sync()
+        return (
+            np.asarray(self.hw_steps[first:], dtype=np.int64),
+            np.asarray(self.hw_gids[first:], dtype=np.int64),
+        )
+
+    def finish(self) -> RunResult:
+        """Wait for every reply, read the cycle counters and the learnt weights; return the
+        run's result.
+
+        Raises
+        ------
+        ValueError
+            When the device reported a spike of an id that holds no neuron of the network.
+        """
+        self.device.sync()
+        if self.device.counts_cycles:
+            self.cycles = [int(x) for x in self.device.read(*self._regs, 2) or []]
+        self.final_weights = read_weights(self.device, self.image) if self.plastic else {}
+        gids = np.asarray(self.hw_gids, dtype=np.int64)
+        pop_of_gid = self.pop_of_gid
+        if gids.size and (gids.max() >= pop_of_gid.size or (pop_of_gid[gids] < 0).any()):
+            clipped = np.minimum(gids, pop_of_gid.size - 1)
+            bad = int(gids[(gids >= pop_of_gid.size) | (pop_of_gid[clipped] < 0)][0])
+            raise ValueError(
+                f"the device reported a spike of global id {bad}, which holds no "
+                "neuron of this network: the image and the device disagree"
+            )
+        return self._result(None, "")
+
+    def partial(self, error: BaseException | str) -> RunResult:
+        """The result of the steps fully received so far, marked partial with ``error``."""
+        if isinstance(error, KeyboardInterrupt):
+            reason = "interrupted"
+        elif isinstance(error, BaseException):
+            reason = (str(error).splitlines() or [type(error).__name__])[0]
+        else:
+            reason = error
+        return self._result(self.done, reason)
+
+    def _result(self, complete: int | None, error: str) -> RunResult:
         """The result of the run, or of its first ``complete`` steps."""
-        gids = np.asarray(hw_gids, dtype=np.int64)
-        hw_t = np.asarray(hw_steps, dtype=np.int64)
+        net, pop_of_gid, idx_of_gid = self.net, self.pop_of_gid, self.idx_of_gid
+        gids = np.asarray(self.hw_gids, dtype=np.int64)
+        hw_t = np.asarray(self.hw_steps, dtype=np.int64)
         if complete is not None:  # the ids of the device are checked on a complete run only
             ok = (gids >= 0) & (gids < pop_of_gid.size)
             ok[ok] = pop_of_gid[gids[ok]] >= 0
+            ok &= hw_t < complete
             gids, hw_t = gids[ok], hw_t[ok]
         probes = {}
-        for pb in state_probes + weight_probes:
+        for pb in self.state_probes + self.weight_probes:
             size = (
                 net.projection(pb.target).n_synapses
                 if pb.variable == "weights"
                 else net.populations[pb.target].size
             )
-            ts, vs = samples[pb.key]
+            ts, vs = self.samples[pb.key]
             keep = [i for i, t in enumerate(ts) if complete is None or t < complete]
             index = np.arange(size) if pb.neurons is None else pb.neurons
             values = (
@@ -292,61 +414,27 @@ def run_network(
             (st, pp, ne)
             if complete is None
             else (st[st < complete], pp[st < complete], ne[st < complete])
-            for st, pp, ne in zip(rec_step, rec_pop, rec_neuron, strict=True)
+            for st, pp, ne in self.rec
         ]
+        empty = np.zeros(0, np.int64)
         return RunResult(
             network=net.name,
-            backend=backend,
+            backend=self.backend,
             dt_ms=net.dt_ms,
-            steps=steps,
-            populations=[p.name for p in pops],
-            population_sizes=[p.size for p in pops],
-            step=np.concatenate([hw_t, *(x[0] for x in src)]),
+            steps=self.step,
+            populations=[p.name for p in self.pops],
+            population_sizes=[p.size for p in self.pops],
+            step=np.concatenate([hw_t, *(x[0] for x in src), empty]),
             population=np.concatenate(
-                [pop_of_gid[gids] if gids.size else gids, *(x[1] for x in src)]
+                [pop_of_gid[gids] if gids.size else gids, *(x[1] for x in src), empty]
             ),
-            neuron=np.concatenate([idx_of_gid[gids] if gids.size else gids, *(x[2] for x in src)]),
+            neuron=np.concatenate(
+                [idx_of_gid[gids] if gids.size else gids, *(x[2] for x in src), empty]
+            ),
             probes=probes,
-            weights=final_weights,
+            weights=self.final_weights,
             complete_steps=complete,
             error=error,
-            step_cycles=cycles[0] if cycles else None,
-            max_step_cycles=cycles[1] if cycles else None,
+            step_cycles=self.cycles[0] if self.cycles else None,
+            max_step_cycles=self.cycles[1] if self.cycles else None,
         )
-
-    def _check_gids(result: RunResult) -> RunResult:
-        gids = np.asarray(hw_gids, dtype=np.int64)
-        if gids.size and (gids.max() >= pop_of_gid.size or (pop_of_gid[gids] < 0).any()):
-            clipped = np.minimum(gids, pop_of_gid.size - 1)
-            bad = int(gids[(gids >= pop_of_gid.size) | (pop_of_gid[clipped] < 0)][0])
-            raise ValueError(
-                f"the device reported a spike of global id {bad}, which holds no "
-                "neuron of this network: the image and the device disagree"
-            )
-        return result
-
-    cycles: list[int] = []
-    counted = device.counts_cycles
-    regs = (Target.SYSTEM, SystemMem.REGS.value, SystemReg.STEP_CYCLES)
-    try:
-        if load_image:
-            load(device, image)
-        if counted:
-            device.write(*regs, [0, 0], wait=False)
-        if sampled:
-            # a step at a time, each followed by its probes' reads, all sent ahead
-            for t in range(steps):
-                device.run(1, on_spikes, on_step, inputs=inputs[t : t + 1], wait=False)
-                sample(t)
-        else:
-            device.run(steps, on_spikes, on_step, inputs=inputs, wait=False)
-        device.sync()
-        if counted:
-            cycles = [int(x) for x in device.read(*regs, 2) or []]
-        final_weights = read_weights(device, image) if plastic else {}
-    except (LinkError, KeyboardInterrupt, OSError) as e:
-        reason = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e).splitlines()[0]
-        partial = _result(done[0], reason)
-        raise RunAbortedError(partial, e) from e
-
-    return _check_gids(_result(None, ""))

@@ -265,7 +265,7 @@ def single_core_image(net: Network, config: CoreConfig) -> CoreImage:
         lfsr = np.zeros(n_lif, dtype=np.int64)
         for pr in net.projections:
             if pr.stdp is not None:
-                j = np.arange(net.populations[pr.post].size)
+                j = net.populations[pr.post].lfsr_numbers()
                 lfsr[neuron_of[pr.post]] = post_trace_seed(rule, j)
         words[CoreMem.POST_TRACES] = [
             pack(POST_TRACE, {"y": 0, "lfsr": int(x), "spiked": 0}) for x in lfsr

@@ -353,7 +353,8 @@ class Mapping:
             off = f.lif_offset[pr.post]
             size = f.net.populations[pr.post].size
             here = np.flatnonzero(a.core[off : off + size] == k)
-            lfsr[a.slot[off + here]] = post_trace_seed(rule, here)
+            numbers = f.net.populations[pr.post].lfsr_numbers()
+            lfsr[a.slot[off + here]] = post_trace_seed(rule, numbers[here])
         on = a.slot[a.core == k]
         learn_neurons = int(on.max()) + 1 if on.size else 0
         regs = learning_registers(rule, t.plastic_axons, learn_neurons)

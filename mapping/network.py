@@ -258,10 +258,20 @@ class Population:
     v0: np.ndarray | None = None
     #: The same in the population's own units, for the float reference.
     v0_real: np.ndarray | None = None
+    #: The numbers of these neurons in the population they were taken from, when the
+    #: population is one device's share of a larger one (``mapping/devices.py``); the STDP
+    #: rounding LFSRs are seeded by them (contract 5.4). ``None``: ``0 .. size - 1``.
+    numbers: np.ndarray | None = None
 
     @property
     def is_source(self) -> bool:
         return self.source is not None
+
+    def lfsr_numbers(self) -> np.ndarray:
+        """The number of each neuron that seeds its STDP rounding LFSR (contract 5.4)."""
+        if self.numbers is None:
+            return np.arange(self.size, dtype=np.int64)
+        return np.asarray(self.numbers, dtype=np.int64)
 
     @property
     def is_input(self) -> bool:

@@ -199,6 +199,8 @@ class _Plastic:
         self.n_pre, self.n_post = n_pre, n_post
         self.pi = np.asarray(proj.pre_idx, dtype=np.int64)
         self.qi = np.asarray(proj.post_idx, dtype=np.int64)
+        #: the post neurons' LFSR numbers (contract 5.4)
+        self.numbers = np.arange(n_post, dtype=np.int64)
 
 
 class StepModel:
@@ -285,6 +287,7 @@ class StepModel:
                         net.populations[pr.post].size,
                     )
                 )
+                self.plastic[-1].numbers = net.populations[pr.post].lfsr_numbers()
             base += pr.n_synapses
         self.ring = np.zeros((self.D, self.n), dtype=self.dtype)
         self.t = 0
@@ -591,7 +594,7 @@ class GoldenModel(StepModel):
             pl.y = self._py[ys : ys + pl.n_post]
             pl.lfsr = self._plfsr[ys : ys + pl.n_post]
             pl.w = self._pw[ws : ws + pl.proj.n_synapses]
-            pl.lfsr[:] = arith.lfsr_seed(pl.stdp.seed, np.arange(pl.n_post))
+            pl.lfsr[:] = arith.lfsr_seed(pl.stdp.seed, pl.numbers)
             pl.w[:] = pl.proj.weight
             pl.starts = (xs, ys, ws)
             xs, ys, ws = xs + pl.n_pre, ys + pl.n_post, ws + pl.proj.n_synapses
