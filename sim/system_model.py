@@ -297,6 +297,8 @@ class SystemModel:
         self._dirty = False
 
     def _step(self) -> np.ndarray:
+        if self._dirty:  # a learning phase of the step before changed weights
+            self._decode()
         cfg = self.config
         C, N, D = cfg.cores, cfg.core.neurons, cfg.core.delay_slots
         t_slot = self.now
