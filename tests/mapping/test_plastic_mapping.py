@@ -105,3 +105,22 @@ def test_a_core_has_one_rule() -> None:
     b.project("inp", "out", connect="all_to_all", weight=1, stdp=rule(1, a_plus=3), name="b")
     with pytest.raises(FitError, match=r"'a' and 'b'.*differ in a_plus.*one learning rule"):
         map_network(b.build(), learning_system(16, 1))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_long_run_delivers_the_weights_just_learnt(seed) -> None:  # type: ignore[no-untyped-def]
+    """Without probes the whole run is one RUN of many steps: a weight learnt in one step
+    is delivered with its new value from the next step on, inside the same RUN."""
+    from dataclasses import replace
+
+    net = replace(plastic_net(seed), probes=[])
+    cfg = learning_system(64, 1)
+    image = map_network(net, cfg, "greedy", seed=seed).image(cfg)
+    got = run_network(net, image, SystemModel(cfg), 120, "system")
+    want = GoldenModel(net).run(120)
+    assert (want.weights["p0_p1"] != net.projection("p0_p1").weight).any()
+    np.testing.assert_array_equal(got.step, want.step)
+    np.testing.assert_array_equal(got.neuron, want.neuron)
+    np.testing.assert_array_equal(got.population, want.population)
+    for name in ("inp_p0", "p0_p1"):
+        np.testing.assert_array_equal(got.weights[name], want.weights[name])
