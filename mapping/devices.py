@@ -192,7 +192,6 @@ def partition_devices(
     g = groups(net)
     roots, gid = np.unique(g, return_inverse=True)
     sizes = np.bincount(gid)
-    total = float(flat.n)
     tp = np.asarray(shares, dtype=np.float64) / float(np.sum(shares))
     biggest = int(sizes.argmax())
     if capacity is not None and sizes[biggest] > max(capacity):

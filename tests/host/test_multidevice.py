@@ -17,7 +17,7 @@ from spikefab.sim.golden import GoldenModel
 from spikefab.sim.results import RunAbortedError, RunResult
 from spikefab.sim.system_model import SystemModel
 
-from multi_cases import random_multi_net, random_partition
+from tests.host.multi_cases import random_multi_net, random_partition
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 STEPS = 120
