@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from multi_cases import random_multi_net, random_partition
 from spikefab.hdl.protocol import LinkError
 from spikefab.host.multidevice import load_plan, map_devices, run_in_process, save_plan
 from spikefab.mapping.devices import groups, partition_devices, split_network
@@ -16,8 +17,6 @@ from spikefab.mapping.loader import load
 from spikefab.sim.golden import GoldenModel
 from spikefab.sim.results import RunAbortedError, RunResult
 from spikefab.sim.system_model import SystemModel
-
-from tests.host.multi_cases import random_multi_net, random_partition
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 STEPS = 120
