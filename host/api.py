@@ -358,6 +358,7 @@ def run(
     inputs: Any = None,
     timeout: float = 5.0,
     progress: bool | Callable[[int], None] = False,
+    devices: int | list[str] | None = None,
 ) -> RunResult:
     """Run a network for ``steps`` steps on a backend and return its spikes and probes.
 
@@ -382,6 +383,11 @@ def run(
         Seconds a board may take to answer (``serial``).
     progress
         Show a progress bar on stderr, or call this with the steps done as they are done.
+    devices
+        Run over several devices (``docs/contract.md`` section 11): a number of simulated
+        systems, or boards' names. ``system`` runs them in this process, ``verilator`` as
+        MPI ranks started here, and inside a user's ``mpiexec`` each rank runs its own.
+        ``image`` may then be a :class:`~spikefab.host.multidevice.DeviceMapping`.
 
     Raises
     ------
@@ -398,6 +404,16 @@ def run(
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; accepted: {', '.join(BACKENDS)}")
     network = load(net, inputs=inputs)
+    if devices is not None or _is_device_mapping(image):
+        if backend not in DEVICE_BACKENDS:
+            raise ValueError(f"devices are run by {', '.join(DEVICE_BACKENDS)}, not {backend}")
+        from spikefab.host.multidevice import map_devices, run_devices
+
+        dm = image if _is_device_mapping(image) else None
+        if dm is None:
+            assert devices is not None
+            dm = map_devices(network, devices, placement=placement, seed=seed)
+        return run_devices(dm, steps, backend, timeout=timeout, progress=progress is True)
     with _progress(progress, steps, backend) as bar:
         if backend in ("golden", "float"):
             if image is not None:
@@ -423,6 +439,12 @@ def run(
         device = open_system(image.config, backend, board=b, port=port, timeout=timeout)
         with closing(device):
             return run_network(network, image, device, steps, backend, progress=bar)
+
+
+def _is_device_mapping(image: object) -> bool:
+    from spikefab.host.multidevice import DeviceMapping
+
+    return isinstance(image, DeviceMapping)
 
 
 @contextmanager

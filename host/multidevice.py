@@ -635,3 +635,214 @@ def map_devices(
         system = m.hardware.system(cores=last) if name == "sim" else None
         images.append(m.image(system))
     return DeviceMapping(plan, mappings, images, names, rates)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running: in process, under MPI ranks started here, or as a rank of the user's mpiexec
+
+
+def mpi_world() -> Any | None:
+    """The MPI world when this process is one of several MPI ranks, else ``None``."""
+    import os
+
+    if not any(k in os.environ for k in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK")):
+        return None
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return None
+    comm = MPI.COMM_WORLD
+    return comm if comm.size > 1 else None
+
+
+def mpiexec() -> str:
+    """The ``mpiexec`` of this environment (the ``mpich`` wheel puts it beside Python).
+
+    Raises
+    ------
+    RuntimeError
+        When there is none, or mpi4py is missing.
+    """
+    import importlib.util
+    import shutil
+    import sys
+
+    if importlib.util.find_spec("mpi4py") is None:
+        raise RuntimeError(
+            "runs over several devices need MPI: pip install 'spikefab[cluster]' "
+            "(mpi4py and the mpich wheel)"
+        )
+    here = Path(sys.executable).parent / "mpiexec"
+    found = str(here) if here.exists() else shutil.which("mpiexec")
+    if found is None:
+        raise RuntimeError(
+            "no mpiexec found beside Python or on PATH: pip install 'spikefab[cluster]'"
+        )
+    return found
+
+
+def run_devices(
+    dm: DeviceMapping,
+    steps: int,
+    backend: str,
+    *,
+    timeout: float | None = None,
+    progress: bool = False,
+    ports: Sequence[str | None] | None = None,
+) -> RunResult:
+    """Run a network mapped over several devices and return the whole network's result.
+
+    ``system`` runs every part in this process; ``verilator`` starts one MPI rank per device
+    (``mpiexec``, one Verilator process each); inside a user's ``mpiexec`` (a cluster), each
+    rank runs its own device (``serial``: the board and port of its rank) and every rank but
+    0 returns a result holding no spikes.
+
+    Raises
+    ------
+    RunAbortedError
+        When a device fails or the run is interrupted, with the result of the rounds before.
+    RuntimeError
+        When MPI is missing, or the ranks end without a result.
+    """
+    plan = dm.plan
+    comm = mpi_world()
+    if comm is not None:
+        return _as_rank(comm, dm, steps, backend, timeout, progress, ports)
+    if backend == "system":
+        from spikefab.sim.system_model import SystemModel
+
+        models = [SystemModel(img.config) for img in dm.images]
+        return run_in_process(plan, dm.images, models, steps, backend, names=dm.names)
+    return _spawn_ranks(dm, steps, backend, timeout, progress)
+
+
+def _open(dm: DeviceMapping, k: int, backend: str, timeout: float | None, port: str | None) -> Any:
+    from spikefab.host.api import open_system
+
+    name = dm.names[k]
+    board = None if name == "sim" else name
+    return open_system(
+        dm.images[k].config, backend, board=board, port=port, timeout=timeout, progress=False
+    )
+
+
+def _as_rank(
+    comm: Any,
+    dm: DeviceMapping,
+    steps: int,
+    backend: str,
+    timeout: float | None,
+    progress: bool,
+    ports: Sequence[str | None] | None,
+) -> RunResult:
+    if comm.size != dm.plan.devices:
+        raise RuntimeError(
+            f"the network is mapped over {dm.plan.devices} devices but mpiexec started "
+            f"{comm.size} ranks: start one rank per device (mpiexec -n {dm.plan.devices})"
+        )
+    k = comm.rank
+    bar = _bar(progress and k == 0, steps)
+    device = None
+    try:
+        device = _open(dm, k, backend, timeout, ports[k] if ports else None)
+    except Exception as e:  # the failure goes to every rank, as a device failure does
+        device = _Dead(f"{type(e).__name__}: {e}")
+    try:
+        label = f"{dm.names[k]}, {backend}"
+        tick = None if bar is None else bar.update
+        result = run_rank(comm, dm.plan, dm.images[k], device, steps, backend, label, tick)
+    finally:
+        device.close()
+        if bar is not None:
+            bar.close()  # type: ignore[attr-defined]
+    if result is None:  # not rank 0: an empty result of the right shape
+        return merge_results(dm.plan, [_empty(p, backend) for p in dm.plan.parts], 0)
+    return result
+
+
+class _Dead:
+    """A device that could not be opened: every request fails with why."""
+
+    counts_cycles = False
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise LinkError(f"the device did not open: {self.why}")
+
+        return fail
+
+    def close(self) -> None:
+        pass
+
+
+def _empty(part: Part, backend: str) -> RunResult:
+    net = part.network
+    z = np.zeros(0, np.int64)
+    return RunResult(
+        network=net.name, backend=backend, dt_ms=net.dt_ms, steps=0,
+        populations=list(net.populations),
+        population_sizes=[p.size for p in net.populations.values()],
+        step=z, population=z, neuron=z,
+    )  # fmt: skip
+
+
+def _bar(show: bool, steps: int) -> Any:
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=steps, unit="step", desc="devices", leave=False)
+
+
+def _spawn_ranks(
+    dm: DeviceMapping, steps: int, backend: str, timeout: float | None, progress: bool
+) -> RunResult:
+    """Start one MPI rank per device on this machine and collect rank 0's result."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from spikefab.sim.results import load_result
+
+    if backend != "verilator":
+        raise ValueError(
+            f"the {backend} backend runs over several devices under the user's mpiexec "
+            "(one rank per board); on this machine, use verilator or system"
+        )
+    exe = mpiexec()
+    if backend == "verilator":
+        from spikefab.sim.verilator import build_harness
+
+        for config in {img.config for img in dm.images}:
+            build_harness(config, progress=progress)
+    with tempfile.TemporaryDirectory(prefix="spikefab-ranks-") as tmp:
+        d = Path(tmp)
+        save_plan(d / "plan", dm.plan, dm.images, dm.names)
+        out = d / "result.npz"
+        cmd = [
+            exe, "-n", str(dm.plan.devices), sys.executable, "-m", "spikefab.host.ranks",
+            str(d / "plan"), "--backend", backend, "--steps", str(steps), "--out", str(out),
+        ]  # fmt: skip
+        if timeout is not None:
+            cmd += ["--timeout", str(timeout)]
+        if progress:
+            cmd.append("--progress")
+        try:
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL)
+        except KeyboardInterrupt:
+            proc = None
+        if not out.exists():
+            status = "interrupted" if proc is None else f"exit status {proc.returncode}"
+            raise RuntimeError(
+                f"the {dm.plan.devices} MPI ranks ended without a result ({status}): a "
+                "rank's process died; its messages are above"
+            )
+        result = load_result(out)
+        meta = json.loads(out.with_suffix(".json").read_text())
+    result.exchange = ExchangeStats(**meta["exchange"])  # type: ignore[attr-defined]
+    if result.partial:
+        raise RunAbortedError(result)
+    return result
