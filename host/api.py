@@ -142,7 +142,8 @@ def load(
 
 
 def load_mapped(path: str | Path) -> tuple[Network, Image]:
-    """Load an image written by :meth:`Mapping.image` and the network it holds.
+    """Load an image written by :meth:`Mapping.image` and the network it holds (or a
+    multi-device image, a directory, and its :class:`~spikefab.host.multidevice.DeviceMapping`).
 
     Raises
     ------
@@ -154,6 +155,11 @@ def load_mapped(path: str | Path) -> tuple[Network, Image]:
     from spikefab.mapping.loader import load_text
 
     path = Path(path)
+    if path.is_dir() and (path / "plan.json").exists():
+        from spikefab.host.multidevice import DeviceMapping, load_plan
+
+        plan, images, names = load_plan(path)
+        return plan.net, DeviceMapping(plan, [None] * plan.devices, images, names)  # type: ignore[return-value]
     image = load_image(path)
     if not image.network_yaml:
         raise ValueError(f"{path}: the image holds no network description")
@@ -359,6 +365,7 @@ def run(
     timeout: float = 5.0,
     progress: bool | Callable[[int], None] = False,
     devices: int | list[str] | None = None,
+    ports: list[str | None] | None = None,
 ) -> RunResult:
     """Run a network for ``steps`` steps on a backend and return its spikes and probes.
 
@@ -387,7 +394,8 @@ def run(
         Run over several devices (``docs/contract.md`` section 11): a number of simulated
         systems, or boards' names. ``system`` runs them in this process, ``verilator`` as
         MPI ranks started here, and inside a user's ``mpiexec`` each rank runs its own.
-        ``image`` may then be a :class:`~spikefab.host.multidevice.DeviceMapping`.
+        ``image`` may then be a :class:`~spikefab.host.multidevice.DeviceMapping`, and
+        ``ports`` gives each rank's serial port (``serial``).
 
     Raises
     ------
@@ -413,7 +421,9 @@ def run(
         if dm is None:
             assert devices is not None
             dm = map_devices(network, devices, placement=placement, seed=seed)
-        return run_devices(dm, steps, backend, timeout=timeout, progress=progress is True)
+        return run_devices(
+            dm, steps, backend, timeout=timeout, progress=progress is True, ports=ports
+        )
     with _progress(progress, steps, backend) as bar:
         if backend in ("golden", "float"):
             if image is not None:

@@ -62,7 +62,8 @@ def _load(net: str | None, dt_ms: float | None = None, input_file: Path | None =
             param_hint="NET",
         )
     with _errors():
-        if net is not None and net.endswith(".npz") and Path(net).is_file():
+        is_plan = net is not None and (Path(net) / "plan.json").is_file()
+        if net is not None and (is_plan or (net.endswith(".npz") and Path(net).is_file())):
             if dt_ms is not None or input_file is not None:
                 raise ValueError("--dt-ms and --input apply to network files, not to images")
             return api.load_mapped(net)
@@ -161,6 +162,46 @@ placement_option = click.option(
     show_default=True,
     help="How a network is placed when it is mapped on the fly (see `spikefab map`).",
 )
+
+
+def _devices(value: str | None) -> int | list[str] | None:
+    """``--devices``: a number of simulated systems, or boards' names separated by commas."""
+    if value is None:
+        return None
+    if value.isdigit():
+        k = int(value)
+        if k < 1:
+            raise click.BadParameter(f"must be >= 1, not {k}", param_hint="--devices")
+        return k
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    known = _board_names()
+    bad = [n for n in names if n not in known or n == "verilator"]
+    if bad:
+        raise click.BadParameter(
+            f"{', '.join(bad)}: a device is a number of simulated systems or boards' names "
+            f"({', '.join(n for n in known if n != 'verilator')})",
+            param_hint="--devices",
+        )
+    return names
+
+
+devices_option = click.option(
+    "--devices",
+    "devices_value",
+    default=None,
+    metavar="K|BOARD,...",
+    help="Cut the network over several devices (contract section 11): K simulated systems, "
+    "or boards' names (ulx3s,ulx3s,orangecrab). Verilator runs one MPI rank per device.",
+)
+
+
+def _secondary_rank() -> bool:
+    """This process is an MPI rank other than 0 (under the user's mpiexec): it runs its
+    device and leaves printing and writing to rank 0."""
+    from spikefab.host.multidevice import mpi_world
+
+    comm = mpi_world()
+    return comm is not None and comm.rank != 0
 
 
 def input_options(f):  # type: ignore[no-untyped-def]
@@ -269,6 +310,14 @@ def _run(
     default=None,
     help="Show a progress bar (default: when writing to a terminal).",
 )
+@click.option(
+    "--device-map",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="With --devices and -b serial under mpiexec: a YAML list of each rank's board and "
+    "port (docs/devices.md).",
+)
+@devices_option
 @placement_option
 @input_options
 def run(
@@ -281,21 +330,43 @@ def run(
     cores: int | None,
     output: Path,
     progress: bool | None,
+    device_map: Path | None,
+    devices_value: str | None,
     placement: str,
     input_file: Path | None,
     dt_ms: float | None,
 ) -> None:
-    """Run a network (or an image) and write its spikes (and probes) to a spike file."""
+    """Run a network (or an image) and write its spikes (and probes) to a spike file.
+
+    With --devices, the network is cut over several devices that exchange spikes; rank 0
+    writes one spike file for the whole network.
+    """
     if steps < 1:
         raise click.BadParameter(f"must be >= 1, not {steps}", param_hint="--steps")
-    backend = _backend_for(backend, board_name, port)
+    devices = _devices(devices_value)
+    ports = None
+    if device_map is not None:
+        with _errors():
+            devices, ports = _read_device_map(device_map)
+        backend = backend or "serial"
+    elif devices is not None and backend == "serial":
+        raise click.UsageError("--devices with -b serial needs --device-map (each rank's port)")
+    else:
+        backend = _backend_for(backend, board_name, port)
     network, image = _load(net, dt_ms, input_file)
+    if (devices is not None or ports is not None) and backend not in api.DEVICE_BACKENDS:
+        raise click.UsageError(
+            f"--devices runs on -b {', '.join(api.DEVICE_BACKENDS)}, not {backend}"
+        )
     show = sys.stderr.isatty() if progress is None else progress
     t0 = time.perf_counter()
     result = _run(
         network, image, backend, steps, show, output, board=board_name, port=port,
         timeout=timeout, cores=cores, placement=placement,
+        **({"devices": devices, "ports": ports} if devices is not None else {}),
     )  # fmt: skip
+    if _secondary_rank():
+        return
     wall = time.perf_counter() - t0
     output.parent.mkdir(parents=True, exist_ok=True)
     result.save(output)
@@ -314,6 +385,52 @@ def run(
         click.echo(f"  {name:16s} {n:8d} spikes  {rate.mean():8.2f} Hz mean")
     for line in _cycles_lines(result, board_name):
         click.echo(line)
+    for line in _exchange_lines(result):
+        click.echo(line)
+
+
+def _count(devices: int | list[str]) -> int:
+    return devices if isinstance(devices, int) else len(devices)
+
+
+def _exchange_lines(result: api.RunResult) -> list[str]:
+    """What a run over several devices exchanged."""
+    ex = getattr(result, "exchange", None)
+    if ex is None:
+        return []
+    steps = max(result.run_steps, 1)
+    lines = [
+        f"  exchange: {ex.rounds} rounds, {ex.spikes_sent / steps:.1f} spikes and "
+        f"{ex.bytes_sent / steps:.0f} bytes per step between devices"
+    ]
+    for k, r in enumerate(ex.per_rank):
+        lines.append(
+            f"    rank {k}: {r['run']:.2f} s running its device, {r['exchange']:.2f} s in "
+            "the exchange"
+        )
+    return lines
+
+
+def _read_device_map(path: Path) -> tuple[list[str], list[str | None]]:
+    """Each rank's board and port from a device map file."""
+    import yaml
+
+    doc = yaml.safe_load(path.read_text())
+    items = doc.get("devices") if isinstance(doc, dict) else None
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"{path}: a device map holds 'devices:', a list of {{board, port}}")
+    boards, ports = [], []
+    known = [n for n in _board_names() if n != "verilator"]
+    for k, item in enumerate(items):
+        if not isinstance(item, dict) or "board" not in item or "port" not in item:
+            raise ValueError(f"{path}: devices[{k}] needs 'board' and 'port'")
+        if item["board"] not in known:
+            raise ValueError(
+                f"{path}: devices[{k}].board is {item['board']!r}; accepted: {', '.join(known)}"
+            )
+        boards.append(str(item["board"]))
+        ports.append(str(item["port"]))
+    return boards, ports
 
 
 def _cycles_lines(result: api.RunResult, board_name: str | None) -> list[str]:
@@ -393,6 +510,7 @@ def _backend_for(backend: str | None, board_name: str | None, port: str | None) 
     show_default=True,
     help="Seconds the serial backend waits for a reply from the board.",
 )
+@devices_option
 @placement_option
 @input_options
 def compare(
@@ -406,6 +524,7 @@ def compare(
     board_name: str | None,
     port: str | None,
     timeout: float,
+    devices_value: str | None,
     placement: str,
     input_file: Path | None,
     dt_ms: float | None,
@@ -422,6 +541,9 @@ def compare(
         raise click.BadParameter(f"must be >= 1, not {steps}", param_hint="--steps")
     if against == "serial" and (board_name is None or port is None):
         raise click.UsageError("--against serial needs --board and --port")
+    devices = _devices(devices_value)
+    if devices is not None and (against not in ("system", "verilator") or also):
+        raise click.UsageError("--devices compares on --against verilator or system")
     network, image = _load(net, dt_ms, input_file)
     show = sys.stderr.isatty() if progress is None else progress
     golden = _run(network, None, "golden", steps, show, None)
@@ -437,12 +559,14 @@ def compare(
             network, image, backend, steps, show,
             None if output is None else output / f"{backend}.npz",
             board=board, port=port, timeout=timeout, cores=cores, placement=placement,
+            **({"devices": devices} if devices is not None else {}),
         )  # fmt: skip
         wall = time.perf_counter() - t0
         cmp = api.compare(golden, other)
         if output is not None:
             other.save(output / f"{backend}.npz")
-        click.echo(f"{network.name}: {steps} steps, golden vs {backend} ({wall:.1f} s)")
+        over = "" if devices is None else f" over {_count(devices)} devices"
+        click.echo(f"{network.name}: {steps} steps, golden vs {backend}{over} ({wall:.1f} s)")
         click.echo(
             f"  spike events compared: {cmp.events} (golden {golden.n_spikes}, "
             f"{backend} {other.n_spikes})"
@@ -456,6 +580,8 @@ def compare(
             samples = golden.probes[key].values.size
             click.echo(f"  probe {key}: {samples} values compared, {n} mismatches")
         for line in _cycles_lines(other, board):
+            click.echo(line)
+        for line in _exchange_lines(other):
             click.echo(line)
         if cmp.equal:
             click.echo("  identical")
@@ -522,6 +648,30 @@ def export_nir_(net: str | None, output: Path) -> None:
     click.echo(f"{network.name} -> {output}")
 
 
+def _map_devices(
+    network: Network,
+    devices: int | list[str],
+    placement: str,
+    rate_steps: int,
+    seed: int,
+    output: Path | None,
+    log: Any,
+) -> None:
+    from spikefab.host.multidevice import map_devices, save_plan
+
+    with _errors():
+        dm = map_devices(network, devices, placement=placement, rates=rate_steps, seed=seed)
+    log(f"cut over {dm.plan.devices} devices, each part placed")
+    click.echo(dm.report())
+    for part, m in zip(dm.plan.parts, dm.mappings, strict=True):
+        click.echo(f"\n--- device {part.device} ({dm.names[part.device]}) ---")
+        click.echo(m.report())
+    if output is not None:
+        with _errors():
+            save_plan(output, dm.plan, dm.images, dm.names)
+        click.echo(f"multi-device image ({dm.plan.devices} devices) -> {output}")
+
+
 @main.command("map")
 @net_argument
 @placement_option
@@ -571,6 +721,7 @@ def export_nir_(net: str | None, output: Path) -> None:
     default=None,
     help="PNG of the placement and the traffic between cores.",
 )
+@devices_option
 def map_(
     net: str | None,
     placement: str,
@@ -587,8 +738,12 @@ def map_(
     seed: int,
     output: Path | None,
     plot_path: Path | None,
+    devices_value: str | None,
 ) -> None:
     """Place a network on cores, build its tables and print how it uses the hardware.
+
+    With --devices, the network is first cut over the devices; the report adds the spikes
+    and link bytes between them, and --output writes a multi-device image (a directory).
 
     The report gives every core's use of every limit, the router's, and the expected
     events per step between cores, from the host and to the host. A network that does not
@@ -604,6 +759,16 @@ def map_(
         click.echo(f"[{time.perf_counter() - t0:6.2f} s] {msg}", err=True)
 
     log(f"loaded {_describe(network)}")
+    devices = _devices(devices_value)
+    if devices is not None:
+        if board_name is not None or cores is not None or plot_path is not None:
+            raise click.UsageError(
+                "--devices names the boards itself (--devices ulx3s,orangecrab); it takes "
+                "no --board, --cores or --plot"
+            )
+        _map_devices(network, devices, placement, rate_steps, seed, output, log)
+        click.echo(f"total: {time.perf_counter() - t0:.2f} s")
+        return
     board = None if board_name == "verilator" else board_name
     sizes = dict(
         neurons=neurons, axons=axons, synapses=synapses, delay_slots=delay_slots,

@@ -554,6 +554,28 @@ def _link_room(name: str, bytes_per_step: float, dt_ms: float) -> str:
     return f", {100 * need / line:.0f}% of its {b.baud / 1e6:g} Mbaud UART"
 
 
+def _part_rates(net: Network, part: Part, rates: np.ndarray) -> np.ndarray:
+    """The expected rates of a part's senders (its LIF neurons, then its sources and
+    proxies, as the mapper numbers them) from those of the whole network."""
+    lif_off, src_off = {}, {}
+    n = m = 0
+    for p in net.populations.values():
+        if p.is_source:
+            src_off[p.name], m = m, m + p.size
+        else:
+            lif_off[p.name], n = n, n + p.size
+    lif, src = [], []
+    for p in part.network.populations.values():
+        if not p.is_source:
+            lif.append(rates[lif_off[p.name] + part.lif[p.name]])
+        elif p.name in part.proxies:
+            orig, numbers = part.proxies[p.name]
+            src.append(rates[lif_off[orig] + numbers])
+        else:
+            src.append(rates[n + src_off[p.name] : n + src_off[p.name] + p.size])
+    return np.concatenate(lif + src) if lif or src else np.zeros(0)
+
+
 def map_devices(
     net: Network,
     devices: int | Sequence[str],
@@ -621,7 +643,7 @@ def map_devices(
         hws = [sim if hw is None else hw for hw in hws]
     mappings = []
     for part, hw, name in zip(plan.parts, hws, names, strict=True):
-        part_rates = None
+        part_rates = None if rates is None else _part_rates(net, part, rates)
         try:
             mappings.append(place(part.network, hw, placement, rates=part_rates, seed=seed))
         except FitError as e:
