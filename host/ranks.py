@@ -31,13 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     rank = MPI.COMM_WORLD.rank
     plan, images, names = load_plan(args.plan)
     dm = DeviceMapping(plan, [None] * plan.devices, images, names)
-    code = 0
     try:
         result = run_devices(
             dm, args.steps, args.backend, timeout=args.timeout, progress=args.progress
         )
     except RunAbortedError as e:
-        result, code = e.partial, 1
+        # the parent reads the failure from the partial result; a non-zero status would
+        # only add mpiexec's banner to the one line it prints
+        result = e.partial
     except BaseException:
         # anything else leaves the other ranks waiting in a collective: end them all
         import traceback
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         result.save(args.out)
         meta = {"exchange": dataclasses.asdict(stats) if stats is not None else {}}
         args.out.with_suffix(".json").write_text(json.dumps(meta))
-    return code
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,117 @@
+"""One network over several Verilator processes, one MPI rank each (contract section 11).
+
+The ranks are started by spikefab (``mpiexec`` from the mpich wheel), as ``spikefab run
+--devices K -b verilator`` starts them; results equal the golden model spike for spike,
+probe for probe and weight for weight. A rank whose simulation is killed ends every rank
+with one line and a partial spike file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import spikefab
+from multi_cases import random_multi_net, random_partition
+from spikefab.host.cli import main
+from spikefab.host.multidevice import map_devices, run_devices
+from spikefab.sim.golden import GoldenModel
+from test_failures import Stderr, children
+from test_multidevice import same
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("devices", [2, 3])
+def test_compare_balanced_over_devices(devices: int, capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as e:
+        main(["compare", "balanced", "--devices", str(devices), "-n", "300", "--no-progress"])
+    out = capsys.readouterr().out
+    assert e.value.code in (0, None), out
+    assert f"golden vs verilator over {devices} devices" in out
+    assert "spike mismatches:      0" in out and "identical" in out
+    assert re.search(r"probe exc/v: \d+ values compared, 0 mismatches", out), out
+    assert re.search(r"exchange: 300 rounds, [1-9][\d.]* spikes", out), out
+
+
+@pytest.mark.parametrize(("seed", "devices"), [(4, 2), (9, 3), (17, 3)])
+def test_random_partitions_on_verilator_ranks(seed: int, devices: int) -> None:
+    steps = 150
+    net = random_multi_net(seed, steps)
+    dm = map_devices(net, devices, device_of=random_partition(net, devices, seed))
+    assert dm.plan.lag >= 1  # spikes cross devices
+    got = run_devices(dm, steps, "verilator")
+    want = GoldenModel(net).run(steps)
+    same(got, want)
+    assert got.exchange.spikes_sent > 0  # type: ignore[attr-defined]
+    assert want.weights and any(
+        (want.weights[k] != net.projection(k).weight).any() for k in want.weights
+    )
+
+
+def descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        for c in children(todo.pop()):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def harnesses(pid: int) -> list[int]:
+    found = []
+    for p in descendants(pid):
+        try:
+            if "harness" in os.readlink(f"/proc/{p}/exe"):
+                found.append(p)
+        except OSError:
+            continue
+    return found
+
+
+STEPS = 20000
+
+
+def test_a_killed_rank_ends_every_rank_with_a_partial_file(tmp_path: Path) -> None:
+    out = tmp_path / "spikes.npz"
+    cmd = [sys.executable, "-m", "spikefab.host.cli", "run", "balanced", "--devices", "2",
+           "-b", "verilator", "-n", str(STEPS), "-o", str(out), "--progress"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err = Stderr(proc)
+    deadline = time.monotonic() + 600
+    while len(harnesses(proc.pid)) < 2:
+        assert proc.poll() is None, err.text
+        assert time.monotonic() < deadline, "the ranks' simulations did not start"
+        time.sleep(0.05)
+    while not re.search(rf"([1-9]\d{{3,}})/{STEPS}", err.text):  # a thousand steps or more
+        assert proc.poll() is None, err.text
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    victim = max(harnesses(proc.pid))
+    os.kill(victim, signal.SIGKILL)
+    t_kill = time.monotonic()
+    proc.wait(timeout=60)
+    ended = time.monotonic() - t_kill
+    stderr = err.join(proc)
+    assert ended < 10, f"the ranks took {ended:.1f} s to end"
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr and "BAD TERMINATION" not in stderr, stderr
+    lines = [ln for ln in re.split(r"[\r\n]+", stderr) if ln.strip()]
+    assert re.search(r"rank [01] \(sim, verilator\) failed after step \d+", lines[-1]), stderr
+    assert "complete steps are saved" in lines[-1], stderr
+    assert not harnesses(proc.pid)
+    partial = spikefab.load_result(out)
+    assert partial.partial and 1000 <= partial.complete_steps < STEPS
+    done = partial.complete_steps
+    golden = spikefab.run(spikefab.load("balanced"), done)
+    cmp = spikefab.compare(golden, partial)
+    assert cmp.equal, cmp.first
+    assert partial.n_spikes == golden.n_spikes > 0
+    np.testing.assert_array_equal(partial.step, golden.step)
