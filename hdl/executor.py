@@ -506,7 +506,7 @@ class Executor(wiring.Component):
                     m.d.sync += [index.eq(0), to_end.eq(to_end - 1)]
                     with m.If(to_end == 0):
                         fail(ErrorCode.LENGTH)
-                with m.Elif(item >= cfg.sources):
+                with m.Elif(item[:15] >= cfg.sources):  # bit 15 marks a late source
                     fail(ErrorCode.ADDRESS)
                 with m.Else():
                     m.d.sync += index.eq(index + 1)

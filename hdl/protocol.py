@@ -38,6 +38,7 @@ __all__ = [
     "ESC",
     "ESC_END",
     "ESC_ESC",
+    "LATE",
     "MAX_BODY",
     "MAX_GID",
     "PROTOCOL_VERSION",
@@ -69,7 +70,7 @@ __all__ = [
 #: in-band end of step and the run's totals in R_RUN_END (contract section 10).
 #: Version 3: WRITE and R_DATA carry each word in the bytes its memory's layout needs
 #: (:func:`word_size`), not in eight.
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 END = 0xC0
 ESC = 0xDB
@@ -87,6 +88,11 @@ STEP_MARK = 0xFFFF
 #: Global neuron ids and source ids are below this (15 cores x 4096 neurons), so that no id
 #: is ever STEP_MARK.
 MAX_GID = 0xF000
+#: A source id with this bit set, in INJECT or a RUN's inputs, is a *late* source: it is
+#: routed before its step begins, with the spikes of the step before (contract 8.2), so a
+#: synapse of delay ``d`` delivers it at ``k - 1 + d``. Source ids are below it (a system
+#: has at most 32768).
+LATE = 0x8000
 
 
 class Op(enum.IntEnum):

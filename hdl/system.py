@@ -2,8 +2,9 @@
 
 ``docs/contract.md`` section 7. A step of the system is:
 
-1. *drain*: wait until every event of the previous step has been delivered (the router is
-   idle, every FIFO is empty and every core is idle);
+1. *drain*: route the step's late sources (contract 8.2), and wait until every event of the
+   previous step and every late source has been delivered (the router is idle, every FIFO is
+   empty and every core is idle);
 2. pulse ``step`` to every core, and let the router serve the host's injected sources;
 3. wait until every core has finished its update (``done``);
 4. wait until the router has routed every spike of the step and every injected source;
@@ -224,7 +225,13 @@ class System(wiring.Component):
         routed = quiet & (inject.level == 0)
         done_seen = Signal(C)
         inject_en = Signal()
-        m.d.comb += router.inject_en.eq(inject_en)
+        # late sources (bit 15, contract 8.2) come first among a step's inputs and are routed
+        # in its drain, with the events of the step before; the drain ends once the FIFO is
+        # empty or shows a source that is not late (`level` first: the output lags a write)
+        late_head = inject.r_rdy & inject.r_data[15]
+        no_late = (inject.level == 0) | (inject.r_rdy & ~inject.r_data[15])
+        draining = Signal()
+        m.d.comb += router.inject_en.eq(inject_en | (draining & late_head))
 
         # configuration dispatch (idle only)
         req = self.i_cfg.payload
@@ -314,8 +321,8 @@ class System(wiring.Component):
                             with m.If(router.i_cfg.ready & ~req.write):
                                 m.d.sync += [reading.eq(1), reply_from.eq(C)]
             with m.State("DRAIN"):
-                m.d.comb += [self.run_busy.eq(1), in_step.eq(1)]
-                with m.If(quiet & cores_idle):
+                m.d.comb += [self.run_busy.eq(1), in_step.eq(1), draining.eq(1)]
+                with m.If(quiet & cores_idle & no_late):
                     m.next = "PULSE"
             with m.State("PULSE"):
                 m.d.comb += [self.run_busy.eq(1), in_step.eq(1)]

@@ -4,8 +4,8 @@ Each device runs its part of the network (:mod:`spikefab.mapping.devices`) with 
 :class:`~spikefab.host.runtime.DeviceRun`. The devices advance a round of ``L`` steps (the
 plan's lag) at a time without waiting on each other; after a round, every device's spikes
 that another device needs are exchanged, and each device injects the ones it needs into
-its proxy sources ``L`` steps after they were fired, which lands them at ``t + d`` as on
-one device.
+its proxy sources, as late sources before step ``t + L``, which lands them at ``t + d`` as
+on one device.
 
 Two ways to run the same rounds:
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from spikefab.hdl.protocol import LinkError
+from spikefab.hdl.protocol import LATE, LinkError
 from spikefab.host.runtime import Device, DeviceRun
 from spikefab.mapping.devices import PROXY_SUFFIX, DevicePlan, Part, split_network
 from spikefab.mapping.image import Image, recorded_neurons
@@ -92,9 +92,8 @@ class PartRun:
         # flat neuron id -> this device's source id of its proxy (-1: not needed here)
         self.inject_id = np.full(n, -1, dtype=np.int64)
         for pname, (orig, numbers) in part.proxies.items():
-            self.inject_id[self.offset[orig] + numbers] = image.source_of[pname][
-                np.arange(numbers.size)
-            ]
+            ids = image.source_of[pname][np.arange(numbers.size)]
+            self.inject_id[self.offset[orig] + numbers] = ids | LATE
         # this device's global id -> flat neuron id, for the neurons that send elsewhere
         pop_of_gid, idx_of_gid = self.run.pop_of_gid, self.run.idx_of_gid
         names = list(part.network.populations)
@@ -125,7 +124,7 @@ class PartRun:
 
     def receive(self, spikes: np.ndarray) -> None:
         """Schedule the spikes of other devices (``(step, flat id)`` rows) that this device
-        needs, ``L`` steps after they were fired."""
+        needs, as late sources before the step ``L`` steps after they were fired."""
         if not spikes.size:
             return
         ids = self.inject_id[spikes[:, 1]]
@@ -610,7 +609,13 @@ def map_devices(
     from spikefab.host.api import _board
     from spikefab.mapping.core_image import FitError
     from spikefab.mapping.devices import partition_devices
-    from spikefab.mapping.hardware import Hardware, simulated_hardware, source_ids
+    from spikefab.mapping.hardware import (
+        SIM_CORE_LARGE,
+        SIM_ROUTE_ENTRIES_LARGE,
+        Hardware,
+        simulated_hardware,
+        source_ids,
+    )
     from spikefab.mapping.mapper import expected_rates
     from spikefab.mapping.mapper import map_network as place
 
@@ -635,19 +640,36 @@ def map_devices(
         ]
         device_of = partition_devices(net, shares, rates, seed, capacity)
     plan = split_network(net, device_of, len(names))
+    # one simulated system for every simulated device, so that one build serves them all:
+    # the simulated core, or the large one when the parts (with their proxies) need it
+    sims: list[Any] = [None]
     if any(hw is None for hw in hws):
-        # one simulated system for every simulated device, so that one build serves them all
         biggest = max(plan.parts, key=lambda p: p.network.n_neurons).network
         sources = max(source_ids(p.network) for p in plan.parts)
-        sim = simulated_hardware(biggest, sources=sources)
-        hws = [sim if hw is None else hw for hw in hws]
-    mappings = []
-    for part, hw, name in zip(plan.parts, hws, names, strict=True):
-        part_rates = None if rates is None else _part_rates(net, part, rates)
+        sims = [simulated_hardware(biggest, sources=sources)]
+        if sims[0].core != SIM_CORE_LARGE:
+            large = {"neurons": SIM_CORE_LARGE.neurons, "axons": SIM_CORE_LARGE.axons,
+                     "synapses": SIM_CORE_LARGE.synapses}  # fmt: skip
+            sims.append(
+                simulated_hardware(
+                    biggest, sources=sources, route_entries=SIM_ROUTE_ENTRIES_LARGE, **large
+                )
+            )
+    for k, sim in enumerate(sims):
+        chosen = [sim if hw is None else hw for hw in hws]
+        mappings = []
         try:
-            mappings.append(place(part.network, hw, placement, rates=part_rates, seed=seed))
-        except FitError as e:
-            raise FitError(f"device {part.device} ({name}): {e}") from None
+            for part, hw, name in zip(plan.parts, chosen, names, strict=True):
+                part_rates = None if rates is None else _part_rates(net, part, rates)
+                try:
+                    mappings.append(place(part.network, hw, placement, rates=part_rates, seed=seed))
+                except FitError as e:
+                    raise FitError(f"device {part.device} ({name}): {e}") from None
+            break
+        except FitError:
+            if k == len(sims) - 1 or not any(hw is None and n == "sim" for hw, n in
+                                             zip(hws, names, strict=True)):  # fmt: skip
+                raise
     last = max(
         (int(m.assignment.core.max()) + 1 if m.assignment.core.size else 1 for m in mappings),
         default=1,

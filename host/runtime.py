@@ -290,7 +290,8 @@ class DeviceRun:
         self, n: int, extra: Sequence[np.ndarray] | None = None, wait: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """Send the next ``n`` steps; ``extra[k]`` are source ids injected before step
-        ``step + k`` besides the network's own sources.
+        ``step + k`` besides the network's own sources, ahead of them (late sources,
+        contract 8.2, come first among a step's inputs).
 
         With ``wait``, wait for every reply and return the ``(step, global id)`` of the host
         spikes of these steps; else return empty arrays (the spikes arrive by
@@ -304,6 +305,10 @@ class DeviceRun:
         t0 = self.step
         first = len(self.hw_gids)
         per_step: list[list[np.ndarray]] = [[] for _ in range(n)]
+        if extra is not None:
+            for k, ids in enumerate(extra[:n]):
+                if len(ids):
+                    per_step[k].append(np.asarray(ids, dtype=np.int64))
         for p in self.pops:
             stream = self.streams.get(p.name)
             if stream is None:
@@ -316,10 +321,6 @@ class DeviceRun:
             for k in range(n):
                 if bounds[k + 1] > bounds[k]:
                     per_step[k].append(ids[bounds[k] : bounds[k + 1]])
-        if extra is not None:
-            for k, ids in enumerate(extra[:n]):
-                if len(ids):
-                    per_step[k].append(np.asarray(ids, dtype=np.int64))
         inputs = [np.concatenate(x).tolist() if x else [] for x in per_step]
         depth = self.image.config.inject_depth
         for k, ids in enumerate(inputs):

@@ -11,16 +11,18 @@ A part holds
 - the spike sources that reach them, whole (a source is drawn on the host, so every device
   that needs it draws the same spikes);
 - one *proxy* spike source per population with neurons elsewhere that reach this device:
-  the host injects into it, at step ``t + L``, the spikes those neurons fired at step ``t``;
-- its synapses: those from a proxy carry the delay ``d - L``.
+  the host injects into it, as a *late* source (contract 8.2) before step ``t + L``, the
+  spikes those neurons fired at step ``t``;
+- its synapses: those from a proxy carry the delay ``d - L + 1``.
 
-A spike of step ``t`` on device A, with delay ``d`` onto device B, is injected into B at
-step ``t + L`` and delivered ``d - L`` steps later: at ``t + d``, as on one device. That
-needs ``d - L >= 1`` for every synapse between devices, so ``L`` (the *lag*) is the
-smallest delay between devices less one, and the devices run in rounds of ``L`` steps
-without waiting on each other: what a round injects was fired in the round before.
-Synapses of delay 1, and plastic synapses (whose learning needs both spikes on time), keep
-their two neurons on one device.
+A late source injected before step ``s`` is delivered with the spikes of step ``s - 1``: a
+spike of step ``t`` on device A, with delay ``d`` onto device B, lands on B at
+``t + L - 1 + (d - L + 1) = t + d``, as on one device. That needs ``d - L + 1 >= 1`` for
+every synapse between devices, so ``L`` (the *lag*) is the smallest delay between devices,
+and the devices run in rounds of ``L`` steps without waiting on each other: what a round
+injects was fired in the round before. Every delay crosses devices, 1 included (rounds of
+one step). Plastic synapses, whose learning needs both spikes on time, keep their two
+neurons on one device.
 """
 
 from __future__ import annotations
@@ -89,8 +91,8 @@ class DevicePlan:
         The device of every LIF neuron, per population.
     lag
         ``L``: a spike crossing devices is injected ``L`` steps after it was fired, and the
-        devices exchange spikes every ``L`` steps (0 when no synapse crosses devices: the
-        devices never wait on each other).
+        devices exchange spikes every ``L`` steps; the smallest delay of a synapse between
+        devices (0 when none crosses: the devices never wait on each other).
     parts
         One :class:`Part` per device.
     traffic
@@ -145,10 +147,10 @@ def _plastic_mask(flat: FlatNetwork) -> np.ndarray:
 
 
 def groups(net: Network) -> np.ndarray:
-    """The group of every LIF neuron (flat order): neurons joined by a synapse of delay 1 or
-    a plastic synapse must share a device; a group is named by its smallest neuron."""
+    """The group of every LIF neuron (flat order): neurons joined by a plastic synapse must
+    share a device; a group is named by its smallest neuron."""
     flat = flatten(net)
-    tie = (flat.pre < flat.n) & ((flat.delay <= 1) | _plastic_mask(flat))
+    tie = (flat.pre < flat.n) & _plastic_mask(flat)
     return _components(flat.n, flat.pre[tie], flat.post[tie])
 
 
@@ -197,10 +199,10 @@ def partition_devices(
     if capacity is not None and sizes[biggest] > max(capacity):
         name, idx = flat.population_of(int(roots[biggest]))
         raise ValueError(
-            f"{int(sizes[biggest])} neurons (with {name}[{idx}]) are joined by synapses of "
-            f"delay 1 or plastic synapses, which keep their neurons on one device, and the "
-            f"largest device holds {max(capacity)} neurons: give those synapses delays of 2 "
-            "or more steps, or use a larger device"
+            f"{int(sizes[biggest])} neurons (with {name}[{idx}]) are joined by plastic "
+            f"synapses, which keep their neurons on one device, and the largest device holds "
+            f"{max(capacity)} neurons: make some of those projections static, or use a larger "
+            "device"
         )
     lif = flat.pre < flat.n
     a, b = gid[flat.pre[lif]], gid[flat.post[lif]]
@@ -244,7 +246,7 @@ def split_network(net: Network, device_of: np.ndarray, devices: int) -> DevicePl
     ------
     ValueError
         When ``device_of`` does not give a device to every LIF neuron, or puts the two ends
-        of a synapse of delay 1 or of a plastic synapse on different devices (naming it).
+        of a plastic synapse on different devices (naming it).
     """
     flat = flatten(net)
     dev = np.asarray(device_of, dtype=np.int64)
@@ -255,25 +257,24 @@ def split_network(net: Network, device_of: np.ndarray, devices: int) -> DevicePl
     by_pop = {
         name: dev[off : off + net.populations[name].size] for name, off in flat.lif_offset.items()
     }
-    # the lag: the smallest delay between devices, less one
+    # the lag: the smallest delay between devices
     lif = flat.pre < flat.n
     pre_dev = np.full(flat.n_synapses, -1, dtype=np.int64)
     pre_dev[lif] = dev[flat.pre[lif]]
     post_dev = dev[flat.post]
     crossing = lif & (pre_dev != post_dev)
     plastic = _plastic_mask(flat)
-    bad = crossing & ((flat.delay <= 1) | plastic)
+    bad = crossing & plastic
     if bad.any():
         s = int(np.flatnonzero(bad)[0])
         pr, k = _synapse(net, s)
-        why = "is plastic" if pr.stdp is not None else "has delay 1"
         raise ValueError(
             f"projection {pr.name}: synapse {k} ({pr.pre}[{int(pr.pre_idx[k])}] -> "
-            f"{pr.post}[{int(pr.post_idx[k])}]) {why} and its ends are on devices "
+            f"{pr.post}[{int(pr.post_idx[k])}]) is plastic and its ends are on devices "
             f"{int(pre_dev[s])} and {int(post_dev[s])}: such a synapse keeps its neurons "
             "on one device"
         )
-    lag = int(flat.delay[crossing].min()) - 1 if crossing.any() else 0
+    lag = int(flat.delay[crossing].min()) if crossing.any() else 0
     parts = [_part(net, by_pop, d, lag) for d in range(devices)]
     return DevicePlan(net=net, device_of=by_pop, lag=lag, parts=parts)
 
@@ -369,7 +370,7 @@ def _part(net: Network, by_pop: dict[str, np.ndarray], d: int, lag: int) -> Part
             if remote:
                 name, pre_pop = pr.name + PROXY_SUFFIX, pr.pre + PROXY_SUFFIX
                 pre = proxy_index[pr.pre][pre]
-                delay = delay - lag
+                delay = delay - lag + 1
             elif pr.pre in by_pop:
                 pre = local[pr.pre][pre]
             projections.append(

@@ -28,7 +28,15 @@ from spikefab.hdl.layouts import (
     pack_array,
     replace_field,
 )
-from spikefab.hdl.protocol import STATUS_REGS, DeviceError, DeviceInfo, ErrorCode, Op, Target
+from spikefab.hdl.protocol import (
+    LATE,
+    STATUS_REGS,
+    DeviceError,
+    DeviceInfo,
+    ErrorCode,
+    Op,
+    Target,
+)
 from spikefab.sim import arith
 
 __all__ = ["SystemModel"]
@@ -182,7 +190,7 @@ class SystemModel:
         """Queue sources that spike in the next step (as an INJECT request)."""
         if len(self._injected) + len(sources) > self.config.inject_depth:
             self._refuse(ErrorCode.FULL, Op.INJECT)
-        if any(not 0 <= int(s) < self.config.sources for s in sources):
+        if any(not 0 <= int(s) & ~LATE < self.config.sources for s in sources):
             self._refuse(ErrorCode.ADDRESS, Op.INJECT)
         self._injected += [int(s) for s in sources]
 
@@ -237,7 +245,7 @@ class SystemModel:
 
     def _check_inputs(self, inputs: Sequence[Sequence[int]]) -> None:
         for k, ids in enumerate(inputs):
-            if any(not 0 <= int(s) < self.config.sources for s in ids):
+            if any(not 0 <= int(s) & ~LATE < self.config.sources for s in ids):
                 raise _RefusedError(ErrorCode.ADDRESS)
             if len(ids) + (len(self._injected) if k == 0 else 0) > self.config.inject_depth:
                 raise _RefusedError(ErrorCode.FULL)
@@ -302,6 +310,17 @@ class SystemModel:
         cfg = self.config
         C, N, D = cfg.cores, cfg.core.neurons, cfg.core.delay_slots
         t_slot = self.now
+        # late sources (contract 8.2): delivered before the step, as if sent the step before
+        injected = np.asarray(self._injected, dtype=np.int64)
+        late = (injected & LATE) != 0
+        if late.any():
+            senders = C * N + (injected[late] & ~LATE)
+            self.counters[SystemReg.ROUTER_EVENTS] += int(self.route_count[senders].sum())
+            syn = expand_ranges(self.syn_start[senders], self.syn_count[senders])
+            if syn.size:
+                slot = (t_slot - 1 + self.syn_delay[syn]) % D
+                np.add.at(self.ring, (slot, self.syn_target[syn]), self.syn_value[syn])
+            self._injected = injected[~late].tolist()
         acc = self.ring[t_slot].copy()
         self.ring[t_slot] = 0
         p = self.p

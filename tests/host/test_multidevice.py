@@ -68,23 +68,23 @@ def test_any_partition_equals_golden(seed: int, devices: int, cut: int) -> None:
 
 
 def test_every_delay_crosses_devices() -> None:
-    """Two neurons, one per device, joined by a synapse of each delay from 2 to 16: each
-    spike lands at t + d (the lag is 1, so the proxies' delays run 1 .. 15)."""
+    """A neuron on one device, 16 on the other, joined by a synapse of each delay from 1 to
+    16: each spike lands at t + d (the lag is 1: rounds of one step, late sources)."""
     from spikefab.mapping.network import NetworkBuilder
 
     b = NetworkBuilder("delays")
     b.spike_source("kick", 1, times=[[0, 20, 41]])
     b.population("a", 1, du=4095, dv=0, vth=10)
-    b.population("b", 15, du=4095, dv=0, vth=10)
+    b.population("b", 16, du=4095, dv=0, vth=10)
     b.project("kick", "a", connect="all_to_all", weight=100, delay=1)
-    b.project("a", "b", connect={"kind": "list", "pairs": [[0, j] for j in range(15)]},
-              weight=100, delay=list(range(2, 17)))  # fmt: skip
+    b.project("a", "b", connect={"kind": "list", "pairs": [[0, j] for j in range(16)]},
+              weight=100, delay=list(range(1, 17)))  # fmt: skip
     net = b.build()
-    got = run_parts(net, 2, np.array([0] + [1] * 15), steps=80)
+    got = run_parts(net, 2, np.array([0] + [1] * 16), steps=80)
     want = GoldenModel(net).run(80)
     same(got, want)
     b_spikes = want.spikes("b")
-    assert sorted(set((b_spikes[0] - b_spikes[1]).tolist())) == [3, 23, 44]
+    assert sorted(set((b_spikes[0] - b_spikes[1]).tolist())) == [2, 22, 43]
 
 
 def test_metis_cut_of_balanced_equals_golden() -> None:
@@ -124,9 +124,11 @@ def test_a_group_larger_than_a_device_is_refused() -> None:
 
     b = NetworkBuilder("ring")
     b.population("n", 40, du=4095, dv=0, vth=10)
+    rule = {"a_plus": 10, "a_minus": 10, "d_pre": 300, "d_post": 300, "bump_pre": 1000,
+            "bump_post": 1000, "shift": 4}  # fmt: skip
     b.project("n", "n", connect={"kind": "list", "pairs": [[i, (i + 1) % 40] for i in range(40)]},
-              weight=50, delay=1)  # fmt: skip
-    with pytest.raises(ValueError, match=r"40 neurons .* delay 1 .* largest device holds 32"):
+              weight=50, delay=3, stdp=rule)  # fmt: skip
+    with pytest.raises(ValueError, match=r"40 neurons .* plastic .* largest device holds 32"):
         partition_devices(b.build(), [1.0, 1.0], capacity=[32, 16])
 
 
