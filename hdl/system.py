@@ -226,10 +226,11 @@ class System(wiring.Component):
         done_seen = Signal(C)
         inject_en = Signal()
         # late sources (bit 15, contract 8.2) come first among a step's inputs and are routed
-        # in its drain, with the events of the step before; the drain ends once the FIFO is
-        # empty or shows a source that is not late (`level` first: the output lags a write)
+        # in its drain, with the events of the step before; the drain ends once the FIFO
+        # shows no late source (the executor pushes a step's inputs cycles before it starts
+        # the step, time enough for the FIFO's output to show the first)
         late_head = inject.r_rdy & inject.r_data[15]
-        no_late = (inject.level == 0) | (inject.r_rdy & ~inject.r_data[15])
+        no_late = ~late_head
         draining = Signal()
         m.d.comb += router.inject_en.eq(inject_en | (draining & late_head))
 
