@@ -18,8 +18,9 @@ def random_multi_net(seed: int, steps: int = 120) -> Network:
     """Sources and two to four LIF populations joined by random synapse lists.
 
     Delays run from 1 to :data:`MAX_DELAY`, from a random smallest delay (1 in three
-    projections), which sets the exchange rounds of a cut; one or two projections are plastic, with one rule (a core holds one), with stochastic rounding on
-    odd seeds. ``u``/``v``, weights and, on some seeds, spikes probes are added.
+    projections), which sets the exchange rounds of a cut. One or two projections are
+    plastic, with one rule (a core holds one), with stochastic rounding on odd seeds.
+    ``u``/``v``, weights and, on some seeds, spikes probes are added.
     """
     rng = np.random.default_rng(seed)
     b = NetworkBuilder(f"multi{seed}")
