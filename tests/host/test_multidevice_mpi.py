@@ -116,3 +116,22 @@ def test_a_killed_rank_ends_every_rank_with_a_partial_file(tmp_path: Path) -> No
     assert cmp.equal, cmp.first
     assert partial.n_spikes == golden.n_spikes > 0
     np.testing.assert_array_equal(partial.step, golden.step)
+
+
+def test_the_same_command_under_the_users_mpiexec(tmp_path: Path) -> None:
+    """On a cluster the user starts the ranks: each runs its own device, rank 0 writes the
+    one spike file (system models here; boards take -b serial --device-map)."""
+    from spikefab.host.multidevice import mpiexec
+
+    out = tmp_path / "spikes.npz"
+    cmd = [mpiexec(), "-n", "3", sys.executable, "-m", "spikefab.host.cli", "run", "balanced",
+           "--devices", "3", "-b", "system", "-n", "120", "-o", str(out)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    # one report, from rank 0
+    assert done.stdout.count("balanced: 120 steps") == 1, done.stdout
+    assert "exchange: 60 rounds" in done.stdout, done.stdout
+    got = spikefab.load_result(out)
+    want = spikefab.run(spikefab.load("balanced"), 120)
+    cmp = spikefab.compare(want, got)
+    assert cmp.equal, cmp.first

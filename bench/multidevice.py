@@ -1,0 +1,87 @@
+"""One network over 1, 2 (or more) Verilator processes, one MPI rank each: parallel efficiency.
+
+For each network, the whole network runs on one Verilator process (the simulated system it
+maps onto), then cut over K devices (METIS, weighted by the golden model's rates) as K MPI
+ranks started by spikefab, each running its own Verilator process. Every run is checked
+spike by spike against the golden model. It prints:
+
+- steps per second of the run itself (the image loads and the process start-ups excluded:
+  for K ranks, the slowest rank's time in its rounds, device and exchange);
+- the parallel efficiency at K ranks, ``T1 / (K * TK)``, and the speed-up ``T1 / TK``;
+- the exchange: rounds (the smallest delay between devices sets their length), spikes and
+  bytes exchanged per step, and each rank's time in its device against its time in the
+  exchange.
+
+On this 2-core machine K = 2 is the largest K that has a core per rank. Run it from the
+repository root::
+
+    .venv/bin/python bench/multidevice.py                  # balanced and cuba, 1 and 2 ranks
+    .venv/bin/python bench/multidevice.py --network cuba --steps 2000 --ranks 2 --ranks 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def main() -> int:
+    import spikefab
+    from spikefab.host.multidevice import map_devices, run_devices
+    from spikefab.host.runtime import load, run_network
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--network", action="append", help="example name or file (repeatable)")
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--ranks", type=int, action="append", help="ranks to compare with 1")
+    args = ap.parse_args()
+    names = args.network or ["balanced", "cuba"]
+    ranks = args.ranks or [2]
+    print(f"command: {' '.join(sys.argv)}")
+    for name in names:
+        net = spikefab.load(name)
+        golden = spikefab.run(net, args.steps)
+        image = spikefab.image_for(net, "verilator")
+        with spikefab.open_system(image.config, "verilator") as device:
+            load(device, image)
+            t0 = time.perf_counter()
+            one = run_network(net, image, device, args.steps, "verilator", load_image=False)
+            t1 = time.perf_counter() - t0
+        cmp = spikefab.compare(golden, one)
+        if not cmp.equal:
+            print(f"{name}: 1 device MISMATCH against golden: {cmp.first}")
+            return 1
+        print()
+        print(f"{net.name}: {net.n_neurons} neurons, {net.n_synapses} synapses, {args.steps} "
+              f"steps, {golden.n_spikes} spikes; identical to golden on every run")  # fmt: skip
+        print(f"  1 rank : {args.steps / t1:8.1f} steps/s ({t1:.2f} s; {image.config.cores} "
+              f"cores of {image.config.core.neurons} neurons)")  # fmt: skip
+        for k in ranks:
+            dm = map_devices(net, k, rates=200)
+            t0 = time.perf_counter()
+            res = run_devices(dm, args.steps, "verilator")
+            wall = time.perf_counter() - t0
+            cmp = spikefab.compare(golden, res)
+            if not cmp.equal:
+                print(f"{name}: {k} devices MISMATCH against golden: {cmp.first}")
+                return 1
+            ex = res.exchange  # type: ignore[attr-defined]
+            tk = max(r["run"] + r["exchange"] for r in ex.per_rank)
+            cores = dm.images[0].config
+            print(f"  {k} ranks: {args.steps / tk:8.1f} steps/s ({tk:.2f} s in the rounds, "
+                  f"{wall:.1f} s with start-up and load; {cores.cores} cores of "
+                  f"{cores.core.neurons} neurons each)")  # fmt: skip
+            print(f"    speed-up {t1 / tk:.2f}x, parallel efficiency {100 * t1 / (k * tk):.0f}%")
+            print(f"    exchange: {ex.rounds} rounds of {dm.plan.lag or args.steps} steps, "
+                  f"{ex.spikes_sent / args.steps:.1f} spikes and "
+                  f"{ex.bytes_sent / args.steps:.0f} bytes per step")  # fmt: skip
+            for j, r in enumerate(ex.per_rank):
+                share = 100 * r["exchange"] / max(r["run"] + r["exchange"], 1e-9)
+                print(f"    rank {j}: {r['run']:.2f} s in its device, {r['exchange']:.2f} s in "
+                      f"the exchange ({share:.0f}%)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
