@@ -56,7 +56,8 @@ def main() -> int:
         print(f"{net.name}: {net.n_neurons} neurons, {net.n_synapses} synapses, {args.steps} "
               f"steps, {golden.n_spikes} spikes; identical to golden on every run")  # fmt: skip
         print(f"  1 rank : {args.steps / t1:8.1f} steps/s ({t1:.2f} s; {image.config.cores} "
-              f"cores of {image.config.core.neurons} neurons)")  # fmt: skip
+              f"cores of {image.config.core.neurons} neurons; {one.cycles_per_step:.0f} "
+              "cycles per step)")  # fmt: skip
         for k in ranks:
             dm = map_devices(net, k, rates=200)
             t0 = time.perf_counter()
@@ -71,7 +72,8 @@ def main() -> int:
             cores = dm.images[0].config
             print(f"  {k} ranks: {args.steps / tk:8.1f} steps/s ({tk:.2f} s in the rounds, "
                   f"{wall:.1f} s with start-up and load; {cores.cores} cores of "
-                  f"{cores.core.neurons} neurons each)")  # fmt: skip
+                  f"{cores.core.neurons} neurons each; {res.cycles_per_step:.0f} cycles per "
+                  "step on the slowest device)")  # fmt: skip
             print(f"    speed-up {t1 / tk:.2f}x, parallel efficiency {100 * t1 / (k * tk):.0f}%")
             print(f"    exchange: {ex.rounds} rounds of {dm.plan.lag or args.steps} steps, "
                   f"{ex.spikes_sent / args.steps:.1f} spikes and "
