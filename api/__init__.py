@@ -28,6 +28,7 @@ from spikefab.host.api import (
     run,
 )
 from spikefab.host.inputs import InputError
+from spikefab.host.multidevice import DeviceMapping, map_devices
 from spikefab.mapping.core_image import FitError
 from spikefab.mapping.network import Network, NetworkBuilder, NetworkError
 from spikefab.sim.results import Comparison, ProbeTrace, RunAbortedError, RunResult, load_result
@@ -35,6 +36,7 @@ from spikefab.sim.results import Comparison, ProbeTrace, RunAbortedError, RunRes
 __all__ = [
     "BACKENDS",
     "Comparison",
+    "DeviceMapping",
     "FitError",
     "InputError",
     "Network",
@@ -50,6 +52,7 @@ __all__ = [
     "load",
     "load_mapped",
     "load_result",
+    "map_devices",
     "map_network",
     "open_device",
     "open_system",
