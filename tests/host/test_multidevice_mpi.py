@@ -135,3 +135,38 @@ def test_the_same_command_under_the_users_mpiexec(tmp_path: Path) -> None:
     want = spikefab.run(spikefab.load("balanced"), 120)
     cmp = spikefab.compare(want, got)
     assert cmp.equal, cmp.first
+
+
+def test_boards_on_serial_ports_under_the_users_mpiexec(tmp_path: Path) -> None:
+    """Two iCEBreakers on two serial ports, each driven by its own rank: the ports are
+    pseudo-terminals bridged to Verilator simulations of the board's system (as in
+    test_serial.py), so pyserial, the board's link and the device map run for real."""
+    from spikefab.boards import get_board
+    from spikefab.hdl.top import SIM_TIMEOUT
+    from spikefab.host.multidevice import mpiexec
+    from spikefab.sim.verilator import build_harness
+    from test_serial import PtyBridge
+
+    board = get_board("icebreaker")
+    program = build_harness(board.system, progress=False)
+    bridges = [PtyBridge([str(program), f"+rx-timeout={SIM_TIMEOUT}"]) for _ in range(2)]
+    try:
+        device_map = tmp_path / "devices.yaml"
+        device_map.write_text(
+            "devices:\n" + "".join(f"  - {{board: icebreaker, port: {b.path}}}\n" for b in bridges)
+        )
+        out = tmp_path / "spikes.npz"
+        cmd = [mpiexec(), "-n", "2", sys.executable, "-m", "spikefab.host.cli", "run",
+               "synfire", "-b", "serial", "--device-map", str(device_map), "-n", "150",
+               "--timeout", "30", "-o", str(out)]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    finally:
+        for b in bridges:
+            b.close()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("synfire: 150 steps") == 1, done.stdout
+    got = spikefab.load_result(out)
+    cmp = spikefab.compare(spikefab.run(spikefab.load("synfire"), 150), got)
+    assert cmp.equal, cmp.first
+    crossing = re.search(r"exchange: \d+ rounds, ([\d.]+) spikes", done.stdout)
+    assert crossing and float(crossing.group(1)) > 0, done.stdout
