@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -591,7 +591,10 @@ def map_devices(
     ----------
     devices
         A number of simulated systems, or the boards' names (``["ulx3s", "orangecrab"]``),
-        which may differ.
+        which may differ. Each device shares its part over all its cores (a step lasts as
+        long as the busiest core); a simulated device has the cores the whole network fills
+        on one such system (or more, if its part needs them), so that K devices are K copies
+        of the one-device system.
     rates
         Expected spikes per step of every sender, or golden-model steps to measure them:
         the partition then keeps busy synapses within a device, and the report gives the
@@ -655,20 +658,33 @@ def map_devices(
                     biggest, sources=sources, route_entries=SIM_ROUTE_ENTRIES_LARGE, **large
                 )
             )
-    for k, sim in enumerate(sims):
+    # every device shares its part over all its cores (a round lasts as long as the slowest
+    # device's steps, a step as long as its busiest core); a simulated device has the cores
+    # the whole network fills on one such device, or as many as its part needs
+    attempts: list[tuple[Any, bool]] = []
+    for sim in sims:
+        if sim is None:
+            attempts.append((None, True))
+            continue
+        one = min(sim.cores, max(1, -(-net.n_neurons // sim.core.neurons)))
+        attempts += [(replace(sim, cores=one), True), (sim, False)]
+    for k, (sim, spread) in enumerate(attempts):
         chosen = [sim if hw is None else hw for hw in hws]
         mappings = []
         try:
             for part, hw, name in zip(plan.parts, chosen, names, strict=True):
                 part_rates = None if rates is None else _part_rates(net, part, rates)
                 try:
-                    mappings.append(place(part.network, hw, placement, rates=part_rates, seed=seed))
+                    spread_here = spread or name != "sim"
+                    mappings.append(
+                        place(part.network, hw, placement, part_rates, seed, spread=spread_here)
+                    )
                 except FitError as e:
                     raise FitError(f"device {part.device} ({name}): {e}") from None
             break
         except FitError:
-            if k == len(sims) - 1 or not any(hw is None and n == "sim" for hw, n in
-                                             zip(hws, names, strict=True)):  # fmt: skip
+            if k == len(attempts) - 1 or not any(hw is None and n == "sim" for hw, n in
+                                                 zip(hws, names, strict=True)):  # fmt: skip
                 raise
     last = max(
         (int(m.assignment.core.max()) + 1 if m.assignment.core.size else 1 for m in mappings),

@@ -405,6 +405,7 @@ def map_network(
     seed: int = 0,
     flat: FlatNetwork | None = None,
     log: Callable[[str], None] | None = None,
+    spread: bool = False,
 ) -> Mapping:
     """Place a network and build all its tables.
 
@@ -426,6 +427,10 @@ def map_network(
         The network already flattened (:func:`~spikefab.mapping.placement.flatten`).
     log
         Called with a line at the end of each stage (for progress on large networks).
+    spread
+        Share the neurons over all the hardware's cores rather than fill as few as possible:
+        shorter steps (a step lasts as long as its busiest core) on hardware whose cores are
+        there anyway.
 
     Raises
     ------
@@ -443,7 +448,7 @@ def map_network(
     t_flat = time.perf_counter() - t0
     if log is not None:
         log(f"flattened {flat.n_synapses} synapses")
-    a = assign(flat, hw, method, rates, seed)
+    a = assign(flat, hw, method, rates, seed, spread)
     if log is not None:
         log(f"{method} placement: {a.cores_used} cores")
     t1 = time.perf_counter()

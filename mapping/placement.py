@@ -358,8 +358,19 @@ def _checked(flat: FlatNetwork, hw: Hardware) -> None:
         raise fit_error(flat.net, problems)
 
 
-def assign_greedy(flat: FlatNetwork, hw: Hardware) -> Assignment:
+def _even_breaks(n: int, k: int) -> np.ndarray:
+    """Positions that cut ``n`` neurons into ``k`` runs of sizes differing by one at most."""
+    cuts = (np.arange(1, max(k, 1), dtype=np.int64) * n) // max(k, 1)
+    return np.unique(cuts[(cuts > 0) & (cuts < n)])
+
+
+def assign_greedy(flat: FlatNetwork, hw: Hardware, spread: bool = False) -> Assignment:
     """Place neurons in network order, each core filled until one of its limits is reached.
+
+    With ``spread``, the neurons are shared evenly over all the cores instead (a core still
+    closes early on a limit): a step lasts as long as its busiest core, so this is the
+    fastest placement when the cores are there anyway. If the limits leave the even shares
+    short of cores, the cores are filled.
 
     Raises
     ------
@@ -368,7 +379,10 @@ def assign_greedy(flat: FlatNetwork, hw: Hardware) -> Assignment:
     """
     _checked(flat, hw)
     order = np.arange(flat.n, dtype=np.int64)
-    core_at, closed = _first_fit(flat, hw, order)
+    breaks = _even_breaks(flat.n, hw.cores) if spread else None
+    core_at, closed = _first_fit(flat, hw, order, breaks)
+    if spread and (core_at < 0).any():
+        core_at, closed = _first_fit(flat, hw, order)
     return _finish(flat, hw, "greedy", order, core_at, closed)
 
 
@@ -438,7 +452,11 @@ def _graph(
 
 
 def assign_partitioned(
-    flat: FlatNetwork, hw: Hardware, rates: np.ndarray | None = None, seed: int = 0
+    flat: FlatNetwork,
+    hw: Hardware,
+    rates: np.ndarray | None = None,
+    seed: int = 0,
+    spread: bool = False,
 ) -> Assignment:
     """Place neurons by partitioning the synapse graph with METIS.
 
@@ -454,6 +472,9 @@ def assign_partitioned(
     rates
         Expected spikes per step of every sender (LIF neurons, then sources), or ``None``
         to weight by synapse counts.
+    spread
+        Cut into as many parts as there are cores (at most one per neuron), so that the
+        work is shared over all of them (see :func:`assign_greedy`).
 
     Raises
     ------
@@ -482,6 +503,8 @@ def assign_partitioned(
     capacity = c.neurons * c.synapses
     notes: list[str] = []
     k = max(-(-int(vw.sum()) // capacity), 1)
+    if spread:
+        k = max(k, min(hw.cores, flat.n))
     best: tuple[np.ndarray, np.ndarray, list[str]] | None = None
     for _ in range(4):
         if k > hw.cores:
@@ -539,8 +562,10 @@ def assign(
     method: str = "greedy",
     rates: np.ndarray | None = None,
     seed: int = 0,
+    spread: bool = False,
 ) -> Assignment:
-    """Place the network's neurons with one of :data:`METHODS`.
+    """Place the network's neurons with one of :data:`METHODS`; ``spread`` shares them over
+    all the cores (greedy and partition; a random placement spreads at random).
 
     Raises
     ------
@@ -553,9 +578,9 @@ def assign(
 
     t0 = time.perf_counter()
     if method == "greedy":
-        a = assign_greedy(flat, hw)
+        a = assign_greedy(flat, hw, spread)
     elif method == "partition":
-        a = assign_partitioned(flat, hw, rates, seed)
+        a = assign_partitioned(flat, hw, rates, seed, spread)
     elif method == "random":
         a = assign_random(flat, hw, seed)
     else:

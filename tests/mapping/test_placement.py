@@ -167,6 +167,49 @@ def test_examples_on_every_placement(name, method):
     same(run_network(net, image, SystemModel(cfg), 150, "system"), GoldenModel(net).run(150))
 
 
+@pytest.mark.parametrize("method", ["greedy", "partition"])
+@pytest.mark.parametrize("seed", range(3))
+def test_spread_shares_the_neurons_over_every_core(method, seed):
+    net = random_net(seed, n_pops=4)
+    cfg = system(64, 5)
+    m = map_network(net, cfg, method, seed=seed, spread=True)
+    per_core = np.bincount(m.assignment.core, minlength=cfg.cores)
+    n = net.n_neurons
+    assert per_core.sum() == n and (per_core > 0).all()
+    if method == "greedy":
+        # even runs in network order
+        assert per_core.max() - per_core.min() <= 1, per_core
+    else:
+        # METIS balances what a neuron takes of a core, the larger of its share of the
+        # neurons and of the synapse entries, to within its imbalance (at most 10%) and a
+        # neuron's worth
+        fan = flatten(net).fan_in()
+        w = np.maximum(cfg.core.synapses, fan * cfg.core.neurons)
+        per_core_w = np.bincount(m.assignment.core, weights=w)
+        assert per_core_w.max() <= 1.1 * w.sum() / cfg.cores + w.max(), per_core_w
+    # filling uses fewer cores and a busier one: that is what spread is for
+    packed = np.bincount(map_network(net, cfg, method, seed=seed).assignment.core)
+    assert packed.max() > per_core.max()
+    same(run_network(net, m.image(cfg), SystemModel(cfg), 120, "system"), GoldenModel(net).run(120))
+
+
+def test_spread_falls_back_to_filling_when_even_shares_break_a_limit():
+    # 10 neurons on 2 cores of 64 entries; neurons 6, 7 and 8 take 32 entries each. Even
+    # halves (0-4, 5-9) leave the second core full after neuron 7 with 8 and 9 to place;
+    # filling puts 0-7 on the first core and 8-9 on the second
+    b = NetworkBuilder("front")
+    b.spike_source("s", 32, times=[[1]] * 32)
+    b.population("a", 6, du=0, dv=0, vth=10)
+    b.population("b", 3, du=0, dv=0, vth=10)
+    b.population("c", 1, du=0, dv=0, vth=10)
+    b.project("s", "b", connect="all_to_all", weight=20, delay=1)
+    net = b.build()
+    cfg = system(16, 2, synapses=64)
+    m = map_network(net, cfg, "greedy", spread=True)
+    np.testing.assert_array_equal(m.assignment.core, [0] * 8 + [1] * 2)
+    same(run_network(net, m.image(cfg), SystemModel(cfg), 20, "system"), GoldenModel(net).run(20))
+
+
 # ---------------------------------------------------------------------------------------------
 # Limits
 
