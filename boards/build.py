@@ -225,13 +225,17 @@ def _overrides(board: Board) -> dict[str, str]:
             "synth_opts": "-dsp -spram",
             "nextpnr_opts": report,
         }
-    return {"nextpnr_opts": report}
+    # ECP5: router2. The default router (router1) can fall into rip-up cycles on the
+    # ULX3S's congested SDRAM core, where one design change took a build from two minutes
+    # to more than twenty; router2 routes the same netlist in about a minute and a half.
+    return {"nextpnr_opts": report + " --router router2"}
 
 
 def _run_plan(
     script: Path, env: dict[str, str], design: str, log: Path, say: Callable[[str], None]
 ) -> int:
-    """Run the build script, saying which tool runs and, every :data:`HEARTBEAT` s, its phase."""
+    """Run the build script, saying which tool runs and, every :data:`HEARTBEAT` s, its phase;
+    stop it and every tool it started if this is interrupted."""
     root = script.parent
     stages = [
         ("synthesis (Yosys)", root / f"{design}.rpt"),
@@ -239,33 +243,59 @@ def _run_plan(
         ("bitstream", None),
     ]
     t0 = time.monotonic()
-    shown, last_beat = -1, t0
     with log.open("w") as out:
+        # a session of its own, so that an interrupted build (Ctrl-C, a timeout) stops the
+        # tools it started too, not only the shell
         proc = subprocess.Popen(
-            ["sh", script.name], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT
+            ["sh", script.name],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        while True:
-            try:
-                rc = proc.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                rc = None
-            # the stage is the last whose log exists (the bitstream: once nextpnr is done)
-            stage = 0
-            if stages[1][1].exists():
-                stage = 1
-                if phase_of(stages[1][1]).startswith("Info: Program finished"):
-                    stage = 2
-            now = time.monotonic()
-            if rc is None and stage != shown:
-                say(f"[{now - t0:5.0f} s] {stages[stage][0]} ...")
-                shown, last_beat = stage, now
-            elif rc is None and now - last_beat >= HEARTBEAT:
-                watch = stages[stage][1]
-                phase = phase_of(watch) if watch is not None else ""
-                say(f"[{now - t0:5.0f} s]   {stages[stage][0]}: {phase or 'running'}")
-                last_beat = now
-            if rc is not None:
-                return rc
+        try:
+            return _watch(proc, stages, say, t0)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, 15)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, 9)
+                    proc.wait()
+
+
+def _watch(
+    proc: subprocess.Popen[bytes],
+    stages: list[tuple[str, Path | None]],
+    say: Callable[[str], None],
+    t0: float,
+) -> int:
+    """Wait for the build, saying its stage and, every :data:`HEARTBEAT` s, its phase."""
+    shown, last_beat = -1, t0
+    while True:
+        try:
+            rc = proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            rc = None
+        # the stage is the last whose log exists (the bitstream: once nextpnr is done)
+        stage = 0
+        if stages[1][1].exists():
+            stage = 1
+            if phase_of(stages[1][1]).startswith("Info: Program finished"):
+                stage = 2
+        now = time.monotonic()
+        if rc is None and stage != shown:
+            say(f"[{now - t0:5.0f} s] {stages[stage][0]} ...")
+            shown, last_beat = stage, now
+        elif rc is None and now - last_beat >= HEARTBEAT:
+            watch = stages[stage][1]
+            phase = phase_of(watch) if watch is not None else ""
+            say(f"[{now - t0:5.0f} s]   {stages[stage][0]}: {phase or 'running'}")
+            last_beat = now
+        if rc is not None:
+            return rc
 
 
 def build(
