@@ -592,9 +592,11 @@ def map_devices(
     devices
         A number of simulated systems, or the boards' names (``["ulx3s", "orangecrab"]``),
         which may differ. Each device shares its part over all its cores (a step lasts as
-        long as the busiest core); a simulated device has the cores the whole network fills
-        on one such system (or more, if its part needs them), so that K devices are K copies
-        of the one-device system.
+        long as the busiest core). A simulated device has as many cores as the whole network
+        fills on one simulated system, each with the fewest neurons (a power of two) that
+        hold an even share of the largest part: a core updates all its neurons every step,
+        so K devices each run about 1/K of the one-device system's cycles per step. When
+        that does not fit, a device is the simulated system with the cores its part fills.
     rates
         Expected spikes per step of every sender, or golden-model steps to measure them:
         the partition then keeps busy synapses within a device, and the report gives the
@@ -662,12 +664,18 @@ def map_devices(
     # device's steps, a step as long as its busiest core); a simulated device has the cores
     # the whole network fills on one such device, or as many as its part needs
     attempts: list[tuple[Any, bool]] = []
+    share = max(p.network.n_neurons for p in plan.parts)
     for sim in sims:
         if sim is None:
             attempts.append((None, True))
             continue
+        # the cores of the one-device system, each with the neurons its share needs (a core
+        # updates all its N neurons every step, so a smaller share needs a smaller core to
+        # shorten the step)
         one = min(sim.cores, max(1, -(-net.n_neurons // sim.core.neurons)))
-        attempts += [(replace(sim, cores=one), True), (sim, False)]
+        n = min(sim.core.neurons, max(2, 1 << (-(-share // one) - 1).bit_length()))
+        sized = replace(sim, cores=one, core=replace(sim.core, neurons=n))
+        attempts += [(sized, True), (sim, False)]
     for k, (sim, spread) in enumerate(attempts):
         chosen = [sim if hw is None else hw for hw in hws]
         mappings = []
