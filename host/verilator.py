@@ -18,8 +18,10 @@ The simulation runs as fast as it can while the device works and sleeps while it
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO
 
 from spikefab.hdl.layouts import SystemConfig
@@ -41,6 +43,11 @@ class VerilatorTransport(PipeTransport):
         super().__init__(proc, name="the Verilator simulation")
         self.proc = proc
 
+    def trace(self, on: bool) -> None:
+        """Switch the FST waveform on or off (a harness started with ``+waves``); call it
+        while the device waits, so that the trace starts and ends between runs."""
+        self.proc.send_signal(signal.SIGUSR1 if on else signal.SIGUSR2)
+
     def close(self) -> None:
         super().close()
         for pipe in (self.proc.stdout, self.proc.stderr):
@@ -55,6 +62,8 @@ def open_verilator(
     progress: bool = True,
     plusargs: Sequence[str] = (),
     stderr: int | IO | None = None,
+    waves: str | Path | None = None,
+    program: str | Path | None = None,
 ) -> LinkDevice:
     """Start the Verilator simulation of ``config`` and return the device it simulates.
 
@@ -72,6 +81,11 @@ def open_verilator(
     stderr
         Where the harness's messages go (``subprocess.Popen``'s ``stderr``); by default to
         this process's stderr.
+    waves
+        Write an FST waveform here, with the harness built for tracing; tracing starts off
+        (``device.transport.trace(True)`` switches it on).
+    program
+        A harness already built (of this system), instead of building one.
 
     Returns
     -------
@@ -85,7 +99,10 @@ def open_verilator(
     spikefab.sim.verilator.HarnessBuildError
         When the harness does not build.
     """
-    program = build_harness(config, progress=progress)
+    if program is None:
+        program = build_harness(config, progress=progress, trace=waves is not None)
+    if waves is not None:
+        plusargs = [*plusargs, f"+waves={waves}"]
     proc = subprocess.Popen(
         [str(program), f"+rx-timeout={SIM_TIMEOUT}", *plusargs],
         stdin=subprocess.PIPE,

@@ -261,7 +261,30 @@ def _run_build(cmd: list[str], cwd: Path, env: dict[str, str], log: TextIO, prog
         )
 
 
-def build_harness(config: SystemConfig, progress: bool = True) -> Path:
+def _require_fst_headers(env: Mapping[str, str]) -> None:
+    """Verilator's FST writer compiles against LZ4 and zlib: check that their headers are
+    there, so that a missing one is named rather than buried in the compiler's output."""
+    dirs = [Path("/usr/include"), Path("/usr/local/include")]
+    for var in ("CPATH", "CPLUS_INCLUDE_PATH", "C_INCLUDE_PATH"):
+        dirs += [Path(d) for d in env.get(var, "").split(os.pathsep) if d]
+    missing = [h for h in ("lz4.h", "zlib.h") if not any((d / h).exists() for d in dirs)]
+    if missing:
+        raise ToolMissingError(
+            f"tracing to FST needs the headers {', '.join(missing)}: "
+            "apt-get install -y liblz4-dev zlib1g-dev"
+        )
+
+
+#: Verilator's options of a harness that can trace (``+waves``): FST, every signal.
+TRACE_FLAGS = ("--trace-fst", "--trace-structs", "-CFLAGS", "-DSPIKEFAB_TRACE")
+
+
+def build_harness(
+    config: SystemConfig,
+    progress: bool = True,
+    trace: bool = False,
+    verilog: Path | None = None,
+) -> Path:
     """Build (once) the Verilator harness of ``SimTop(config)`` and return its path.
 
     Parameters
@@ -270,6 +293,13 @@ def build_harness(config: SystemConfig, progress: bool = True) -> Path:
         The system to simulate.
     progress
         Report on stderr what a build does (it takes a minute or two).
+    trace
+        Build the variant that writes an FST waveform (``+waves=PATH``, switched on and
+        off by ``SIGUSR1`` and ``SIGUSR2``), cached beside the other.
+    verilog
+        The Verilog of the device (module ``spikefab_top``, the ports of ``SimTop(config)``)
+        instead of generating it: a modified design, such as a core with a fault injected
+        to check that a tool finds it. Cached by its text.
 
     Returns
     -------
@@ -289,14 +319,18 @@ def build_harness(config: SystemConfig, progress: bool = True) -> Path:
     if not HARNESS_SOURCE.exists():
         raise HarnessBuildError(f"the harness source {HARNESS_SOURCE} is missing")
     make_flags, tools, env = _toolchain()
+    if trace:
+        _require_fst_headers(env)
     root = cache_dir() / "verilator"
     flags = [*VERILATOR_FLAGS, *(a for f in make_flags for a in ("-MAKEFLAGS", f))]
+    if trace:
+        flags += TRACE_FLAGS
     tools_key = f"{tools}\n{' '.join(flags)}"
 
     # the fast path: the same configuration and sources as a finished build
     source_key = _source_key(config, tools_key)
     index = root / "index" / source_key
-    if index.exists():
+    if verilog is None and index.exists():
         program = root / index.read_text().strip() / "harness"
         if program.exists():
             return program
@@ -307,7 +341,12 @@ def build_harness(config: SystemConfig, progress: bool = True) -> Path:
         build = tmp / "build"
         build.mkdir()
         shutil.copyfile(HARNESS_SOURCE, build / "main.cpp")
-        verilog = _generate_verilog(config, build / f"{TOP_NAME}.v", progress)
+        given = verilog
+        if given is not None:
+            verilog = build / f"{TOP_NAME}.v"
+            shutil.copyfile(given, verilog)
+        else:
+            verilog = _generate_verilog(config, build / f"{TOP_NAME}.v", progress)
         parts = {
             "verilog": verilog.read_bytes(),
             "harness": (build / "main.cpp").read_bytes(),
@@ -325,7 +364,7 @@ def build_harness(config: SystemConfig, progress: bool = True) -> Path:
                 _build(config, flags, env, build, final, progress)
         # Index the build by its sources only if they did not change while it was made
         # (other people edit them); otherwise the next call generates the Verilog again.
-        if _source_key(config, tools_key) == source_key:
+        if given is None and _source_key(config, tools_key) == source_key:
             part = index.with_name(f"{index.name}.{os.getpid()}")
             part.parent.mkdir(parents=True, exist_ok=True)
             part.write_text(key)

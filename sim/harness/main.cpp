@@ -22,6 +22,10 @@
 //   +rx-timeout=N   the receiver's timeout in cycles (hdl/top.py SIM_TIMEOUT; default 65536)
 //   +reset=N        cycles of reset at start (default 4)
 //   +cycles         on exit, report cycles, busy cycles and times on stderr
+//   +waves=PATH     (a harness built with SPIKEFAB_TRACE and --trace-fst) write an FST
+//                   waveform to PATH while tracing is on: SIGUSR1 switches it on, SIGUSR2
+//                   off. The host switches it while the device waits between runs, so a
+//                   window of steps is traced exactly; every signal of the design is in it.
 //
 // Exit status: 0 after EOF on stdin (or when the reader of stdout has gone away after it),
 // 1 on an I/O error, 2 on a usage error. Messages go to stderr.
@@ -44,6 +48,9 @@
 
 #include "Vspikefab_top.h"
 #include "verilated.h"
+#ifdef SPIKEFAB_TRACE
+#include "verilated_fst_c.h"
+#endif
 
 // Verilator spells the "__" of a port name as "___05F".
 #define I_RX_PAYLOAD i_rx___05Fpayload
@@ -68,6 +75,10 @@ constexpr uint64_t STUCK_QUIET = 1u << 17;   // quiet cycles that count as idle 
 constexpr uint64_t PROBE_CYCLES = 1u << 16;  // cycles after reset in which `idle` must rise
 
 const char* g_prog = "spikefab_top";
+
+// tracing on (SIGUSR1) or off (SIGUSR2); read once per cycle
+volatile std::sig_atomic_t g_trace_on = 0;
+void on_trace_signal(int sig) { g_trace_on = sig == SIGUSR1; }
 
 [[noreturn]] void die(const char* what) {
     std::fprintf(stderr, "%s: %s: %s\n", g_prog, what, std::strerror(errno));
@@ -115,23 +126,19 @@ class Harness {
         // the SDRAM's clock runs at twice the design's, its rising edges on the design's
         top_->sdram_clk = 0;
 #endif
-        top_->eval();
+        eval_step();
         const bool took = offer && top_->I_RX_READY;
         const bool sent = top_->O_TX_VALID;
         const uint8_t byte = top_->O_TX_PAYLOAD;
-        ctx_->timeInc(1);
 #ifdef SPIKEFAB_SDRAM_CLK
         top_->sdram_clk = 1;
-        top_->eval();
-        ctx_->timeInc(1);
+        eval_step();
         top_->sdram_clk = 0;
-        top_->eval();
-        ctx_->timeInc(1);
+        eval_step();
         top_->sdram_clk = 1;
 #endif
         top_->clk = 1;
-        top_->eval();
-        ctx_->timeInc(1);
+        eval_step();
         ++cycle_;
         if (!top_->idle) ++busy_cycles_;
         if (took) {
@@ -143,6 +150,19 @@ class Harness {
             out_.push_back(byte);
             last_tx_ = cycle_;
         }
+    }
+
+#ifdef SPIKEFAB_TRACE
+    void trace_to(VerilatedFstC* fst) { fst_ = fst; }
+#endif
+
+    // Evaluate the design, dump it when tracing, advance time by one unit.
+    void eval_step() {
+        top_->eval();
+#ifdef SPIKEFAB_TRACE
+        if (fst_ != nullptr && g_trace_on) fst_->dump(ctx_->time());
+#endif
+        ctx_->timeInc(1);
     }
 
     void reset(uint64_t cycles) {
@@ -262,6 +282,9 @@ class Harness {
     uint64_t last_read_ = 0;
     uint64_t quiet_since_ = 0;  // the cycle the last idle wake-up ended
     int poll_ms_ = POLL_MS;
+#ifdef SPIKEFAB_TRACE
+    VerilatedFstC* fst_ = nullptr;
+#endif
 };
 
 }  // namespace
@@ -275,18 +298,41 @@ int main(int argc, char** argv) {
     const uint64_t reset_cycles = plusarg_u64(ctx.get(), "reset", 4);
     const bool report = !std::string(ctx->commandArgsPlusMatch("cycles")).empty();
 
+    const std::string waves_arg = ctx->commandArgsPlusMatch("waves=");
+#ifdef SPIKEFAB_TRACE
+    std::unique_ptr<VerilatedFstC> fst;
+    if (!waves_arg.empty()) ctx->traceEverOn(true);
+#else
+    if (!waves_arg.empty()) {
+        std::fprintf(stderr, "%s: +waves needs a harness built for tracing\n", g_prog);
+        return 2;
+    }
+#endif
     const std::unique_ptr<Vspikefab_top> top{new Vspikefab_top{ctx.get(), "TOP"}};
     int status = 0;
     uint64_t cycles = 0;
     uint64_t busy = 0;
     {
         Harness harness(ctx.get(), top.get(), rx_timeout);
+#ifdef SPIKEFAB_TRACE
+        if (!waves_arg.empty()) {
+            std::signal(SIGUSR1, on_trace_signal);
+            std::signal(SIGUSR2, on_trace_signal);
+            fst.reset(new VerilatedFstC);
+            top->trace(fst.get(), 99);
+            fst->open(waves_arg.c_str() + std::strlen("+waves="));
+            harness.trace_to(fst.get());
+        }
+#endif
         harness.reset(reset_cycles);
         status = harness.run();
         cycles = harness.cycles();
         busy = harness.busy_cycles();
     }
     top->final();
+#ifdef SPIKEFAB_TRACE
+    if (fst) fst->close();
+#endif
     if (report) {
         const double wall =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
