@@ -456,7 +456,8 @@ def run_regression(sim: str, cfg: str, verilog: Path, build: Path, timeout: floa
     results = build / "results.xml"
     results.unlink(missing_ok=True)
     log_path = build / "run.log"
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    # a killed mutant needs no waveform: no traced second run
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", SPIKEFAB_WAVES_ON_FAILURE="0")
     cmd = [sys.executable, "-c", _RUNNER, str(TESTS), sim, cfg, str(build), str(verilog)]
     result = RunResult(sim, cfg)
     start = time.monotonic()

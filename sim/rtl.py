@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -121,14 +122,67 @@ def run_cocotb(
 ) -> None:
     """Build ``sources`` for ``sim`` and run the cocotb tests of ``test_module`` on them.
 
-    The build is reused while the sources are unchanged.
+    The build is reused while the sources are unchanged. With ``WAVES=1`` in the
+    environment the run writes an FST waveform of every signal. Without it, a failing run
+    is made again with the same random seed and the waveform on, in
+    ``build_dir/waves/sim``, so that a failure always comes with its waveform
+    (:func:`waves_file` names it); ``SPIKEFAB_WAVES_ON_FAILURE=0`` skips that second run.
 
     Raises
     ------
     AssertionError
-        When a cocotb test fails (the simulator's log says where).
+        When a cocotb test fails (the simulator's log says where), naming the waveform.
     """
+    import random
+
     require_simulator(sim)
+    asked = os.environ.get("WAVES", "0") not in ("", "0")
+    seed = int(os.environ.get("COCOTB_RANDOM_SEED") or random.randrange(1 << 31))
+    build_dir = Path(build_dir)
+    # (a directory of its own below build_dir: Verilator's cocotb build puts an object of
+    # the testbench's main, which differs with tracing, in the build directory's parent)
+    traced = build_dir / "waves" / "sim"
+    here = traced if asked else build_dir
+    failed = _cocotb_once(
+        sim, sources, toplevel, test_module, test_dir, here, extra_env, testcase, seed, asked
+    )
+    if not failed:
+        return
+    if os.environ.get("SPIKEFAB_WAVES_ON_FAILURE", "1") == "0":
+        raise AssertionError(
+            f"cocotb tests of {test_module} failed on {sim} ({failed}, seed {seed}); see the "
+            "log above"
+        )
+    if not asked:
+        here = traced
+        _cocotb_once(
+            sim, sources, toplevel, test_module, test_dir, here, extra_env, testcase, seed, True
+        )
+    wave = waves_file(sim, here, toplevel)
+    raise AssertionError(
+        f"cocotb tests of {test_module} failed on {sim} ({failed}, seed {seed}); see the log "
+        f"above; the waveform of the run is {wave}"
+    )
+
+
+def waves_file(sim: str, build_dir: Path, toplevel: str) -> Path:
+    """The FST waveform a run of :func:`run_cocotb` with waves writes in ``build_dir``."""
+    return Path(build_dir) / ("dump.fst" if sim == "verilator" else f"{toplevel}.fst")
+
+
+def _cocotb_once(
+    sim: str,
+    sources: Sequence[Path],
+    toplevel: str,
+    test_module: str,
+    test_dir: Path,
+    build_dir: Path,
+    extra_env: Mapping[str, str] | None,
+    testcase: str | None,
+    seed: int,
+    waves: bool,
+) -> str:
+    """One build and run; return ``""`` when every test passed, else what failed."""
     from cocotb_tools.runner import get_runner
 
     os.environ.update(tool_env())
@@ -146,30 +200,45 @@ def run_cocotb(
             "--x-initial",
             "0",
         ]
-    runner.build(
-        sources=[str(s) for s in sources],
-        hdl_toplevel=toplevel,
-        build_dir=str(build_dir),
-        build_args=build_args,
-        timescale=("1ns", "1ps"),
-    )
-    env = dict(extra_env or {})
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(test_dir), *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
-    )
+        if waves:
+            build_args += ["--trace-fst", "--trace-structs"]
+    saved = os.environ.pop("WAVES", None)  # the runner reads it over its argument
     try:
-        runner.test(
-            test_module=test_module,
+        runner.build(
+            sources=[str(s) for s in sources],
             hdl_toplevel=toplevel,
-            test_dir=str(build_dir),
             build_dir=str(build_dir),
-            extra_env=env,
-            testcase=testcase,
+            build_args=build_args,
+            timescale=("1ns", "1ps"),
+            waves=waves,
         )
-    except SystemExit as e:
-        raise AssertionError(
-            f"cocotb tests of {test_module} failed on {sim} (exit {e.code}); see the log above"
-        ) from None
+        env = dict(extra_env or {})
+        # the runner gives the simulator's Python this process's sys.path (over any
+        # PYTHONPATH of extra_env): the test module's directory goes there
+        sys.path.insert(0, str(test_dir))
+        try:
+            results = runner.test(
+                test_module=test_module,
+                hdl_toplevel=toplevel,
+                test_dir=str(build_dir),
+                build_dir=str(build_dir),
+                extra_env=env,
+                testcase=testcase,
+                seed=seed,
+                waves=waves,
+            )
+        except SystemExit as e:
+            return f"exit {e.code}"
+        finally:
+            sys.path.remove(str(test_dir))
+        # (under pytest the runner raises on a failure itself; elsewhere it only reports)
+        from cocotb_tools.check_results import get_results
+
+        total, failed = get_results(results)
+        return f"{failed} of {total} tests failed" if failed else ""
+    finally:
+        if saved is not None:
+            os.environ["WAVES"] = saved
 
 
 def verilator_lint(path: Path) -> subprocess.CompletedProcess[str]:
