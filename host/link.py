@@ -316,15 +316,21 @@ class LinkDevice:
         self._inflight.append((len(wire), handler, what))
         self._inflight_bytes += len(wire)
 
-    def sync(self) -> None:
-        """Wait for the final replies of every request sent ahead.
+    @property
+    def in_flight(self) -> int:
+        """Requests sent ahead whose final replies have not been taken."""
+        return len(self._inflight)
+
+    def sync(self, keep: int = 0) -> None:
+        """Wait for the final replies of every request sent ahead, or of all but the last
+        ``keep`` of them.
 
         Raises
         ------
         LinkError
             The first failure among them (the rest are then abandoned).
         """
-        while self._inflight:
+        while len(self._inflight) > keep:
             self._complete_one()
 
     def _complete_one(self) -> None:

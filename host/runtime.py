@@ -52,7 +52,7 @@ class Device(Protocol):
         wait: bool = True,
     ) -> None: ...
     def status(self) -> dict[str, int]: ...
-    def sync(self) -> None: ...
+    def sync(self, keep: int = 0) -> None: ...
     @property
     def counts_cycles(self) -> bool:
         """The device counts the clock cycles of its steps (STEP_CYCLES, contract 7.2)."""
@@ -332,18 +332,23 @@ class DeviceRun:
         while inputs and not inputs[-1]:  # the steps after the last input need no schedule
             inputs.pop()
         self.step = t0 + n
+        reads = 0  # requests sent after the last run: the last step's probe reads
         if self.state_probes or self.weight_probes:
             # a step at a time, each followed by its probes' reads, all sent ahead
             for k in range(n):
                 self.device.run(
                     1, self._on_spikes, self._on_step, inputs=inputs[k : k + 1], wait=False
                 )
+                before = getattr(self.device, "in_flight", 0)
                 self._sample(t0 + k)
+                reads = getattr(self.device, "in_flight", 0) - before
         elif n:
             self.device.run(n, self._on_spikes, self._on_step, inputs=inputs, wait=False)
         if not wait:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        self.device.sync()
+        # the spikes are in once the runs have replied: the last probe reads may follow
+        # later (the next sync, or finish, takes them)
+        self.device.sync(keep=max(reads, 0))
         return (
             np.asarray(self.hw_steps[first:], dtype=np.int64),
             np.asarray(self.hw_gids[first:], dtype=np.int64),

@@ -100,7 +100,7 @@ class SystemModel:
         self._guard(self._check, target, mem, addr, count, op=Op.CLEAR)
         self.write(target, mem, addr, [0] * count)
 
-    def sync(self) -> None:
+    def sync(self, keep: int = 0) -> None:
         """Nothing is ever in flight."""
 
     def write(
