@@ -5,8 +5,8 @@ The state probes are left out (their reads overlap deliveries, which the system 
 see sim/cycles.py); a network that learns is skipped (the model leaves learning out). It
 prints, per network: the cycles per step predicted and measured (``STEP_CYCLES``), the
 ratio, the longest step of each, the real-time factor the prediction gives this simulated
-system at each board's clock (the boards' own systems differ), and how long the prediction took against the RTL run. Run it from the
-repository root::
+system at each board's clock (the boards' own systems differ), and how long the
+prediction took against the RTL run. Run it from the repository root::
 
     .venv/bin/python bench/cycle_model.py                 # every example, 500 steps
     .venv/bin/python bench/cycle_model.py --network cuba --steps 2000
@@ -50,7 +50,8 @@ def main() -> int:
               f"{int(pred.cycles.max()):9d} {got.max_step_cycles:9d} {t_model:8.2f} "
               f"{t_rtl:7.2f}")  # fmt: skip
         rt = ", ".join(
-            f"{b.clock_hz / 1e6:g} MHz ({b.name}) {pred.real_time_factor(b.clock_hz, net.dt_ms):.3g}x"
+            f"{b.clock_hz / 1e6:g} MHz ({b.name}) "
+            f"{pred.real_time_factor(b.clock_hz, net.dt_ms):.3g}x"
             for b in BOARDS.values()
             if b.clock_hz
         )
