@@ -1,25 +1,36 @@
-"""The numba kernel of the golden model: whole steps of a network, compiled.
+"""The numba kernels of the golden model: whole steps of a network, compiled.
 
 :func:`advance` runs consecutive steps of :class:`~spikefab.sim.golden.GoldenModel` with the
 arithmetic of ``docs/contract.md`` (sections 2 to 5) in ``int64``, one neuron and one synaptic
-event at a time. It is the fast path of the golden model and must give, bit for bit, what the
-numpy path gives; ``tests/sim/test_fast_path.py`` compares the two at every step.
+event at a time; :func:`advance_parallel` is the same loop with the neurons split into blocks
+that run on several threads (``docs/golden.md`` says why its results are those of
+:func:`advance` bit for bit). They are the fast path of the golden model and must give, bit for
+bit, what the numpy path gives; ``tests/sim/test_fast_path.py`` and
+``tests/sim/test_golden_threads.py`` compare them.
 
 Importing this module imports numba (an optional dependency: ``pip install "spikefab[fast]"``).
-The kernel is compiled on its first call and cached on disk (``cache=True``), so later
-processes only load it. Every argument is an ``int64`` array (the spike flags are ``uint8``)
-or an integer, so there is one compiled signature. The contract's constants are passed in
-:data:`CONSTS` rather than read as globals: numba's on-disk cache is keyed by this file only,
-and a change of ``hdl/params.py`` must not be hidden by a stale cache.
+The kernels are compiled on their first call and cached on disk (``cache=True``), so later
+processes only load them. The tables are compact (``docs/golden.md``): a synapse is an
+``int32`` ring offset and an ``int16`` value, the dendrite ring is ``int32`` when no neuron can
+receive a sum beyond its range (else ``int64``), neuron state is ``int64``. The contract's
+constants are passed in :data:`CONSTS` rather than read as globals: numba's on-disk cache is
+keyed by this file only, and a change of ``hdl/params.py`` must not be hidden by a stale cache.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 from spikefab.hdl import params as P
 
-__all__ = ["CONSTS", "NEURON_ROWS", "PLASTIC_COLUMNS", "advance"]
+__all__ = [
+    "CONSTS",
+    "NEURON_ROWS",
+    "PLASTIC_COLUMNS",
+    "advance",
+    "advance_parallel",
+    "counting_order",
+]
 
 #: The contract's constants, in the order the kernel reads them.
 CONSTS = np.array(
@@ -81,10 +92,12 @@ def _decay(x: int, k: int, shift: int, mask: int) -> int:
 
 @njit(cache=True, nogil=True)
 def _update(acc, u, v, ref, ku, kv, theta, bias, refractory, sub, spiked, consts):
-    """The LIF update of contract 2.3 for one range of neurons.
+    """The LIF update of contract 2.3 for one range of neurons; ``acc`` is read and cleared.
 
-    Written without branches and over slices that start at 0 (so that the indices need no
-    check for negative values), which lets LLVM vectorize the loop.
+    ``acc`` is the neurons' slot of the dendrite ring (``int32`` or ``int64``), so that the
+    input phase (read the slot, clear it) and the update are one pass. Written without
+    branches and over slices that start at 0 (so that the indices need no check for negative
+    values), which lets LLVM vectorize the loop.
     """
     shift12 = consts[0]
     mask12 = (1 << shift12) - 1
@@ -94,17 +107,19 @@ def _update(acc, u, v, ref, ku, kv, theta, bias, refractory, sub, spiked, consts
     half24 = 1 << (consts[6] - 1)
     mask24 = (1 << consts[6]) - 1
     for i in range(u.size):
-        a = min(max(acc[i], in_lo), in_hi)
+        a = min(max(np.int64(acc[i]), in_lo), in_hi)
+        acc[i] = 0
         ui = _decay(u[i], ku[i], shift12, mask12) + (a << act_shift)
         ui = ((ui + half24) & mask24) - half24
         u[i] = ui
         vi = _decay(v[i], kv[i], shift12, mask12) + ui + bias[i]
         vi = min(max(vi, v_lo), v_hi)
         r = ref[i]
+        th = theta[i]
         free = r == 0
-        spike = free and vi > theta[i]
+        spike = free & (vi > th)
         # refractory: v holds and ref counts down; a spike resets v and ref
-        v[i] = (vi - theta[i]) * sub[i] if spike else (vi if free else v[i])
+        v[i] = (vi - th) * sub[i] if spike else (vi if free else v[i])
         ref[i] = refractory[i] if spike else max(r - 1, 0)
         spiked[i] = spike
 
@@ -182,40 +197,125 @@ def _learn(spiked, syn_val, pl, px, py, plfsr, pw, psyn, pptr, porder, consts):
 
 
 @njit(cache=True, nogil=True)
+def counting_order(key, n_keys):
+    """Sort ``key`` (integers in ``0 .. n_keys - 1``) stably, by counting.
+
+    Returns
+    -------
+    tuple of arrays
+        ``order`` (``key[order]`` is sorted, equal keys in their original order) and ``ptr``
+        (``n_keys + 1`` pointers: key ``k`` is at ``order[ptr[k] : ptr[k + 1]]``).
+    """
+    ptr = np.zeros(n_keys + 1, dtype=np.int64)
+    for j in range(key.size):
+        ptr[key[j] + 1] += 1
+    for k in range(n_keys):
+        ptr[k + 1] += ptr[k]
+    fill = ptr[:-1].copy()
+    order = np.empty(key.size, dtype=np.int64)
+    for j in range(key.size):
+        k = key[j]
+        order[fill[k]] = j
+        fill[k] += 1
+    return order, ptr
+
+
+@njit(cache=True, nogil=True)
+def _block(
+    b, t, deliver, update, flat, n, ids, e_lo, e_hi, syn_ptr, syn_off, syn_val,
+    upd, upd_ptr, u, v, ref, neuron, spiked, consts,
+):  # fmt: skip
+    """The work of block ``b`` of neurons: deliver the spikes of step ``t - 1`` to its
+    neurons, then update its neurons for step ``t``.
+
+    Block ``b`` writes only the ring columns, state and spike flags of its own neurons, and
+    its synapses (``syn_ptr[b]``) are those whose target is one of them, so blocks never
+    write the same memory. The events of a step reach a ring cell in the order of the spiking
+    ids and, for one id, of the synapse table; integer addition makes the sum the same in any
+    order, and no sum leaves the ring's range (``docs/golden.md``).
+    """
+    dn = flat.size
+    D = dn // max(n, 1)
+    if deliver:
+        row = ((t - 1) % D) * n
+        ptr = syn_ptr[b]
+        for e in range(e_lo, e_hi):
+            i = ids[e]
+            for k in range(ptr[i], ptr[i + 1]):
+                w = row + syn_off[k]
+                if w >= dn:
+                    w -= dn
+                flat[w] += syn_val[k]
+    if update:
+        row = (t % D) * n
+        for r in range(upd_ptr[b], upd_ptr[b + 1]):
+            lo, hi = upd[r, 0], upd[r, 1]
+            _update(
+                flat[row + lo : row + hi],
+                u[lo:hi],
+                v[lo:hi],
+                ref[lo:hi],
+                neuron[0, lo:hi],
+                neuron[1, lo:hi],
+                neuron[2, lo:hi],
+                neuron[3, lo:hi],
+                neuron[4, lo:hi],
+                neuron[5, lo:hi],
+                spiked[lo:hi],
+                consts,
+            )
+
+
+@njit(cache=True, nogil=True)
+def _serial(
+    t, s, learn, update, n, spiked_prev, p_lo, p_hi, spiked, src_ptr, src_ids, src_base,
+    syn_val, pl, px, py, plfsr, pw, psyn, pptr, porder, out_ids, pos, counts, count_base,
+    probe, probe_idx, probe_out, u, v, consts,
+):  # fmt: skip
+    """What follows the blocks at step ``t`` (the ``s``-th of the call), on one thread.
+
+    Learning of step ``t - 1`` (after its delivery, which the blocks just did), then the
+    sources' spikes of step ``t``, the spiking ids of step ``t`` in increasing order (eight
+    flags are tested at once) and the probes. Returns the number of spikes of step ``t``.
+    """
+    if learn and pl.shape[0] > 0:
+        _learn(spiked_prev, syn_val, pl, px, py, plfsr, pw, psyn, pptr, porder, consts)
+    for e in range(p_lo, p_hi):
+        spiked_prev[out_ids[e]] = 0
+    if not update:
+        return 0
+    for e in range(src_ptr[src_base + s], src_ptr[src_base + s + 1]):
+        spiked[src_ids[e]] = 1
+    words = spiked.view(np.uint64)
+    c = 0
+    for word in range(words.size):
+        if words[word] != 0:
+            for i in range(8 * word, 8 * word + 8):
+                if spiked[i] != 0:
+                    out_ids[pos + c] = i
+                    c += 1
+    counts[count_base + s] = c
+    for q in range(probe.shape[0]):
+        if t % probe[q, 2] == 0:
+            for e in range(probe[q, 0], probe[q, 1]):
+                g = probe_idx[0, e]
+                probe_out[s, e] = u[g] if probe_idx[1, e] == 0 else v[g]
+    return c
+
+
+@njit(cache=True, nogil=True)
 def advance(
-    t0,
-    n_steps,
-    ring,
-    u,
-    v,
-    ref,
-    neuron,
-    lif,
-    consts,
-    src_ptr,
-    src_ids,
-    src_base,
-    syn_ptr,
-    syn_off,
-    syn_val,
-    pl,
-    px,
-    py,
-    plfsr,
-    pw,
-    psyn,
-    pptr,
-    porder,
-    spiked,
-    out_ids,
-    out_pos,
-    counts,
-    count_base,
-    probe,
-    probe_idx,
-    probe_out,
-):
+    t0, n_steps, ring, u, v, ref, neuron, upd, upd_ptr, consts, src_ptr, src_ids, src_base,
+    syn_ptr, syn_off, syn_val, pl, px, py, plfsr, pw, psyn, pptr, porder, spiked, out_ids,
+    out_pos, counts, count_base, probe, probe_idx, probe_out,
+):  # fmt: skip
     """Run steps ``t0 .. t0 + n_steps - 1`` (contract 4.1) and record their spikes.
+
+    Each step is one pass over the blocks of neurons (:func:`_block`: the delivery of the
+    previous step's spikes, then the input and update phases of this step), then the serial
+    part (:func:`_serial`: the learning phase of the previous step, this step's spike list
+    and probes). The delivery and learning of the last step close the call, so that between
+    calls the state is that of contract 4.1 after a whole step.
 
     Parameters
     ----------
@@ -230,23 +330,27 @@ def advance(
         ``(6, n)`` per-neuron constants, rows :data:`NEURON_ROWS`: ``4096 - (du + 1)``,
         ``4096 - dv``, ``vth << 6``, ``bias_mant << bias_exp``, ``refractory``, 1 for reset by
         subtraction.
-    lif
-        ``(R, 2)`` ranges ``[lo, hi)`` of global ids of LIF neurons.
+    upd, upd_ptr
+        ``(R, 2)`` ranges ``[lo, hi)`` of global ids of LIF neurons; those of block ``b`` are
+        rows ``upd_ptr[b] .. upd_ptr[b + 1] - 1``.
     consts
         :data:`CONSTS`.
     src_ptr, src_ids, src_base
         Spikes of the sources: those of step ``t0 + s`` are ``src_ids[src_ptr[src_base + s] :
         src_ptr[src_base + s + 1]]`` (global ids).
     syn_ptr, syn_off, syn_val
-        Synapses by pre neuron: those of neuron ``i`` are ``syn_ptr[i] .. syn_ptr[i + 1] - 1``;
-        ``syn_off = delay * n + post``; ``syn_val = w << weight_exp``.
+        Synapses by block of targets and pre neuron: those of neuron ``i`` onto block ``b``
+        are ``syn_ptr[b, i] .. syn_ptr[b, i + 1] - 1``; ``syn_off = delay * n + post``
+        (``int32``, or ``int64`` for a ring of ``2**31`` cells or more); ``syn_val = w <<
+        weight_exp`` (``int16``).
     pl, px, py, plfsr, pw, psyn, pptr, porder
         Plastic projections: table (columns :data:`PLASTIC_COLUMNS`), concatenated traces,
         LFSRs and weight mantissas; ``psyn`` rows are the local pre index, local post index and
-        global synapse index of every plastic synapse; ``porder`` rows are the plastic
+        index in ``syn_val`` of every plastic synapse; ``porder`` rows are the plastic
         synapses sorted by pre and by post, delimited by the pointers in ``pptr``.
     spiked
-        ``uint8`` scratch of zeros (left as zeros), at least ``n`` long and a multiple of 8.
+        ``(2, m)`` ``uint8`` scratch of zeros (left as zeros), ``m >= n`` a multiple of 8: the
+        spike flags of a step and of the one before.
     out_ids, out_pos
         Spiking global ids are written in increasing order per step from ``out_ids[out_pos]``.
     counts, count_base
@@ -262,66 +366,67 @@ def advance(
         The number of steps run (fewer than ``n_steps`` when ``out_ids`` could not hold
         another ``n`` ids) and the new ``out_pos``.
     """
-    D = ring.shape[0]
-    n = ring.shape[1]
+    D, n = ring.shape
     flat = ring.reshape(D * n)
-    dn = D * n
-    plastic = pl.shape[0] > 0
-    words = spiked.view(np.uint64)
-    pos = out_pos
-    for s in range(n_steps):
-        if pos + n > out_ids.shape[0]:
-            return s, pos
-        t = t0 + s
-        row = (t % D) * n
-        # 1. input and 2. update of the LIF neurons
-        for r in range(lif.shape[0]):
-            lo, hi = lif[r, 0], lif[r, 1]
-            _update(
-                flat[row + lo : row + hi],
-                u[lo:hi],
-                v[lo:hi],
-                ref[lo:hi],
-                neuron[0, lo:hi],
-                neuron[1, lo:hi],
-                neuron[2, lo:hi],
-                neuron[3, lo:hi],
-                neuron[4, lo:hi],
-                neuron[5, lo:hi],
-                spiked[lo:hi],
-                consts,
-            )
-        for i in range(n):
-            flat[row + i] = 0
-        for e in range(src_ptr[src_base + s], src_ptr[src_base + s + 1]):
-            spiked[src_ids[e]] = 1
-        # the spiking ids, in increasing order; eight flags are tested at once
-        c = 0
-        for word in range(words.size):
-            if words[word] != 0:
-                for i in range(8 * word, 8 * word + 8):
-                    if spiked[i] != 0:
-                        out_ids[pos + c] = i
-                        c += 1
-        counts[count_base + s] = c
-        # 3. delivery
-        for e in range(pos, pos + c):
-            i = out_ids[e]
-            for k in range(syn_ptr[i], syn_ptr[i + 1]):
-                w = row + syn_off[k]
-                if w >= dn:
-                    w -= dn
-                flat[w] += syn_val[k]
-        # probes of u and v
-        for q in range(probe.shape[0]):
-            if t % probe[q, 2] == 0:
-                for e in range(probe[q, 0], probe[q, 1]):
-                    g = probe_idx[0, e]
-                    probe_out[s, e] = u[g] if probe_idx[1, e] == 0 else v[g]
-        # 4. learning
-        if plastic:
-            _learn(spiked, syn_val, pl, px, py, plfsr, pw, psyn, pptr, porder, consts)
-        for e in range(pos, pos + c):
-            spiked[out_ids[e]] = 0
+    pos = p_lo = p_hi = out_pos
+    done = cur = 0
+    while True:
+        update = done < n_steps and pos + n <= out_ids.shape[0]
+        if not update and done == 0:
+            return 0, pos
+        t = t0 + done
+        for b in range(syn_ptr.shape[0]):
+            _block(
+                b, t, done > 0, update, flat, n, out_ids, p_lo, p_hi, syn_ptr, syn_off,
+                syn_val, upd, upd_ptr, u, v, ref, neuron, spiked[cur], consts,
+            )  # fmt: skip
+        c = _serial(
+            t, done, done > 0, update, n, spiked[1 - cur], p_lo, p_hi, spiked[cur], src_ptr,
+            src_ids, src_base, syn_val, pl, px, py, plfsr, pw, psyn, pptr, porder, out_ids,
+            pos, counts, count_base, probe, probe_idx, probe_out, u, v, consts,
+        )  # fmt: skip
+        if not update:
+            return done, pos
+        p_lo, p_hi = pos, pos + c
         pos += c
-    return n_steps, pos
+        done += 1
+        cur = 1 - cur
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def advance_parallel(
+    t0, n_steps, ring, u, v, ref, neuron, upd, upd_ptr, consts, src_ptr, src_ids, src_base,
+    syn_ptr, syn_off, syn_val, pl, px, py, plfsr, pw, psyn, pptr, porder, spiked, out_ids,
+    out_pos, counts, count_base, probe, probe_idx, probe_out,
+):  # fmt: skip
+    """:func:`advance` with the blocks of neurons on numba's threads (``prange``).
+
+    Same arguments, same results bit for bit, whatever the number of threads: the blocks
+    write disjoint memory, and the serial part runs between them on one thread.
+    """
+    D, n = ring.shape
+    flat = ring.reshape(D * n)
+    pos = p_lo = p_hi = out_pos
+    done = cur = 0
+    while True:
+        update = done < n_steps and pos + n <= out_ids.shape[0]
+        if not update and done == 0:
+            return 0, pos
+        t = t0 + done
+        sp = spiked[cur]
+        for b in prange(syn_ptr.shape[0]):
+            _block(
+                b, t, done > 0, update, flat, n, out_ids, p_lo, p_hi, syn_ptr, syn_off,
+                syn_val, upd, upd_ptr, u, v, ref, neuron, sp, consts,
+            )  # fmt: skip
+        c = _serial(
+            t, done, done > 0, update, n, spiked[1 - cur], p_lo, p_hi, sp, src_ptr,
+            src_ids, src_base, syn_val, pl, px, py, plfsr, pw, psyn, pptr, porder, out_ids,
+            pos, counts, count_base, probe, probe_idx, probe_out, u, v, consts,
+        )  # fmt: skip
+        if not update:
+            return done, pos
+        p_lo, p_hi = pos, pos + c
+        pos += c
+        done += 1
+        cur = 1 - cur

@@ -203,6 +203,25 @@ class _Plastic:
         self.numbers = np.arange(n_post, dtype=np.int64)
 
 
+class _OrderedResult(RunResult):
+    """A :class:`RunResult` made from spikes already in ``(step, population, neuron)`` order.
+
+    A run lists each step's spiking ids in increasing order, step after step, so its spikes
+    are in the order :class:`RunResult` sorts them into; checking that takes one pass, where
+    the sort took longer than a step of a small network. Spikes out of order (there are
+    none) would still be sorted.
+    """
+
+    def __post_init__(self) -> None:
+        ds, dp, dn = np.diff(self.step), np.diff(self.population), np.diff(self.neuron)
+        if np.all((ds > 0) | ((ds == 0) & ((dp > 0) | ((dp == 0) & (dn >= 0))))):
+            self.step = np.asarray(self.step, dtype=np.int64)
+            self.population = np.asarray(self.population, dtype=np.int64)
+            self.neuron = np.asarray(self.neuron, dtype=np.int64)
+        else:  # pragma: no cover - the runs make ordered spikes
+            super().__post_init__()
+
+
 class StepModel:
     """What the golden model and the float reference share: layout, delivery and recording.
 
@@ -257,26 +276,20 @@ class StepModel:
         self._src = _Sources(
             [(off, p.size, st) for p, (off, st) in zip(src_pops, self.sources, strict=True)]
         )
-        # synapses sorted by global pre id (CSR)
-        pre = [self.offset[pr.pre] + pr.pre_idx for pr in net.projections]
-        post = [self.offset[pr.post] + pr.post_idx for pr in net.projections]
-        delay = [pr.delay for pr in net.projections]
-        g_pre, g_post, g_delay = _cat(pre), _cat(post), _cat(delay)
-        self.order = np.argsort(g_pre, kind="stable")
-        self.inverse = np.empty_like(self.order)
-        self.inverse[self.order] = np.arange(self.order.size)
-        self.syn_post = g_post[self.order]
-        self.syn_delay = g_delay[self.order]
-        self.syn_start = np.searchsorted(g_pre[self.order], np.arange(self.n)).astype(np.int64)
-        self.syn_count = np.diff(np.append(self.syn_start, self.order.size))
-        self.syn_val = np.ascontiguousarray(self._synapse_values()[self.order])
-        # flat ring index of a synapse's event, less the slot's: (delay * n + post)
-        self._syn_off = self.syn_delay * self.n + self.syn_post
+        # the synapses in global ids, projection after projection
+        g_pre = _cat([self.offset[pr.pre] + pr.pre_idx for pr in net.projections])
+        g_post = _cat([self.offset[pr.post] + pr.post_idx for pr in net.projections])
+        g_delay = _cat([pr.delay for pr in net.projections])
+        #: number of outgoing synapses of every neuron
+        self.syn_count = np.bincount(g_pre, minlength=self.n).astype(np.int64)
+        # position of every synapse (projection after projection) in the delivery table
+        inverse = self._build_synapses(g_pre, g_post, g_delay)
+        del g_pre, g_post, g_delay
         self.plastic: list[_Plastic] = []
         base = 0
         for pr in net.projections:
             if pr.stdp is not None:
-                gsyn = self.inverse[base : base + pr.n_synapses]
+                gsyn = inverse[base : base + pr.n_synapses].copy()
                 self.plastic.append(
                     _Plastic(
                         pr,
@@ -293,6 +306,30 @@ class StepModel:
         self.t = 0
         self._reset_state()
         self._init_learning()
+
+    def _build_synapses(
+        self, g_pre: np.ndarray, g_post: np.ndarray, g_delay: np.ndarray
+    ) -> np.ndarray:
+        """Build the delivery table of the numpy path: the synapses sorted by pre id (CSR).
+
+        Returns the position in the table of every synapse, projection after projection.
+        """
+        self.order = np.argsort(g_pre, kind="stable")
+        self.inverse = np.empty_like(self.order)
+        self.inverse[self.order] = np.arange(self.order.size)
+        self.syn_post = g_post[self.order]
+        self.syn_delay = g_delay[self.order]
+        self.syn_start = np.searchsorted(g_pre[self.order], np.arange(self.n)).astype(np.int64)
+        self.syn_val = np.ascontiguousarray(self._synapse_values()[self.order])
+        # flat ring index of a synapse's event, less the slot's: (delay * n + post)
+        self._syn_off = self.syn_delay * self.n + self.syn_post
+        return self.inverse
+
+    def synapse_values(self) -> np.ndarray:
+        """Return the value every synapse adds now, projection after projection."""
+        out = np.empty(self.syn_val.size, dtype=self.syn_val.dtype)
+        out[self.order] = self.syn_val
+        return out
 
     # hooks ---------------------------------------------------------------------------------
     def _synapse_values(self) -> np.ndarray:
@@ -443,7 +480,7 @@ class StepModel:
             )
             probes[tr.key] = tr
         weights = {pl.proj.name: self.weights(pl.proj.name) for pl in self.plastic}
-        return RunResult(
+        return _OrderedResult(
             network=net.name,
             backend=self.backend,
             dt_ms=net.dt_ms,
@@ -471,6 +508,12 @@ class GoldenModel(StepModel):
         ``None`` (default): the numba path when numba imports and ``SPIKEFAB_NO_NUMBA`` is not
         set, else the numpy path; ``True``: the numba path (``ImportError`` without numba);
         ``False``: the numpy path.
+    threads
+        Number of blocks of neurons the numba path splits every step into, each run by one
+        of numba's threads (at most as many threads as numba has: ``NUMBA_NUM_THREADS``,
+        by default the number of cores). The results are the same bit for bit whatever the
+        number (``docs/golden.md``); the default 1 runs the serial kernel. The numpy path
+        runs on one thread and ignores it.
 
     Attributes
     ----------
@@ -479,6 +522,8 @@ class GoldenModel(StepModel):
         step.
     path
         ``"numba"`` or ``"numpy"``: the path this model runs.
+    threads
+        Blocks of neurons of the numba path (1 on the numpy path).
 
     Examples
     --------
@@ -489,9 +534,19 @@ class GoldenModel(StepModel):
     backend = "golden"
     dtype = np.int64
 
-    def __init__(self, net: Network, ring: int | None = None, *, numba: bool | None = None):
+    def __init__(
+        self,
+        net: Network,
+        ring: int | None = None,
+        *,
+        numba: bool | None = None,
+        threads: int = 1,
+    ):
+        if isinstance(threads, bool) or not isinstance(threads, int | np.integer) or threads < 1:
+            raise ValueError(f"threads must be an integer >= 1, not {threads!r}")
         self._kernels = _load_kernels(numba)
         self.path = "numpy" if self._kernels is None else "numba"
+        self.threads = int(threads) if self._kernels is not None else 1
         super().__init__(net, ring)
         if self._kernels is not None:
             self._setup_kernel()
@@ -641,16 +696,103 @@ class GoldenModel(StepModel):
         raise KeyError(f"projection {name!r} is not plastic")
 
     # the numba path ------------------------------------------------------------------------
+    def _block_bounds(self, g_post: np.ndarray) -> np.ndarray:
+        """Split the neurons into :attr:`threads` blocks of about the same work.
+
+        The work of a neuron is its incoming synapses plus one (its update); block edges are
+        multiples of 64 neurons, so that two blocks share no cache line of spike flags.
+        Returns the ``threads + 1`` edges.
+        """
+        k, n = self.threads, self.n
+        if k == 1:
+            return np.array([0, n], dtype=np.int64)
+        work = np.cumsum(np.bincount(g_post, minlength=n) + self.is_lif)
+        cuts = np.searchsorted(work, work[-1] * np.arange(1, k) / k) if n else np.zeros(k - 1)
+        cuts = np.minimum((cuts.astype(np.int64) + 32) // 64 * 64, n)
+        return np.concatenate([[0], np.maximum.accumulate(cuts), [n]]).astype(np.int64)
+
+    def _build_synapses(
+        self, g_pre: np.ndarray, g_post: np.ndarray, g_delay: np.ndarray
+    ) -> np.ndarray:
+        """Build the kernel's compact tables (see :func:`spikefab.sim._kernels.advance`).
+
+        Synapses are sorted by block of their target, then by pre id (a stable counting
+        sort); a synapse is its ring offset ``delay * n + post`` (``int32``) and its value
+        (``int16``). The ring is ``int32`` unless some neuron's incoming synapses could add
+        up to a sum beyond it.
+        """
+        if self._kernels is None:
+            return super()._build_synapses(g_pre, g_post, g_delay)
+        k, n, D = self.threads, self.n, self.D
+        bounds = self._block_bounds(g_post)
+        self._bounds = bounds
+        key = g_pre
+        if k > 1:
+            key = (np.searchsorted(bounds, g_post, side="right") - 1) * n + g_pre
+        order, ptr = self._kernels.counting_order(key, k * n)
+        del key
+        self._syn_ptr = np.stack([ptr[b * n : b * n + n + 1] for b in range(k)])
+        off_type = np.int32 if (D + 1) * n < 2**31 else np.int64
+        self._syn_off = (g_delay * n + g_post)[order].astype(off_type)
+        vals = self._synapse_values()
+        if vals.size and max(-vals.min(), vals.max()) >= 1 << 15:  # pragma: no cover
+            raise AssertionError("a synapse value beyond 16 bits")
+        self.syn_val = vals[order].astype(np.int16)
+        # the largest sum a neuron can receive in one step: every incoming synapse at once,
+        # plastic ones at their largest weight
+        reach = np.abs(vals)
+        base = 0
+        for pr in self.net.projections:
+            if pr.stdp is not None:
+                w = -P.WEIGHT_MIN << pr.weight_exp
+                reach[base : base + pr.n_synapses] = w
+            base += pr.n_synapses
+        worst = np.bincount(g_post, weights=reach, minlength=n).max() if reach.size else 0
+        self._ring_type = np.int32 if worst < 2**31 else np.int64
+        inverse = np.empty(order.size, dtype=np.int64)
+        inverse[order] = np.arange(order.size)
+        return inverse
+
+    def synapse_values(self) -> np.ndarray:
+        if self._kernels is None:
+            return super().synapse_values()
+        g_pre = _cat([self.offset[pr.pre] + pr.pre_idx for pr in self.net.projections])
+        g_post = _cat([self.offset[pr.post] + pr.post_idx for pr in self.net.projections])
+        key = (np.searchsorted(self._bounds, g_post, side="right") - 1) * self.n + g_pre
+        order, _ = self._kernels.counting_order(key, self.threads * self.n)
+        out = np.empty(order.size, dtype=np.int64)
+        out[order] = self.syn_val
+        return out
+
+    def table_bytes(self) -> dict[str, int]:
+        """Return the bytes of the numba path's tables: ``synapses`` (every per-synapse
+        array the kernel reads), ``pointers`` (the per-neuron pointers into them) and ``ring``.
+        """
+        syn = self._syn_off.nbytes + self.syn_val.nbytes if self._kernels else 0
+        ptr = self._syn_ptr.nbytes if self._kernels else 0
+        return {"synapses": syn, "pointers": ptr, "ring": self.ring.nbytes}
+
     def _setup_kernel(self) -> None:
-        """Build the flat tables the kernel reads (see :func:`spikefab.sim._kernels.advance`)."""
+        """Build the other tables the kernel reads (see :func:`spikefab.sim._kernels.advance`)."""
         k = self._kernels
         assert k is not None
         n = self.n
+        self.ring = np.zeros((self.D, n), dtype=self._ring_type)
+        # the ranges of LIF neurons, cut at the edges of the blocks
         edges = np.diff(np.concatenate([[0], self.is_lif.view(np.int8), [0]]))
-        self._lif = np.stack([np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)], axis=1)
-        self._lif = np.ascontiguousarray(self._lif, dtype=np.int64)
-        self._syn_ptr = np.append(self.syn_start, self.syn_val.size).astype(np.int64)
-        self._spiked = np.zeros(-(-n // 8) * 8, dtype=np.uint8)
+        los, his = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        upd, upd_ptr = [], [0]
+        for b in range(self.threads):
+            blo, bhi = self._bounds[b], self._bounds[b + 1]
+            lo, hi = np.maximum(los, blo), np.minimum(his, bhi)
+            keep = lo < hi
+            upd += [lo[keep], hi[keep]]
+            upd_ptr.append(upd_ptr[-1] + int(keep.sum()))
+        self._upd = np.ascontiguousarray(
+            np.stack([_cat(upd[0::2]), _cat(upd[1::2])], axis=1), dtype=np.int64
+        )
+        self._upd_ptr = np.array(upd_ptr, dtype=np.int64)
+        self._spiked = np.zeros((2, -(-n // 8) * 8), dtype=np.uint8)
         self._step_ids = np.empty(max(n, 1), dtype=np.int64)
         self._step_count = np.zeros(1, dtype=np.int64)
         self._no_probe = np.zeros((0, 3), dtype=np.int64)
@@ -723,11 +865,12 @@ class GoldenModel(StepModel):
         probe_out: np.ndarray,
     ) -> tuple[int, int]:
         """Run up to ``steps`` steps in the kernel (within one block of source spikes)."""
-        assert self._kernels is not None
+        k = self._kernels
+        assert k is not None
         t = self.t
         base = self._src.window(t)
         steps = min(steps, self._src.t1 - t)
-        done, pos = self._kernels.advance(
+        args = (
             t,
             steps,
             self.ring,
@@ -735,8 +878,9 @@ class GoldenModel(StepModel):
             self.v,
             self.ref,
             self._neuron,
-            self._lif,
-            self._kernels.CONSTS,
+            self._upd,
+            self._upd_ptr,
+            k.CONSTS,
             self._src.ptr,
             self._src.ids,
             base,
@@ -753,6 +897,17 @@ class GoldenModel(StepModel):
             probe_idx,
             probe_out,
         )
+        if self.threads == 1:
+            done, pos = k.advance(*args)
+        else:
+            import numba
+
+            before = numba.get_num_threads()
+            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+            try:
+                done, pos = k.advance_parallel(*args)
+            finally:
+                numba.set_num_threads(before)
         self.t += done
         return done, pos
 
