@@ -65,7 +65,7 @@ from spikefab.boards.report import BitsPerEntry, bits_per_entry
 from spikefab.hdl.board_top import BoardTop, Led
 from spikefab.hdl.layouts import CoreConfig, SystemConfig
 
-__all__ = ["BOARDS", "Board", "Programmer", "get_board"]
+__all__ = ["BOARDS", "Board", "MeasuredBuild", "Programmer", "get_board"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,28 @@ INSTALL = {
     "(macOS)",
     "dfu-util": "sudo apt-get install dfu-util (Debian, Ubuntu) or brew install dfu-util (macOS)",
 }
+
+
+@dataclass(frozen=True)
+class MeasuredBuild:
+    """A board's system as ``spikefab build`` last measured it (``docs/boards.md``):
+    resources used and available, by the keys of the build report, and nextpnr's fmax."""
+
+    resources: dict[str, tuple[int, int]]
+    fmax_mhz: float
+    sdram_fmax_mhz: float | None = None
+
+    def summary(self) -> dict[str, str]:
+        """The figures as text, by the resources' names."""
+        from spikefab.boards.report import RESOURCES
+
+        out = {
+            RESOURCES[k]: f"{u} / {a} ({100 * u / a:.0f}%)" for k, (u, a) in self.resources.items()
+        }
+        out["fmax"] = f"{self.fmax_mhz:g} MHz"
+        if self.sdram_fmax_mhz is not None:
+            out["SDRAM fmax"] = f"{self.sdram_fmax_mhz:g} MHz"
+        return out
 
 
 @dataclass(frozen=True)
@@ -153,6 +175,7 @@ class Board:
     bitstream_ext: str = "bin"
     dfu_ids: tuple[int, int] | None = None
     timing_driven: bool = True
+    measured: MeasuredBuild | None = None
 
     @property
     def neurons(self) -> int:
@@ -298,6 +321,16 @@ ICEBREAKER = Board(
         ),
     ),
     bitstream_ext="bin",
+    measured=MeasuredBuild(
+        {
+            "lut": (5259, 5280),
+            "ff": (2585, 5280),
+            "ebr": (29, 30),
+            "spram": (4, 4),
+            "dsp": (4, 8),
+        },
+        fmax_mhz=22.2,
+    ),
 )
 
 ULX3S = Board(
@@ -342,6 +375,11 @@ ULX3S = Board(
     # for a 25 MHz clock; with it, the former five cores of 256 neurons took 21 minutes
     # instead of 12, for 48.6 MHz instead of 45.4 (most of it in its annealing refinement)
     timing_driven=False,
+    measured=MeasuredBuild(
+        {"lut": (8108, 83640), "ff": (4028, 83640), "ebr": (161, 208), "dsp": (4, 156)},
+        fmax_mhz=36.1,
+        sdram_fmax_mhz=57.1,
+    ),
 )
 
 ORANGECRAB = Board(
@@ -392,6 +430,10 @@ ORANGECRAB = Board(
     bitstream_ext="bit",
     # the OrangeCrab's DFU bootloader (pid.codes 1209:5af0)
     dfu_ids=(0x1209, 0x5AF0),
+    measured=MeasuredBuild(
+        {"lut": (7582, 24288), "ff": (4700, 24288), "ebr": (52, 56), "dsp": (8, 28)},
+        fmax_mhz=79.6,
+    ),
 )
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "Session",
     "activity",
     "compare",
+    "estimate",
     "examples",
     "image_for",
     "load",
@@ -560,6 +561,35 @@ def activity(net: Network, steps: int = 200) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def estimate(
+    net: Network | str | Path | NetworkBuilder,
+    board: str | Board,
+    steps: int = 500,
+    core: dict | str | None = None,
+) -> Any:
+    """Before a build: whether ``net`` fits ``board``, its cycles per step and real-time
+    factor (the cycle model over a golden-model run of ``steps`` steps), its host-link load,
+    the board's resources and an energy estimate with its sources (``docs/estimate.md``).
+
+    ``core`` changes the board's cores (``{"neurons": 1024}`` or ``"neurons=1024"``); the
+    resources are then predicted by the resource model, with its error.
+
+    Returns
+    -------
+    spikefab.host.estimate.Estimate
+        ``.fits``, ``.cycles`` (a :class:`~spikefab.sim.cycles.CyclePrediction`),
+        ``.real_time_factor``, ``.link_load``, ``.resources``, ``.energy``; ``.lines()``
+        is the report.
+    """
+    from spikefab.host import estimate as est
+
+    b = _board(board)
+    assert b is not None
+    if isinstance(core, str):
+        core = est.parse_core(core)
+    return est.estimate(load(net), b, steps, core=core)
 
 
 def compare(a: RunResult, b: RunResult) -> Comparison:

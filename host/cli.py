@@ -870,6 +870,15 @@ def map_(
             seed=seed, log=log,
         )  # fmt: skip
     click.echo(m.report())
+    if board is not None:
+        from spikefab.boards import get_board
+        from spikefab.host.estimate import estimate
+
+        with _errors():
+            image = m.image(network_yaml=network.to_yaml())
+            est = estimate(network, get_board(board), rate_steps or 200, image=image)
+        click.echo(f"estimate (in full: spikefab estimate NET --board {board}):")
+        click.echo("\n".join(est.lines()[1:5]))
     click.echo(
         f"total: {time.perf_counter() - t0:.2f} s (loading {t_load:.2f} s"
         + (", rates" if rate_steps else "")
@@ -890,6 +899,48 @@ def map_(
         output.parent.mkdir(parents=True, exist_ok=True)
         image.save(output)
         click.echo(f"image ({image.config.cores} cores) -> {output}")
+
+
+@main.command()
+@net_argument
+@click.option(
+    "--board",
+    "board_name",
+    type=click.Choice(_board_names()),
+    required=True,
+    help="The board (see `spikefab boards`).",
+)
+@click.option(
+    "--steps",
+    "-n",
+    default=500,
+    show_default=True,
+    help="Golden-model steps the cycles and the link load are predicted over.",
+)
+@click.option(
+    "--core",
+    "core",
+    default=None,
+    help="Change the board's cores, e.g. neurons=1024,axons=2048: the resources are then "
+    "predicted by the resource model (docs/estimate.md).",
+)
+def estimate(net: str | None, board_name: str, steps: int, core: str | None) -> None:
+    """Before a build: fit, cycles per step, real time, link load, resources and energy.
+
+    Everything but the energy comes from models checked against the RTL (docs/estimate.md);
+    the energy is an estimate from published power figures, given with its sources.
+    """
+    network, image = _load(net)
+    if image is not None:
+        raise click.BadParameter("give a network, not an image", param_hint="NET")
+    if steps < 1:
+        raise click.BadParameter(f"{steps}: give at least 1", param_hint="--steps")
+    with _errors():
+        est = api.estimate(network, board_name, steps, core=core)
+    for line in est.lines():
+        click.echo(line)
+    if not est.fits:
+        sys.exit(1)
 
 
 @main.command()

@@ -31,6 +31,11 @@ def check_report(board_name: str, out) -> None:  # type: ignore[no-untyped-def]
     for key in ("lut", "ff", "ebr", "dsp"):
         used, avail = rep["resources"][key]
         assert 0 < used <= avail, key
+    # the figures `spikefab estimate` quotes as the board's measured build are this build's
+    assert board.measured is not None
+    for key, (used, _) in board.measured.resources.items():
+        got = rep["resources"][key][0]
+        assert abs(got - used) <= 0.1 * used, (key, got, used)
     if board.family == "ice40":
         assert 0 < rep["resources"]["spram"][0] <= rep["resources"]["spram"][1] == 4
     stem = out / board.design_name
