@@ -20,7 +20,10 @@ keyed by this file only, and a change of ``hdl/params.py`` must not be hidden by
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 from spikefab.hdl import params as P
 
 __all__ = [
@@ -76,6 +79,33 @@ PLASTIC_COLUMNS = (
     "stochastic",
     "weight_exp",
 )
+
+
+#: Spikes whose synapse lists are fetched into the cache ahead of their delivery.
+PREFETCH_AHEAD = 4
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """Ask the CPU to bring ``arr[idx]`` into its caches (LLVM's ``prefetch``), without
+    waiting for it."""
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(
+            context, builder, aryty, ary, [args[1]], wraparound=False, boundscheck=False
+        )
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        # a read, high locality, into the data cache
+        flags = [ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)]
+        builder.call(fn, [builder.bitcast(ptr, i8p), *flags])
+        return context.get_dummy_value()
+
+    return types.void(arr, idx), codegen
 
 
 @njit(cache=True, nogil=True)
@@ -237,14 +267,26 @@ def _block(
     dn = flat.size
     D = dn // max(n, 1)
     if deliver:
-        row = ((t - 1) % D) * n
+        # unsigned indices: numba then leaves out the test for negative ones, which takes
+        # about half the time of an event
+        row = np.uint64(((t - 1) % D) * n)
+        udn = np.uint64(dn)
         ptr = syn_ptr[b]
         for e in range(e_lo, e_hi):
+            # the synapse lists of a large network are in memory, not in the caches: those of
+            # a spike a few ahead are fetched while this one's are delivered
+            if e + PREFETCH_AHEAD < e_hi:
+                j = ids[e + PREFETCH_AHEAD]
+                lo, hi = np.uint64(ptr[j]), np.uint64(ptr[j + 1])
+                for q in range(lo, hi, np.uint64(64 // syn_off.itemsize)):
+                    _prefetch(syn_off, q)
+                for q in range(lo, hi, np.uint64(64 // syn_val.itemsize)):
+                    _prefetch(syn_val, q)
             i = ids[e]
-            for k in range(ptr[i], ptr[i + 1]):
-                w = row + syn_off[k]
-                if w >= dn:
-                    w -= dn
+            for k in range(np.uint64(ptr[i]), np.uint64(ptr[i + 1])):
+                w = row + np.uint64(syn_off[k])
+                if w >= udn:
+                    w -= udn
                 flat[w] += syn_val[k]
     if update:
         row = (t % D) * n
@@ -397,28 +439,43 @@ def advance(
 def advance_parallel(
     t0, n_steps, ring, u, v, ref, neuron, upd, upd_ptr, consts, src_ptr, src_ids, src_base,
     syn_ptr, syn_off, syn_val, pl, px, py, plfsr, pw, psyn, pptr, porder, spiked, out_ids,
-    out_pos, counts, count_base, probe, probe_idx, probe_out,
+    out_pos, counts, count_base, probe, probe_idx, probe_out, syn_count, min_work,
 ):  # fmt: skip
     """:func:`advance` with the blocks of neurons on numba's threads (``prange``).
 
-    Same arguments, same results bit for bit, whatever the number of threads: the blocks
-    write disjoint memory, and the serial part runs between them on one thread.
+    Same arguments, and ``syn_count`` (outgoing synapses of every neuron) and ``min_work``:
+    a step whose LIF neurons and synaptic events to deliver number fewer than ``min_work``
+    runs its blocks one after the other on the calling thread, as starting the threads would
+    cost more than it saves. Same results bit for bit whatever the number of threads and
+    ``min_work``: the blocks write disjoint memory, and the serial part runs between them on
+    one thread.
     """
     D, n = ring.shape
     flat = ring.reshape(D * n)
     pos = p_lo = p_hi = out_pos
     done = cur = 0
+    n_lif = 0
+    for r in range(upd.shape[0]):
+        n_lif += upd[r, 1] - upd[r, 0]
+    events = 0
     while True:
         update = done < n_steps and pos + n <= out_ids.shape[0]
         if not update and done == 0:
             return 0, pos
         t = t0 + done
         sp = spiked[cur]
-        for b in prange(syn_ptr.shape[0]):
-            _block(
-                b, t, done > 0, update, flat, n, out_ids, p_lo, p_hi, syn_ptr, syn_off,
-                syn_val, upd, upd_ptr, u, v, ref, neuron, sp, consts,
-            )  # fmt: skip
+        if (n_lif if update else 0) + events < min_work:
+            for b in range(syn_ptr.shape[0]):
+                _block(
+                    b, t, done > 0, update, flat, n, out_ids, p_lo, p_hi, syn_ptr, syn_off,
+                    syn_val, upd, upd_ptr, u, v, ref, neuron, sp, consts,
+                )  # fmt: skip
+        else:
+            for b in prange(syn_ptr.shape[0]):
+                _block(
+                    b, t, done > 0, update, flat, n, out_ids, p_lo, p_hi, syn_ptr, syn_off,
+                    syn_val, upd, upd_ptr, u, v, ref, neuron, sp, consts,
+                )  # fmt: skip
         c = _serial(
             t, done, done > 0, update, n, spiked[1 - cur], p_lo, p_hi, sp, src_ptr,
             src_ids, src_base, syn_val, pl, px, py, plfsr, pw, psyn, pptr, porder, out_ids,
@@ -427,6 +484,9 @@ def advance_parallel(
         if not update:
             return done, pos
         p_lo, p_hi = pos, pos + c
+        events = 0
+        for e in range(p_lo, p_hi):
+            events += syn_count[out_ids[e]]
         pos += c
         done += 1
         cur = 1 - cur

@@ -533,6 +533,10 @@ class GoldenModel(StepModel):
 
     backend = "golden"
     dtype = np.int64
+    #: With ``threads > 1``, a step with fewer LIF neurons plus synaptic events to deliver
+    #: than this runs its blocks on the calling thread (starting the threads costs about a
+    #: microsecond on idle cores, much more on busy ones); it changes no result.
+    parallel_min_work = 16384
 
     def __init__(
         self,
@@ -581,7 +585,7 @@ class GoldenModel(StepModel):
         # constants under which their zero state stays zero and never spikes.
         one = 1 << P.DECAY_SHIFT
         lif = self.is_lif
-        self._neuron = np.zeros((6, n), dtype=np.int64)
+        self._neuron = np.zeros((6, n), dtype=np.int32)
         ku, kv, theta, bias, refractory, sub = self._neuron
         ku[lif] = one - (cols["du"][lif] + P.DU_OFFSET)
         kv[lif] = one - (cols["dv"][lif] + P.DV_OFFSET)
@@ -905,7 +909,7 @@ class GoldenModel(StepModel):
             before = numba.get_num_threads()
             numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
             try:
-                done, pos = k.advance_parallel(*args)
+                done, pos = k.advance_parallel(*args, self.syn_count, self.parallel_min_work)
             finally:
                 numba.set_num_threads(before)
         self.t += done
