@@ -82,7 +82,7 @@ PLASTIC_COLUMNS = (
 
 
 #: Spikes whose synapse lists are fetched into the cache ahead of their delivery.
-PREFETCH_AHEAD = 4
+PREFETCH_AHEAD = 6
 
 
 @intrinsic
@@ -274,7 +274,10 @@ def _block(
         ptr = syn_ptr[b]
         for e in range(e_lo, e_hi):
             # the synapse lists of a large network are in memory, not in the caches: those of
-            # a spike a few ahead are fetched while this one's are delivered
+            # a spike a few ahead are fetched while this one's are delivered (and the pointers
+            # to the lists of a spike twice as far ahead)
+            if e + 2 * PREFETCH_AHEAD < e_hi:
+                _prefetch(ptr, ids[e + 2 * PREFETCH_AHEAD])
             if e + PREFETCH_AHEAD < e_hi:
                 j = ids[e + PREFETCH_AHEAD]
                 lo, hi = np.uint64(ptr[j]), np.uint64(ptr[j + 1])
