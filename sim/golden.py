@@ -54,6 +54,12 @@ SOURCE_BLOCK_STEPS = 1000
 SOURCE_BLOCK_DRAWS = 1 << 20
 #: Largest number of ``u``/``v`` probe values one call of the kernel buffers.
 PROBE_BUFFER = 1 << 21
+#: The numba path's dendrite ring is ``int32`` when no neuron's incoming synapses can add up
+#: to this much in one step, else ``int64``...
+RING_INT32_LIMIT = 1 << 31
+#: ... and its ring offsets (``delay * n + post``) are ``int32`` when ``(D + 1) * n`` is below
+#: this, else ``int64``.
+OFFSET_INT32_LIMIT = 1 << 31
 
 
 def _cat(parts: list[np.ndarray]) -> np.ndarray:
@@ -537,6 +543,9 @@ class GoldenModel(StepModel):
     #: than this runs its blocks on the calling thread (starting the threads costs about a
     #: microsecond on idle cores, much more on busy ones); it changes no result.
     parallel_min_work = 16384
+    #: With ``threads > 1``, the blocks' edges are multiples of this many neurons, so that
+    #: two blocks share no cache line of spike flags; it changes no result.
+    block_align = 64
 
     def __init__(
         self,
@@ -704,15 +713,14 @@ class GoldenModel(StepModel):
         """Split the neurons into :attr:`threads` blocks of about the same work.
 
         The work of a neuron is its incoming synapses plus one (its update); block edges are
-        multiples of 64 neurons, so that two blocks share no cache line of spike flags.
-        Returns the ``threads + 1`` edges.
+        multiples of :attr:`block_align` neurons. Returns the ``threads + 1`` edges.
         """
-        k, n = self.threads, self.n
+        k, n, a = self.threads, self.n, self.block_align
         if k == 1:
             return np.array([0, n], dtype=np.int64)
         work = np.cumsum(np.bincount(g_post, minlength=n) + self.is_lif)
         cuts = np.searchsorted(work, work[-1] * np.arange(1, k) / k) if n else np.zeros(k - 1)
-        cuts = np.minimum((cuts.astype(np.int64) + 32) // 64 * 64, n)
+        cuts = np.minimum((cuts.astype(np.int64) + a // 2) // a * a, n)
         return np.concatenate([[0], np.maximum.accumulate(cuts), [n]]).astype(np.int64)
 
     def _build_synapses(
@@ -736,7 +744,7 @@ class GoldenModel(StepModel):
         order, ptr = self._kernels.counting_order(key, k * n)
         del key
         self._syn_ptr = np.stack([ptr[b * n : b * n + n + 1] for b in range(k)])
-        off_type = np.int32 if (D + 1) * n < 2**31 else np.int64
+        off_type = np.int32 if (D + 1) * n < OFFSET_INT32_LIMIT else np.int64
         self._syn_off = (g_delay * n + g_post)[order].astype(off_type)
         vals = self._synapse_values()
         if vals.size and max(-vals.min(), vals.max()) >= 1 << 15:  # pragma: no cover
@@ -752,7 +760,7 @@ class GoldenModel(StepModel):
                 reach[base : base + pr.n_synapses] = w
             base += pr.n_synapses
         worst = np.bincount(g_post, weights=reach, minlength=n).max() if reach.size else 0
-        self._ring_type = np.int32 if worst < 2**31 else np.int64
+        self._ring_type = np.int32 if worst < RING_INT32_LIMIT else np.int64
         inverse = np.empty(order.size, dtype=np.int64)
         inverse[order] = np.arange(order.size)
         return inverse
