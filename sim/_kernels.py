@@ -33,6 +33,7 @@ __all__ = [
     "advance",
     "advance_parallel",
     "counting_order",
+    "gather_synapses",
 ]
 
 #: The contract's constants, in the order the kernel reads them.
@@ -248,6 +249,22 @@ def counting_order(key, n_keys):
         order[fill[k]] = j
         fill[k] += 1
     return order, ptr
+
+
+@njit(cache=True, nogil=True)
+def gather_synapses(order, post, delay, val, reach, n, off, out_val):
+    """Fill the kernel's synapse table in ``order`` and return the largest sum of ``reach``
+    over the incoming synapses of one neuron.
+
+    ``off[j] = delay[o] * n + post[o]`` and ``out_val[j] = val[o]`` for ``o = order[j]``.
+    """
+    total = np.zeros(n, dtype=np.int64)
+    for j in range(order.size):
+        o = order[j]
+        off[j] = delay[o] * n + post[o]
+        out_val[j] = val[o]
+        total[post[o]] += reach[o]
+    return total.max() if n else 0
 
 
 @njit(cache=True, nogil=True)

@@ -745,24 +745,28 @@ class GoldenModel(StepModel):
         del key
         self._syn_ptr = np.stack([ptr[b * n : b * n + n + 1] for b in range(k)])
         off_type = np.int32 if (D + 1) * n < OFFSET_INT32_LIMIT else np.int64
-        self._syn_off = (g_delay * n + g_post)[order].astype(off_type)
         vals = self._synapse_values()
         if vals.size and max(-vals.min(), vals.max()) >= 1 << 15:  # pragma: no cover
             raise AssertionError("a synapse value beyond 16 bits")
-        self.syn_val = vals[order].astype(np.int16)
-        # the largest sum a neuron can receive in one step: every incoming synapse at once,
-        # plastic ones at their largest weight
+        # what a synapse can add to a step's sum: its value, or a plastic one's largest
         reach = np.abs(vals)
         base = 0
+        plastic = False
         for pr in self.net.projections:
             if pr.stdp is not None:
-                w = -P.WEIGHT_MIN << pr.weight_exp
-                reach[base : base + pr.n_synapses] = w
+                reach[base : base + pr.n_synapses] = -P.WEIGHT_MIN << pr.weight_exp
+                plastic = True
             base += pr.n_synapses
-        worst = np.bincount(g_post, weights=reach, minlength=n).max() if reach.size else 0
+        self._syn_off = np.empty(order.size, dtype=off_type)
+        self.syn_val = np.empty(order.size, dtype=np.int16)
+        worst = self._kernels.gather_synapses(
+            order, g_post, g_delay, vals, reach, n, self._syn_off, self.syn_val
+        )
+        del vals, reach
         self._ring_type = np.int32 if worst < RING_INT32_LIMIT else np.int64
-        inverse = np.empty(order.size, dtype=np.int64)
-        inverse[order] = np.arange(order.size)
+        inverse = np.empty(order.size if plastic else 0, dtype=np.int64)
+        if plastic:
+            inverse[order] = np.arange(order.size)
         return inverse
 
     def synapse_values(self) -> np.ndarray:
