@@ -47,6 +47,8 @@ GRID: dict[str, tuple[tuple[str, ...], dict]] = {
         dict(neurons=128, delay_slots=4, learning=True),
     ),
     "n512-a512-s8k-d16": (("ecp5-85f",), dict(neurons=512, axons=512, synapses=8192)),
+    "n64-a128-s2k-d16": (("up5k",), dict(neurons=64, axons=128, synapses=2048)),
+    "n128-a512-s8k-d8": (("up5k",), dict(neurons=128, axons=512, synapses=8192, delay_slots=8)),
     "n1024-a1024-s16k-d16": (("ecp5-85f",), dict(neurons=1024, axons=1024, synapses=16384)),
     "n1024-a4096-s32k-d8": (
         ("ecp5-85f",),
@@ -77,6 +79,7 @@ def measure(names: list[str], seed: int, build_dir: Path) -> int:
     from synth_core import build_core  # bench/ is on the path when this runs as a script
 
     data = json.loads(BUILDS_FILE.read_text()) if BUILDS_FILE.exists() else {"builds": []}
+    data["made_by"] = "bench/resource_model.py --measure"
     done = {(b["name"], b["device"]) for b in data["builds"]}
     t0 = time.perf_counter()
     for name in names:
@@ -89,9 +92,13 @@ def measure(names: list[str], seed: int, build_dir: Path) -> int:
         for res in build_core(name, cfg, todo, build_dir, seed):
             family = FAMILY_OF[res.device]
             lut = res.util.get("TRELLIS_COMB" if family == "ecp5" else "ICESTORM_LC")
-            if res.error or lut is None or res.fmax is None:
+            if lut is None:
                 print(f"  {name} on {res.device}: no figures ({res.error})", flush=True)
                 continue
+            fits = all(u <= a for u, a in res.util.values())
+            if res.fmax is None or not fits:
+                # placement failed (the device is too small): the counts stand, fmax does not
+                print(f"  {name} on {res.device}: no fmax ({res.error})", flush=True)
             ebr = res.util.get("DP16KD" if family == "ecp5" else "ICESTORM_RAM", (0, 0))
             ff = res.util.get("TRELLIS_FF") if family == "ecp5" else None
             dsp = res.util.get("MULT18X18D" if family == "ecp5" else "ICESTORM_DSP", (0, 0))
@@ -105,7 +112,7 @@ def measure(names: list[str], seed: int, build_dir: Path) -> int:
                     "ebr": ebr[0],
                     "spram": res.util.get("ICESTORM_SPRAM", (0, 0))[0],
                     "dsp": dsp[0],
-                    "fmax_mhz": round(res.fmax, 2),
+                    "fmax_mhz": round(res.fmax, 2) if res.fmax and fits else None,
                     "seed": seed,
                 }
             )
@@ -130,6 +137,9 @@ def calibration() -> int:
     for r in rows:
         line = f"{r['name']:28s} {r['device']:9s}"
         for f in FIGURES:
+            if f not in r:  # no fmax: the core did not fit the device
+                line += f" {'-':>10s} {'-':>8s} {'-':>7s}"
+                continue
             m, p = r[f]
             err = (p - m) / m if m else 0.0
             errs.setdefault((r["device"], f), []).append(abs(err))

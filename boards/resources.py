@@ -51,6 +51,7 @@ def _features(core: dict | CoreConfig, small: bool) -> list[float]:
 
 
 def _fit(builds: list[dict], figure: str) -> tuple[np.ndarray, bool]:
+    builds = [b for b in builds if b.get(figure) is not None]  # fmax: placed builds only
     small = len(builds) < 9
     x = np.array([_features(b["core"], small) for b in builds])
     y = np.array([float(b[figure]) for b in builds])
@@ -140,6 +141,7 @@ def leave_one_out() -> list[dict]:
             continue
         row: dict = {"name": b["name"], "device": b["device"]}
         for f in FIGURES:
-            row[f] = (float(b[f]), p.figures()[f])
+            if b.get(f) is not None:
+                row[f] = (float(b[f]), p.figures()[f])
         rows.append(row)
     return rows

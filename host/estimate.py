@@ -37,7 +37,7 @@ class EnergySource:
     luts: int = 0  # the measured design's logic cells, where the source scales with them
     watts_per_lut: float = 0.0  # the source's own slope of power over logic cells
 
-    def power(self, luts: int | None) -> float:
+    def power(self, luts: float | None) -> float:
         """The source's power, scaled to a design of ``luts`` logic cells where it gives a
         slope."""
         if luts is None or not self.watts_per_lut:
@@ -135,6 +135,7 @@ class Estimate:
     energy: tuple[float, float] | None = None  # joules per step: low, high
     energy_sources: tuple[EnergySource, ...] = ()
     notes: list[str] = field(default_factory=list)
+    over_device: list[str] = field(default_factory=list)  # resources the FPGA lacks
 
     @property
     def real_time_factor(self) -> float:
@@ -155,8 +156,10 @@ class Estimate:
             return [f"{head}: does not fit", f"  {self.why_not}"]
         assert self.cycles is not None
         c = self.cycles
+        fits = "fits" if not self.over_device else "fits its system, which does NOT fit the FPGA"
         out = [
-            f"{head}: fits (predicted over {self.steps} golden-model steps)",
+            f"{head}: {fits} (predicted over {self.steps} golden-model steps)",
+            *(f"  {o}" for o in self.over_device),
             f"  cycles per step: {c.mean:.1f} mean, {c.max:.0f} longest "
             f"(synaptic events per step {self.synaptic_events:.1f})",
             f"  real time at dt {self.dt_ms:g} ms on {self.clock_hz / 1e6:g} MHz: "
@@ -266,20 +269,21 @@ def _custom_board(board: Board, core: dict) -> Board:
     return dataclasses.replace(board, system=system, measured=None)
 
 
-def _predicted_resources(board: Board, custom: Board, est: Estimate) -> None:
+def _predicted_resources(board: Board, custom: Board, est: Estimate) -> float | None:
     """The custom system's resources: the board's measured build with its cores' predicted
-    resources exchanged for the custom cores'."""
+    resources exchanged for the custom cores'. Returns the predicted logic cells of the
+    whole system (``None`` where not predicted)."""
     from spikefab.boards.resources import leave_one_out, predict_core
 
     if board.name not in MODEL_DEVICE:
         est.notes.append(f"no resource model for the {board.name} board")
-        return
+        return None
     device, caveat = MODEL_DEVICE[board.name]
     try:
         new = predict_core(custom.system.core, device)
     except ValueError as e:
         est.notes.append(f"resources not predicted: {e}")
-        return
+        return None
     cores = custom.system.cores
     figures = {"LUT": new.lut * cores, "FF": new.ff * cores, "EBR": new.ebr * cores}
     base = None
@@ -305,14 +309,18 @@ def _predicted_resources(board: Board, custom: Board, est: Estimate) -> None:
         a = avail.get(k)
         est.resources[k] = f"{v:.0f}" + (f" / {a} ({100 * v / a:.0f}%)" if a else "")
         if a and v > a:
-            est.notes.append(f"the custom system needs {v:.0f} {k}, {v - a:.0f} more than the "
-                             f"{a} of the {board.device}")  # fmt: skip
+            est.over_device.append(
+                f"the custom system needs {v:.0f} {k}, {v - a:.0f} more than the {a} of the "
+                f"{board.device} (predicted)"
+            )
     est.resources["core fmax"] = f"{new.fmax_mhz:.0f} MHz"
     errs: dict[str, list[float]] = {}
     for r in leave_one_out():
         if r["device"] != device:
             continue
         for f in ("lut", "ff", "ebr", "fmax_mhz"):
+            if f not in r:
+                continue
             meas, pred = r[f]
             if meas:
                 errs.setdefault(f, []).append(abs(pred - meas) / meas)
@@ -324,6 +332,7 @@ def _predicted_resources(board: Board, custom: Board, est: Estimate) -> None:
     )
     if caveat:
         est.notes.append(caveat)
+    return figures["LUT"] if avail else None
 
 
 def estimate(
@@ -374,15 +383,16 @@ def estimate(
     est.link_in, est.link_out = inp / steps, out / steps
     if board.platform is not None:
         est.link_capacity = board.baud / 10  # 8N1: ten bits a byte
+    luts = None
     if core:
-        _predicted_resources(original, board, est)
+        luts = _predicted_resources(original, board, est)
     elif board.measured is not None:
         est.resources = board.measured.summary()
+        luts = board.measured.resources["lut"][0]
     if board.family in ENERGY_SOURCES:
         lo, hi = ENERGY_SOURCES[board.family]
         # energy per clock cycle: a source's power over its clock, so the step's cycles
         # carry the static power too; the device is charged for its steps only
-        luts = board.measured.resources["lut"][0] if board.measured is not None else None
         est.energy = (
             lo.power(luts) / lo.clock_hz * pred.mean,
             hi.power(luts) / hi.clock_hz * pred.mean,

@@ -108,8 +108,12 @@ def test_a_custom_core_gets_predicted_resources():
     assert r.exit_code == 0, r.output
     assert "orangecrab with cores of neurons=1024, axons=2048: fits" in r.output
     assert "resources PREDICTED" in r.output and "mean error on builds" in r.output
-    lut = int(re.search(r"LUT (\d+) / 24288", r.output).group(1))
-    assert lut > BOARDS["orangecrab"].measured.resources["lut"][0]  # a bigger core
+    assert re.search(r"LUT (\d+) / 24288", r.output)
+    # twice the neurons and axons: their memories outgrow the LFE5U-25F's 56 block RAMs
+    ebr = int(re.search(r"EBR (\d+) / 56", r.output).group(1))
+    assert ebr > BOARDS["orangecrab"].measured.resources["ebr"][0]
+    assert "which does NOT fit the FPGA" in r.output
+    assert f"needs {ebr} EBR, {ebr - 56} more than the 56" in r.output
     bad = cli("synfire", "--board", "orangecrab", "--core", "neurons=1000")
     assert bad.exit_code != 0 and "neurons" in bad.output
 
