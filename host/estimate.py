@@ -34,6 +34,7 @@ class EnergySource:
     clock_hz: float
     what: str  # the design and the rails measured
     source: str  # where it is published
+    part: str = ""  # the FPGA measured
     luts: int = 0  # the measured design's logic cells, where the source scales with them
     watts_per_lut: float = 0.0  # the source's own slope of power over logic cells
 
@@ -56,6 +57,7 @@ ENERGY_SOURCES: dict[str, tuple[EnergySource, EnergySource]] = {
             what="iCE40UP5K counters at 12 MHz, core rail (1.219 V): 613.5 uA with 32 logic "
             "cells, 641.3 uA with 228, scaled to the design's cells (every cell toggling)",
             source="tinyvision.ai, ice40_power (github.com/tinyvision-ai-inc/ice40_power)",
+            part="iCE40UP5K",
             luts=32,
             watts_per_lut=(641.3e-6 - 613.5e-6) / (228 - 32) * 1.219,
         ),
@@ -64,6 +66,7 @@ ENERGY_SOURCES: dict[str, tuple[EnergySource, EnergySource]] = {
             clock_hz=12e6,
             what="iCE40UP5K running an ML accelerator SoC at 12 MHz, core rail (1.216 V)",
             source="Symbiotic EDA, 'UP5K power usage running MLAccel firmware' (2018)",
+            part="iCE40UP5K",
         ),
     ),
     "ecp5": (
@@ -73,12 +76,14 @@ ENERGY_SOURCES: dict[str, tuple[EnergySource, EnergySource]] = {
             what="OrangeCrab (LFE5U-25F and DDR3L) running a LiteX SoC, whole board at 5 V, "
             "DDR3L termination and ODT off",
             source="github.com/enjoy-digital/litedram issue 216",
+            part="LFE5U-25F",
         ),
         EnergySource(
             watts=0.29 * 5.0,
             clock_hz=48e6,
             what="the same board and design with DDR3L termination on",
             source="github.com/enjoy-digital/litedram issue 216",
+            part="LFE5U-25F",
         ),
     ),
 }
@@ -398,6 +403,12 @@ def estimate(
             hi.power(luts) / hi.clock_hz * pred.mean,
         )
         est.energy_sources = (lo, hi)
+        parts = sorted({x.part for x in (lo, hi) if not board.device.startswith(x.part)})
+        if parts:
+            est.notes.append(
+                f"the energy sources measured the {', '.join(parts)}, not the {board.device}: "
+                "no published measurement of this part was found"
+            )
     else:
         est.notes.append(f"no energy estimate for the {board.name} board (not an FPGA)")
     return est
