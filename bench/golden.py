@@ -1,45 +1,80 @@
-"""Speed of the golden model against Brian2 on the balanced E/I network.
+"""Speed of the golden model against Brian2, on the balanced, CUBA and a 100k-neuron network.
 
-The benchmark loads ``examples/balanced.yaml`` and measures, for each backend, the wall time of
-a run of ``--steps`` steps, the simulated seconds per wall second (``steps * dt / wall``) and
-the synaptic events per second (an event is one synapse traversed by a spike: the sum over
-all spikes, Poisson sources included, of the out-degree of the neuron that spiked). The
-``spikes`` column counts the sources' spikes too; the rates are those of the LIF populations.
-``cpu s`` is the CPU time of this process over the run (golden and Brian2 runtime only): on a
-shared machine it is steadier than the wall time, on which the figures and ratios are based.
+The benchmark loads each network (timing the load: YAML to the network's tables) and
+measures, for each backend, the wall time of a run of ``--steps`` steps, the simulated
+seconds per wall second (``steps * dt / wall``) and the synaptic events per second (an event
+is one synapse traversed by a spike: the sum over all spikes, Poisson sources included, of
+the out-degree of the neuron that spiked). The ``spikes`` column counts the sources' spikes
+too; the rates are those of the LIF populations. ``cpu s`` is the CPU time of this process
+over the run (golden and Brian2 runtime only): on a shared machine it is steadier than the
+wall time, on which the figures and ratios are based.
+
+Networks (``--network FILE``, repeatable, replaces them): ``examples/balanced.yaml`` (1000
+LIF neurons, 200 Poisson sources, 120k synapses), ``examples/cuba.yaml`` (4000 neurons, 319k
+synapses) and ``balanced_x100``: the balanced network 100 times larger with 100 times smaller
+connection probabilities (:func:`large_network_yaml`; 100k LIF neurons, 20k sources, 12.0M
+synapses, the same in-degrees and rates), written to a temporary file and loaded like the
+others (``--large-scale N`` scales by ``N`` instead, 0 leaves it out). On the large network
+the golden model's numpy path, Brian2's runtime mode and the float reference are not run.
+
+Every golden and Brian2 cpp_standalone row runs on each of ``--threads`` (default 1 and 2);
+the closing summary prints, per network and thread count, both event rates and their ratio,
+the golden model's bytes per synapse and the load and setup times, and the large network's
+event rate as a fraction of the balanced network's (target: at least 0.8).
+
+Figures of ``make bench`` on this project's 2-core machine (AMD EPYC; another engineer's
+builds ran beside it), 1000 steps, best of 3, events per second::
+
+    network        threads   golden (numba)   brian2 cpp_standalone   golden/brian2
+    balanced             1        2.736e+08               2.636e+08          1.038x
+    balanced             2        2.475e+08               1.314e+08          1.883x
+    cuba                 1        2.660e+08               1.463e+08          1.819x
+    cuba                 2        2.349e+08               3.028e+07          7.756x
+    balanced_x100        1        2.819e+08               9.847e+07          2.862x
+    balanced_x100        2        3.285e+08               1.013e+08          3.243x
+
+6.00 bytes per synapse in the golden model's tables (plus 0.08 of pointers); the large
+network loads in 1.64 s and sets up (``GoldenModel(net)``) in 0.56 s, and its golden event
+rate is 1.03 of the balanced network's. A run before it gave 1.040x, 1.745x and 2.632x with one
+thread. The 2-thread figures swing with the other work on the machine: Brian2's OpenMP
+build and the golden model's threads both wait for a core at every step when the other is
+busy (``docs/golden.md``); the golden model runs small networks' steps on one thread.
 
 Backends:
 
-``golden (numba)``, ``golden (numpy)``
-    :class:`spikefab.sim.golden.GoldenModel` on each of its two paths (``numba=True`` and
-    ``numba=False``), timed over ``run(steps)``; building the model (the CSR synapse tables) is
-    timed apart as setup. Best of ``--repeat`` fresh models. The numba kernel is compiled on
-    its first call and cached on disk (``sim/__pycache__``), so before the timed runs the
-    benchmark imports numba and runs one step, and prints both times below the table: the
-    compile time of a first run ever (or after ``sim/_kernels.py`` changed), else the time to
-    load the cached kernel. The timed runs never include it. The two paths must give the same
-    spikes (the script stops otherwise). Without numba installed (``pip install
-    "spikefab[fast]"``), or with ``SPIKEFAB_NO_NUMBA=1``, only the numpy path runs, and the
-    script says so.
+``golden (numba, K threads)``, ``golden (numpy)``
+    :class:`spikefab.sim.golden.GoldenModel` on each of its two paths (``numba=True``, with
+    ``threads=K``, and ``numba=False``), timed over ``run(steps)``, which includes drawing the
+    sources' Poisson spikes (the time that takes is printed below the table); building the
+    model (the synapse tables) is timed apart as setup. Best of ``--repeat`` fresh models.
+    The numba kernels are compiled on their first call and cached on disk
+    (``sim/__pycache__``), so before the timed runs the benchmark imports numba and runs one
+    step on every thread count, and prints both times above the tables: the compile time of
+    a first run ever (or after ``sim/_kernels.py`` changed), else the time to load the cached
+    kernels. The timed runs never include it. All golden rows must give the same spikes (the
+    script stops otherwise). Without numba installed (``pip install "spikefab[fast]"``), or
+    with ``SPIKEFAB_NO_NUMBA=1``, only the numpy path runs, and the script says so.
 ``brian2 runtime``
     Brian2 in runtime mode with the numpy code generation target. Code generation and the
     other preparation of the first ``run`` are done by a run of 0 ms and timed apart. Best of
     ``--repeat`` fresh networks.
-``brian2 cpp_standalone``
-    Brian2's C++ standalone device, built in a temporary directory with the machine's g++,
-    single-threaded, compiled once and run ``--repeat`` times. The figure is the best time of
-    the simulation loop as the binary itself reports it (``device._last_run_time``); the row
-    ``(binary)`` is the best time of the whole binary (loading the arrays, the loop, writing
-    the results), and the compile time is printed below the table.
+``brian2 cpp_standalone, K threads``
+    Brian2's C++ standalone device, built in a temporary directory with the machine's g++:
+    single-threaded for one thread (``openmp_threads = 0``), with OpenMP on ``K`` threads
+    otherwise (``openmp_threads = K``); compiled once and run ``--repeat`` times. The figure
+    is the best time of the simulation loop as the binary itself reports it
+    (``device._last_run_time``); the row ``(binary)`` is the best time of the whole binary
+    (loading the arrays, the loop, writing the results), and the compile time is printed
+    below the table.
 
 Both Brian2 networks are the same graph as the golden model's: the synapse arrays ``pre_idx``,
 ``post_idx``, ``weight_real`` and ``delay`` of the loaded network's projections, the per-neuron
-constants of its ``RealLIF`` parameters, and the Poisson spikes of its sources
-(``SpikeSource.spikes``) played back by a ``SpikeGeneratorGroup``. All LIF populations form one
-``NeuronGroup`` and all projections between them one ``Synapses`` (likewise for the sources),
-as in Brian2's own CUBA example, so that Brian2 runs as few code objects per step as it can.
-The neurons follow the model's discrete equations in real arithmetic (those of
-:class:`spikefab.sim.reference.FloatReference`)::
+constants of its ``RealLIF`` parameters and initial ``v`` (``v0_real``), and the Poisson
+spikes of its sources (``SpikeSource.spikes``) played back by a ``SpikeGeneratorGroup``. All
+LIF populations form one ``NeuronGroup`` and all projections between them one ``Synapses``
+(likewise for the sources), as in Brian2's own CUBA example, so that Brian2 runs as few code
+objects per step as it can. The neurons follow the model's discrete equations in real
+arithmetic (those of :class:`spikefab.sim.reference.FloatReference`)::
 
     u = alpha*u + (sum of the weights arriving this step)
     v = beta*v + u + bias              (held while refractory)
@@ -51,7 +86,8 @@ to ``acc``, which the next step's update moves into ``u``. The Brian2 spikes are
 with those of the float reference: with the same equations they agree step for step, unless a
 difference in float rounding (another order of the additions, say) flips one threshold
 crossing, after which the chaotic network diverges and only the rates should still agree. On
-``balanced.yaml`` they agree over 10000 steps. The golden model's own spikes differ from the
+``balanced.yaml`` they agree over 10000 steps, on ``cuba.yaml`` over the 1000 steps of the
+benchmark. The golden model's own spikes differ from the
 float reference's by its quantization, so they are compared by rate only.
 
 Brian2 2.9 does not import with numpy 2.4 (it uses ``ndarray.ptp``, which numpy 2.4 removed),
@@ -61,16 +97,16 @@ up once, from the repository root::
     python3 -m venv .venv-bench
     .venv-bench/bin/pip install "numpy<2.4" -e ".[bench,fast]"
 
-and run it, also from the repository root::
+and run it, also from the repository root (``make bench`` does both)::
 
-    .venv-bench/bin/python bench/golden.py --steps 1000
+    .venv-bench/bin/python bench/golden.py
 
 Options: ``--steps N`` (default 1000), ``--repeat N`` (runs per backend, the best kept;
-default 3), ``--network FILE`` (default ``examples/balanced.yaml``), ``--golden-only`` (the
-golden model alone: that needs no Brian2 and runs in ``.venv`` too), ``--no-standalone``
-(skip the C++ build, which takes g++ about half a minute) and ``--no-numpy`` (skip the golden
-model's numpy path). Without Brian2 (and without ``--golden-only``) the script says what to
-install and exits with status 2.
+default 3), ``--network FILE``, ``--threads K ...`` (default ``1 2``), ``--large-scale N``,
+``--golden-only`` (the golden model alone: that needs no Brian2 and runs in ``.venv`` too),
+``--no-standalone`` (skip the C++ builds, which take g++ 5 to 15 s each) and ``--no-numpy``
+(skip the golden model's numpy path). Without Brian2 (and without ``--golden-only``) the
+script says what to install and exits with status 2.
 """
 
 from __future__ import annotations
@@ -111,7 +147,7 @@ class Graph:
         First index of each population in the LIF group or in the source group.
     params
         Per-neuron constants of the LIF group: ``alpha``, ``beta``, ``theta``, ``bias``,
-        ``ref_steps`` and ``sub`` (1 for reset by subtraction).
+        ``ref_steps`` and ``sub`` (1 for reset by subtraction), and ``v0``, the initial ``v``.
     rec, inp
         ``(pre, post, weight, delay)`` of the synapses from LIF neurons and from sources.
     src_step, src_neuron
@@ -165,7 +201,9 @@ def flatten(net: Network, steps: int) -> Graph:
             src_offset[p.name], n_src = n_src, n_src + p.size
         else:
             lif_offset[p.name], n_lif = n_lif, n_lif + p.size
-    params = {k: np.zeros(n_lif) for k in ("alpha", "beta", "theta", "bias", "ref_steps", "sub")}
+    params = {
+        k: np.zeros(n_lif) for k in ("alpha", "beta", "theta", "bias", "ref_steps", "sub", "v0")
+    }
     steps_l: list[np.ndarray] = []
     neurons_l: list[np.ndarray] = []
     for p in net.populations.values():
@@ -181,6 +219,8 @@ def flatten(net: Network, steps: int) -> Graph:
         params["alpha"][sl], params["beta"][sl], params["theta"][sl] = r.alpha, r.beta, r.theta
         params["bias"][sl], params["ref_steps"][sl] = r.bias, r.refractory
         params["sub"][sl] = float(r.subtract)
+        if p.v0_real is not None:
+            params["v0"][sl] = p.v0_real
     parts: dict[bool, list[tuple[np.ndarray, ...]]] = {True: [], False: []}
     for pr in net.projections:
         if pr.stdp is not None:
@@ -220,8 +260,8 @@ def _rates(net: Network, steps: int, counts: dict[str, int]) -> dict[str, float]
     return {name: counts[name] / net.populations[name].size / seconds for name in counts}
 
 
-def prepare_numba() -> list[str]:
-    """Import numba and load (or compile) the golden model's kernel; say how long each took.
+def prepare_numba(threads: list[int]) -> list[str]:
+    """Import numba and load (or compile) the golden model's kernels; say how long each took.
 
     Returns
     -------
@@ -234,7 +274,8 @@ def prepare_numba() -> list[str]:
         return []
     t1 = time.perf_counter()
     tiny = load(ROOT / "examples" / "synfire.yaml")
-    GoldenModel(tiny, numba=True).step()
+    for k in sorted(set(threads)):
+        GoldenModel(tiny, numba=True, threads=k).step()
     t2 = time.perf_counter()
     kernels = golden.fast_kernels()
     assert kernels is not None
@@ -243,26 +284,36 @@ def prepare_numba() -> list[str]:
     import numba
 
     return [
-        f"numba {numba.__version__}: import {t1 - t0:.2f} s; kernel {how} in {t2 - t1:.2f} s "
-        f"({stats.cache_path}); neither is in the timed runs"
+        f"numba {numba.__version__}: import {t1 - t0:.2f} s; kernels {how} in {t2 - t1:.2f} s "
+        f"({stats.cache_path}); neither is in the timed runs; numba has "
+        f"{numba.config.NUMBA_NUM_THREADS} threads ({numba.threading_layer()} layer)"
     ]
 
 
-def run_golden(net: Network, steps: int, repeat: int, numba: bool) -> tuple[Measure, Any]:
-    """Time ``GoldenModel(net, numba=numba).run(steps)``, best of ``repeat`` fresh models.
+def _label(base: str, threads: int) -> str:
+    return f"{base}, {threads} thread{'s' if threads > 1 else ''}"
+
+
+def run_golden(
+    net: Network, steps: int, repeat: int, numba: bool, threads: int = 1
+) -> tuple[Measure, Any, GoldenModel]:
+    """Time ``GoldenModel(net, numba=numba, threads=threads).run(steps)``, best of ``repeat``
+    fresh models.
 
     Returns
     -------
     tuple
-        The measure and the :class:`~spikefab.sim.results.RunResult` of the last run.
+        The measure, the :class:`~spikefab.sim.results.RunResult` of the last run and its
+        model.
     """
     best = float("inf")
     setup = cpu = 0.0
     result = None
     model = None
     for _ in range(repeat):
+        del result, model
         t0 = time.perf_counter()
-        model = GoldenModel(net, numba=numba)
+        model = GoldenModel(net, numba=numba, threads=threads)
         t1, c1 = time.perf_counter(), time.process_time()
         result = model.run(steps)
         t2, c2 = time.perf_counter(), time.process_time()
@@ -280,8 +331,11 @@ def run_golden(net: Network, steps: int, repeat: int, numba: bool) -> tuple[Meas
         if not net.populations[name].is_source
     }
     per_step = best / steps * 1e6
+    label = f"golden ({model.path})"
+    if model.path == "numba":
+        label = _label("golden (numba", threads) + ")"
     measure = Measure(
-        f"golden ({model.path})",
+        label,
         best,
         result.n_spikes,
         events,
@@ -292,7 +346,23 @@ def run_golden(net: Network, steps: int, repeat: int, numba: bool) -> tuple[Meas
         ],
         cpu,
     )
-    return measure, result
+    return measure, result, model
+
+
+def source_draw_seconds(net: Network, steps: int) -> float:
+    """Time drawing the sources' spikes of ``steps`` steps, in the golden model's blocks."""
+    offset, streams = 0, []
+    for p in net.populations.values():
+        if p.source is not None:
+            streams.append((offset, p.size, p.source.stream(p.size, net.dt_ms)))
+        offset += p.size
+    sources = golden._Sources(streams)
+    t0 = time.perf_counter()
+    t = 0
+    while streams and t < steps:
+        sources.window(t)
+        t = sources.t1
+    return time.perf_counter() - t0
 
 
 def reference_spikes(net: Network, steps: int, g: Graph) -> tuple[np.ndarray, np.ndarray]:
@@ -374,7 +444,9 @@ def build_brian2(b2: ModuleType, net: Network, g: Graph, steps: int) -> dict[str
         name="lif",
     )
     for k, vals in g.params.items():
-        setattr(lif, k, vals)
+        if k != "v0":
+            setattr(lif, k, vals)
+    lif.v = g.params["v0"]
     lif.run_regularly(update, when="groups", name="lif_update")
     objects: list[Any] = [lif]
     pathways = [("rec", g.rec, lif)]
@@ -452,11 +524,13 @@ def run_brian2_runtime(
 
 
 def run_brian2_standalone(
-    b2: ModuleType, net: Network, g: Graph, steps: int, repeat: int
+    b2: ModuleType, net: Network, g: Graph, steps: int, repeat: int, threads: int = 1
 ) -> tuple[Measure, tuple[np.ndarray, np.ndarray], Measure]:
     """Build the network with Brian2's cpp_standalone device in a temporary directory and run it.
 
-    The binary is compiled once and run ``repeat`` times; the best times are kept.
+    One thread is the plain single-threaded build (``openmp_threads = 0``); more threads is
+    the OpenMP build with that many threads. The binary is compiled once and run ``repeat``
+    times; the best times are kept.
 
     Returns
     -------
@@ -465,7 +539,7 @@ def run_brian2_standalone(
     """
     with tempfile.TemporaryDirectory(prefix="spikefab-brian2-") as tmp:
         b2.set_device("cpp_standalone", directory=tmp, build_on_run=False)
-        b2.prefs.devices.cpp_standalone.openmp_threads = 0
+        b2.prefs.devices.cpp_standalone.openmp_threads = 0 if threads == 1 else threads
         objs = build_brian2(b2, net, g, steps)
         objs["network"].run(objs["duration"])
         t0 = time.perf_counter()
@@ -478,17 +552,15 @@ def run_brian2_standalone(
             b2.device.run(directory=tmp, with_output=False)
             loop = min(loop, float(b2.device._last_run_time))
             binary = min(binary, float(b2.device.timers["run_binary"]))
+        how = "single-threaded" if threads == 1 else f"OpenMP, {threads} threads"
         notes = [
-            f"build + first run {total:.2f} s, of which g++ (make) {compile_s:.2f} s; "
+            f"{how}; build + first run {total:.2f} s, of which g++ (make) {compile_s:.2f} s; "
             f"best of {repeat} runs of the binary",
             "(binary): the whole binary: loading the arrays, the loop, writing the results",
         ]
-        loop_m, sp = _b2_measure(
-            "brian2 cpp_standalone", net, g, steps, objs["spikes"], loop, notes
-        )
-        whole = Measure(
-            "brian2 cpp_standalone (binary)", binary, loop_m.spikes, loop_m.events, loop_m.rates_hz
-        )
+        label = _label("brian2 cpp_standalone", threads)
+        loop_m, sp = _b2_measure(label, net, g, steps, objs["spikes"], loop, notes)
+        whole = Measure(f"{label} (binary)", binary, loop_m.spikes, loop_m.events, loop_m.rates_hz)
         b2.device.reinit()
         b2.set_device("runtime")
     return loop_m, sp, whole
@@ -518,92 +590,273 @@ def print_table(measures: list[Measure], steps: int, dt_ms: float) -> None:
             print(f"  {m.backend}: {note}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print the table and the speed ratios."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=1000, help="steps to simulate (default 1000)")
-    ap.add_argument("--network", type=Path, default=DEFAULT_NETWORK, help="network YAML file")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per backend, best kept (default 3)")
-    ap.add_argument("--golden-only", action="store_true", help="measure the golden model alone")
-    ap.add_argument("--no-standalone", action="store_true", help="skip Brian2 cpp_standalone")
-    ap.add_argument("--no-numpy", action="store_true", help="skip the golden model's numpy path")
-    args = ap.parse_args(argv)
-    if args.steps < 1 or args.repeat < 1:
-        ap.error("--steps and --repeat must be >= 1")
-    b2 = None if args.golden_only else import_brian2()
+def large_network_yaml(scale: int = 100) -> str:
+    """Return ``examples/balanced.yaml`` scaled up ``scale`` times, as a network file.
 
-    net = load(args.network)
+    Every population is ``scale`` times larger and every connection probability ``scale``
+    times smaller, so that each neuron keeps the in-degrees, weights and so the dynamics of
+    the balanced network (about 100 recurrent and 20 input synapses), with 100,000 LIF
+    neurons and 12M synapses at the default scale. The same seeds; no probes.
+    """
+    import yaml
+
+    def lif() -> dict:
+        return {
+            "tau_syn_ms": 5.0,
+            "tau_mem_ms": 20.0,
+            "v_threshold": 20.0,
+            "bias": 0.5,
+            "refractory_ms": 2.0,
+            "reset": "zero",
+        }
+
+    p = 0.1 / scale
+    projs = []
+    for k, (pre, post, w) in enumerate(
+        [
+            ("input", "exc", 0.8),
+            ("input", "inh", 0.8),
+            ("exc", "exc", 0.2),
+            ("exc", "inh", 0.2),
+            ("inh", "exc", -1.5),
+            ("inh", "inh", -1.5),
+        ]
+    ):
+        connect: dict[str, Any] = {"kind": "fixed_probability", "p": p, "seed": k + 1}
+        if pre == post:
+            connect["allow_self"] = False
+        projs.append({"pre": pre, "post": post, "connect": connect, "weight": w, "delay": 2})
+    doc = {
+        "spikefab": 1,
+        "name": f"balanced_x{scale}",
+        "dt_ms": 1.0,
+        "populations": {
+            "input": {
+                "kind": "spike_source",
+                "size": 200 * scale,
+                "poisson": {"rate_hz": 10.0, "seed": 7},
+            },
+            "exc": {"size": 800 * scale, "neuron": lif()},
+            "inh": {"size": 200 * scale, "neuron": lif()},
+        },
+        "projections": projs,
+    }
+    head = "# bench/golden.py: examples/balanced.yaml scaled up (large_network_yaml).\n"
+    return head + yaml.safe_dump(doc, sort_keys=False)
+
+
+@dataclass
+class Summary:
+    """The figures of one network that the closing summary prints."""
+
+    name: str
+    golden: dict[int, Measure]
+    brian2: dict[int, Measure]
+    load_s: float
+    setup_s: float
+    bytes_per_synapse: float
+    pointer_bytes_per_synapse: float
+
+
+def bench_network(
+    path: Path, args: argparse.Namespace, b2: ModuleType | None, large: bool
+) -> Summary:
+    """Measure every backend on one network, print its table and ratios; return a summary."""
     steps = args.steps
-    print(f"command: {' '.join([os.path.relpath(sys.executable), *sys.argv])}")
+    t0 = time.perf_counter()
+    net = load(path)
+    load_s = time.perf_counter() - t0
+    print("=" * 100)
     print(
-        f"network {net.name} ({args.network}): {net.n_neurons} LIF neurons, "
+        f"network {net.name} ({os.path.relpath(path)}): {net.n_neurons} LIF neurons, "
         f"{sum(p.size for p in net.populations.values() if p.is_source)} sources, "
         f"{net.n_synapses} synapses; {steps} steps of {net.dt_ms} ms"
     )
-    print(
-        f"python {sys.version.split()[0]}, numpy {np.__version__}"
-        + (f", brian2 {b2.__version__}" if b2 is not None else "")
-    )
+    print(f"load (YAML to the network's tables, spikefab.mapping.loader.load): {load_s:.3f} s")
     print()
-
-    numba_notes = prepare_numba()
-    measures = []
+    measures: list[Measure] = []
+    golden_by_threads: dict[int, Measure] = {}
     results = []
-    if numba_notes:
-        m, res = run_golden(net, steps, args.repeat, numba=True)
-        m.notes = numba_notes + m.notes
+    setup_s = bytes_syn = bytes_ptr = 0.0
+    if args.numba_notes:
+        for k in args.threads:
+            m, res, model = run_golden(net, steps, args.repeat, numba=True, threads=k)
+            measures.append(m)
+            results.append((m.backend, res))
+            golden_by_threads[k] = m
+            if k == 1:
+                t1 = time.perf_counter()
+                GoldenModel(net, numba=True)
+                setup_s = time.perf_counter() - t1
+                tb = model.table_bytes()
+                bytes_syn = tb["synapses"] / max(net.n_synapses, 1)
+                bytes_ptr = tb["pointers"] / max(net.n_synapses, 1)
+            del model
+    numpy_ok = not args.no_numpy and not large
+    if not args.numba_notes or numpy_ok:
+        m, res, _ = run_golden(net, steps, 1 if large else args.repeat, numba=False)
         measures.append(m)
-        results.append(res)
-    else:
-        print(
-            "the golden model runs its numpy path only: numba is not installed (pip install "
-            f'"spikefab[fast]") or {golden.NO_NUMBA_ENV} is set'
-        )
-        print()
-    if not numba_notes or not args.no_numpy:
-        m, res = run_golden(net, steps, args.repeat, numba=False)
-        measures.append(m)
-        results.append(res)
-    for res in results[1:]:
+        results.append((m.backend, res))
+    for name, res in results[1:]:
         same = all(
-            np.array_equal(getattr(res, k), getattr(results[0], k))
+            np.array_equal(getattr(res, k), getattr(results[0][1], k))
             for k in ("step", "population", "neuron")
         )
         if not same:
-            raise SystemExit("error: the golden model's numba and numpy paths differ")
+            raise SystemExit(f"error: {name} and {results[0][0]} give different spikes")
     n_golden = len(measures)
+    brian2_by_threads: dict[int, Measure] = {}
+    agree = []
     if b2 is not None:
         g = flatten(net, steps)
-        ref = reference_spikes(net, steps, g)
-        rt, rt_spikes = run_brian2_runtime(b2, net, g, steps, args.repeat)
-        measures.append(rt)
-        agree = [("brian2 runtime", rt_spikes)]
+        if not large:
+            rt, rt_spikes = run_brian2_runtime(b2, net, g, steps, args.repeat)
+            measures.append(rt)
+            agree.append(("brian2 runtime", rt_spikes))
         if not args.no_standalone:
-            sa, sa_spikes, whole = run_brian2_standalone(b2, net, g, steps, args.repeat)
-            measures += [sa, whole]
-            agree.append(("brian2 cpp_standalone", sa_spikes))
+            for k in args.threads:
+                sa, sa_spikes, whole = run_brian2_standalone(b2, net, g, steps, args.repeat, k)
+                measures += [sa, whole]
+                brian2_by_threads[k] = sa
+                agree.append((sa.backend, sa_spikes))
     print_table(measures, steps, net.dt_ms)
-    if b2 is not None:
+    draw = source_draw_seconds(net, steps)
+    if draw > 0:
+        print(
+            f"  the golden runs include drawing the sources' Poisson spikes ({draw:.4f} s for "
+            f"{steps} steps); Brian2 plays back the same spikes, drawn before its runs"
+        )
+    if args.numba_notes and 1 in args.threads:
+        print(
+            f"  golden (numba) tables: {bytes_syn:.2f} bytes per synapse (ring offset int32 + "
+            f"value int16) and {bytes_ptr:.3f} bytes per synapse of pointers; setup "
+            f"GoldenModel(net) {setup_s:.3f} s after a load of {load_s:.3f} s"
+        )
+    if agree:
         print()
-        for name, sp in agree:
-            k = first_difference(ref, sp)
-            same = "identical over the run" if k < 0 else f"identical before step {k}"
-            print(f"{name} spikes vs spikefab FloatReference: {same}")
+        if large:
+            print("(the float reference is not run on the large network: rates only)")
+        else:
+            ref = reference_spikes(net, steps, flatten(net, steps))
+            for name, sp in agree:
+                k = first_difference(ref, sp)
+                same = "identical over the run" if k < 0 else f"identical before step {k}"
+                print(f"{name} spikes vs spikefab FloatReference: {same}")
     if n_golden > 1:
         print()
-        print(
-            "golden (numba) and golden (numpy): identical spikes; numba / numpy: "
-            f"{measures[1].wall_s / measures[0].wall_s:.1f}x"
-        )
+        print(f"{', '.join(m.backend for m in measures[:n_golden])}: identical spikes")
     if len(measures) > n_golden:
         print()
         for gold in measures[:n_golden]:
             for m in measures[n_golden:]:
                 ev = (gold.events / gold.wall_s) / (m.events / m.wall_s)
                 print(
-                    f"{gold.backend} / {m.backend + ':':<31} events/s {ev:9.3f}x   "
-                    f"sim s per wall s {m.wall_s / gold.wall_s:9.3f}x"
+                    f"{gold.backend} / {m.backend + ':':<46} events/s {ev:8.3f}x   "
+                    f"sim s per wall s {m.wall_s / gold.wall_s:8.3f}x"
                 )
+    print()
+    return Summary(
+        net.name,
+        golden_by_threads,
+        brian2_by_threads,
+        load_s,
+        setup_s,
+        bytes_syn,
+        bytes_ptr,
+    )
+
+
+def print_summary(summaries: list[Summary]) -> None:
+    """Print the golden/Brian2 cpp_standalone ratios of every network and thread count."""
+    print("=" * 100)
+    print("summary: events/s of golden (numba) and Brian2 cpp_standalone, measured in this run")
+    head = (
+        f"{'network':<16}{'threads':>8}{'golden ev/s':>14}{'brian2 ev/s':>14}"
+        f"{'golden/brian2':>15}{'bytes/syn':>11}{'load s':>9}{'setup s':>9}"
+    )
+    print(head)
+    print("-" * len(head))
+    for sm in summaries:
+        for k, gm in sm.golden.items():
+            ge = gm.events / gm.wall_s
+            bm = sm.brian2.get(k)
+            be = f"{bm.events / bm.wall_s:14.4g}" if bm else f"{'-':>14}"
+            ratio = f"{ge / (bm.events / bm.wall_s):14.3f}x" if bm else f"{'-':>15}"
+            print(
+                f"{sm.name:<16}{k:>8}{ge:>14.4g}{be}{ratio}{sm.bytes_per_synapse:>11.2f}"
+                f"{sm.load_s:>9.2f}{sm.setup_s:>9.2f}"
+            )
+    small = next((sm for sm in summaries if sm.name == "balanced" and 1 in sm.golden), None)
+    for sm in summaries:
+        if small is None or 1 not in sm.golden or not sm.name.startswith("balanced_x"):
+            continue
+        a, b = sm.golden[1], small.golden[1]
+        frac = (a.events / a.wall_s) / (b.events / b.wall_s)
+        print(
+            f"{sm.name} / balanced, golden (numba, 1 thread) events/s: {frac:.3f} "
+            f"(target >= 0.8: {'met' if frac >= 0.8 else 'MISSED'})"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark on every network and print the tables, ratios and summary."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=1000, help="steps to simulate (default 1000)")
+    ap.add_argument(
+        "--network",
+        type=Path,
+        action="append",
+        help="network YAML file (repeatable; default: balanced, CUBA and the large network)",
+    )
+    ap.add_argument("--repeat", type=int, default=3, help="runs per backend, best kept (default 3)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="thread counts of the golden model and of Brian2 cpp_standalone (default 1 2)",
+    )
+    ap.add_argument(
+        "--large-scale",
+        type=int,
+        default=100,
+        help="the large network is balanced.yaml this many times larger (default 100: 100k "
+        "neurons); 0 leaves it out",
+    )
+    ap.add_argument("--golden-only", action="store_true", help="measure the golden model alone")
+    ap.add_argument("--no-standalone", action="store_true", help="skip Brian2 cpp_standalone")
+    ap.add_argument("--no-numpy", action="store_true", help="skip the golden model's numpy path")
+    args = ap.parse_args(argv)
+    if args.steps < 1 or args.repeat < 1 or min(args.threads) < 1 or args.large_scale < 0:
+        ap.error("--steps, --repeat and --threads must be >= 1, --large-scale >= 0")
+    b2 = None if args.golden_only else import_brian2()
+    print(f"command: {' '.join([os.path.relpath(sys.executable), *sys.argv])}")
+    print(
+        f"python {sys.version.split()[0]}, numpy {np.__version__}"
+        + (f", brian2 {b2.__version__}" if b2 is not None else "")
+        + f"; {os.cpu_count()} cores"
+    )
+    args.numba_notes = prepare_numba(args.threads)
+    for note in args.numba_notes:
+        print(note)
+    if not args.numba_notes:
+        print(
+            "the golden model runs its numpy path only: numba is not installed (pip install "
+            f'"spikefab[fast]") or {golden.NO_NUMBA_ENV} is set'
+        )
+    print()
+    summaries = []
+    with tempfile.TemporaryDirectory(prefix="spikefab-bench-") as tmp:
+        networks = [(p, False) for p in args.network or []]
+        if not args.network:
+            networks = [(DEFAULT_NETWORK, False), (ROOT / "examples" / "cuba.yaml", False)]
+            if args.large_scale:
+                big = Path(tmp) / f"balanced_x{args.large_scale}.yaml"
+                big.write_text(large_network_yaml(args.large_scale))
+                networks.append((big, True))
+        for path, large in networks:
+            summaries.append(bench_network(path, args, b2, large))
+    print_summary(summaries)
     return 0
 
 
