@@ -13,7 +13,10 @@ Phases of step ``t`` (contract 4.1):
 :class:`GoldenModel` has two paths that give the same results bit for bit:
 
 - the numba path (when numba is installed: ``pip install "spikefab[fast]"``) runs whole
-  steps, or blocks of steps, in the compiled kernel of :mod:`spikefab.sim._kernels`;
+  steps, or blocks of steps, in the compiled kernels of :mod:`spikefab.sim._kernels`, from
+  compact tables (6 bytes per synapse), and with ``threads=K`` splits each step's neurons
+  into ``K`` blocks on as many threads, with the same results bit for bit
+  (``docs/golden.md``);
 - the numpy path vectorizes each phase over neurons and synaptic events, with no Python loop
   over neurons or synapses.
 
@@ -245,7 +248,8 @@ class StepModel:
     n, D
         Number of neurons (sources included) and of ring slots.
     ring
-        ``(D, n)`` dendritic sums waiting to be read, in the model's dtype.
+        ``(D, n)`` dendritic sums waiting to be read, in the model's dtype (on the golden
+        model's numba path ``int32``, or ``int64`` where sums could overflow it).
     is_lif
         Boolean mask of the LIF neurons.
     plastic
