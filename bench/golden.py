@@ -35,9 +35,11 @@ builds ran beside it), 1000 steps, best of 3, events per second::
 
 6.00 bytes per synapse in the golden model's tables (plus 0.08 of pointers); the large
 network loads in 1.64 s and sets up (``GoldenModel(net)``) in 0.56 s, and its golden event
-rate is 1.03 of the balanced network's. A run before it gave 1.040x, 1.745x and 2.632x with one
-thread. The 2-thread figures swing with the other work on the machine: Brian2's OpenMP
-build and the golden model's threads both wait for a core at every step when the other is
+rate is 1.03 of the balanced network's. A run before it gave 1.040x, 1.745x and 2.632x with
+one thread; one after it 1.259x, 1.720x and 2.824x (2.227x, 2.565x and 4.036x with two, the
+large network's event rate 0.91 of the balanced one's). The 2-thread figures swing with the
+other work on the machine: Brian2's OpenMP build and the golden model's threads both wait
+for a core at every step when the other is
 busy (``docs/golden.md``); the golden model runs small networks' steps on one thread.
 
 Backends:
