@@ -611,7 +611,7 @@ def map_devices(
     ValueError
         For a partition that cuts a synapse of delay 1 or a plastic synapse.
     """
-    from spikefab.host.api import _board
+    from spikefab.boards import get_board
     from spikefab.mapping.core_image import FitError
     from spikefab.mapping.devices import partition_devices
     from spikefab.mapping.hardware import (
@@ -630,7 +630,7 @@ def map_devices(
         names = ["sim"] * devices
     else:
         names = [str(d) for d in devices]
-    boards = [None if n == "sim" else _board(n) for n in names]
+    boards = [None if n == "sim" else get_board(n) for n in names]
     hws: list[Any] = [None if b is None else Hardware.from_board(b) for b in boards]
     shares = [
         1.0 if hw is None else float(hw.cores * hw.core.neurons) for hw in hws
