@@ -283,12 +283,18 @@ def open_system(
     port: str | None = None,
     timeout: float | None = None,
     progress: bool = True,
+    in_process: bool = False,
 ) -> Any:
     """Open the device of a system: the low-level request interface (``docs/contract.md`` 8).
 
     ``system`` is the in-process model, ``verilator`` starts the simulation (building it
     once), ``serial`` opens a board on ``port``. The device is a context manager that ends
     the simulation or releases the port, and is checked to be ``config``.
+
+    ``in_process=True`` runs the Verilator simulation inside this process, clocked while the
+    host waits for replies, instead of as a program beside it: one busy process rather than
+    two (what a rank of a multi-device run wants), at the price of the program's isolation
+    and waveforms.
 
     Raises
     ------
@@ -301,6 +307,8 @@ def open_system(
     from spikefab.host.link import LinkError
     from spikefab.host.runtime import check_device
 
+    if in_process and backend == "serial":
+        raise ValueError("a board on a serial port cannot run in process: in_process=False")
     if backend == "system":
         from spikefab.sim.system_model import SystemModel
 
@@ -309,7 +317,7 @@ def open_system(
         from spikefab.host.verilator import open_verilator
 
         device = open_verilator(config, timeout=60.0 if timeout is None else timeout,
-                                progress=progress)  # fmt: skip
+                                progress=progress, in_process=in_process)  # fmt: skip
     elif backend == "serial":
         from spikefab.host.link import LinkDevice, SerialTransport
 
@@ -367,6 +375,7 @@ def run(
     progress: bool | Callable[[int], None] = False,
     devices: int | list[str] | None = None,
     ports: list[str | None] | None = None,
+    sim_process: bool = False,
 ) -> RunResult:
     """Run a network for ``steps`` steps on a backend and return its spikes and probes.
 
@@ -397,6 +406,10 @@ def run(
         MPI ranks started here, and inside a user's ``mpiexec`` each rank runs its own.
         ``image`` may then be a :class:`~spikefab.host.multidevice.DeviceMapping`, and
         ``ports`` gives each rank's serial port (``serial``).
+    sim_process
+        With ``devices`` on ``verilator``: run each rank's simulation as a program beside
+        the rank rather than in the rank's process. Slower (two busy processes per rank),
+        but a simulation that dies is then reported by its rank as a failed device.
 
     Raises
     ------
@@ -410,6 +423,8 @@ def run(
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, not {steps!r}")
+    if sim_process and (devices is None or backend != "verilator"):
+        raise ValueError("sim_process applies to a run over several devices on verilator")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; accepted: {', '.join(BACKENDS)}")
     network = load(net, inputs=inputs)
@@ -423,7 +438,13 @@ def run(
             assert devices is not None
             dm = map_devices(network, devices, placement=placement, seed=seed)
         return run_devices(
-            dm, steps, backend, timeout=timeout, progress=progress is True, ports=ports
+            dm,
+            steps,
+            backend,
+            timeout=timeout,
+            progress=progress is True,
+            ports=ports,
+            in_process=not sim_process,
         )
     with _progress(progress, steps, backend) as bar:
         if backend in ("golden", "float"):

@@ -329,6 +329,13 @@ def _run(
     metavar="A:B",
     help="The steps --waves traces: A .. B-1 (default: the first 10).",
 )
+@click.option(
+    "--sim-process",
+    is_flag=True,
+    help="With --devices and -b verilator: run each rank's simulation as a program beside "
+    "the rank, not in its process (slower; a simulation that dies is reported as a failed "
+    "device).",
+)
 @devices_option
 @placement_option
 @input_options
@@ -345,6 +352,7 @@ def run(
     device_map: Path | None,
     waves: Path | None,
     window: str | None,
+    sim_process: bool,
     devices_value: str | None,
     placement: str,
     input_file: Path | None,
@@ -378,6 +386,8 @@ def run(
         raise click.UsageError("--window says which steps --waves traces: give --waves FILE")
     if waves is not None and (backend != "verilator" or devices is not None):
         raise click.UsageError("--waves traces one Verilator simulation: -b verilator")
+    if sim_process and (backend != "verilator" or devices is None):
+        raise click.UsageError("--sim-process applies to --devices with -b verilator")
     t0 = time.perf_counter()
     if waves is not None:
         from spikefab.host.waves import trace_run
@@ -398,6 +408,7 @@ def run(
             network, image, backend, steps, show, output, board=board_name, port=port,
             timeout=timeout, cores=cores, placement=placement,
             **({"devices": devices, "ports": ports} if devices is not None else {}),
+            **({"sim_process": True} if sim_process else {}),
         )  # fmt: skip
     if _secondary_rank():
         return

@@ -21,6 +21,7 @@ result holds the rounds before it, marked partial, and its error names the devic
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -129,10 +130,18 @@ class PartRun:
             return
         ids = self.inject_id[spikes[:, 1]]
         keep = ids >= 0
+        ids, steps = ids[keep], spikes[keep, 0]
+        if not ids.size:
+            return
         lag = self.plan.lag
-        for t in np.unique(spikes[keep, 0]):
-            sel = keep & (spikes[:, 0] == t)
-            self.pending.setdefault(int(t) + lag, []).append(ids[sel])
+        if steps[0] == steps[-1] and (steps == steps[0]).all():  # a round of one step
+            self.pending.setdefault(int(steps[0]) + lag, []).append(ids)
+            return
+        order = np.argsort(steps, kind="stable")  # in each step, in the order they came
+        steps, ids = steps[order], ids[order]
+        starts = np.flatnonzero(np.diff(steps)) + 1
+        for t, part in zip(steps[np.r_[0, starts]], np.split(ids, starts), strict=True):
+            self.pending.setdefault(int(t) + lag, []).append(part)
 
 
 def _rounds(plan: DevicePlan, steps: int) -> list[int]:
@@ -209,9 +218,9 @@ def run_rank(
     """Run this MPI rank's part (``comm.rank``) in rounds, exchanging spikes with the other
     ranks; return the merged result on rank 0 and ``None`` on the others.
 
-    Every round ends with one ``allgather`` of each rank's outgoing spikes, or of its
-    failure: a rank whose device fails sends its error instead, and every rank then stops,
-    so all end within a round of each other.
+    Every round ends with an exchange of each rank's outgoing spikes, or of its failure: a
+    rank whose device fails sends its error instead, and every rank then stops, so all end
+    within a round of each other.
 
     Raises
     ------
@@ -240,13 +249,12 @@ def run_rank(
         except KeyboardInterrupt:
             out = f"rank {rank} ({name or 'device'}) interrupted after step {done}"
         t1 = time.perf_counter()
-        got = comm.allgather(out)
+        got = _exchange(comm, out)
         stats.seconds_run += t1 - t
         stats.seconds_exchange += time.perf_counter() - t1
         stats.rounds += 1
-        errs = [g for g in got if isinstance(g, str)]
-        if errs:
-            failure = errs[0]
+        if isinstance(got, str):
+            failure = got
             break
         for j, s in enumerate(got):
             stats.spikes_sent += len(s)
@@ -278,6 +286,31 @@ def run_rank(
     merged = merge_results(plan, results, steps)
     merged.exchange = stats  # type: ignore[attr-defined]
     return merged
+
+
+def _exchange(comm: Any, out: np.ndarray | str) -> list[np.ndarray] | str:
+    """Give every rank every rank's ``(step, flat id)`` rows; or, when any rank sends its
+    failure (a text) instead, return the first failure on every rank.
+
+    Two collectives on buffers (the row counts, then the rows): a pickled ``allgather`` of
+    the arrays costs three times as long, and this runs once a round.
+    """
+    from mpi4py import MPI
+
+    failed = isinstance(out, str)
+    rows = np.zeros((0, 2), dtype=np.int32) if failed else np.ascontiguousarray(out, np.int32)
+    counts = np.zeros(comm.size, dtype=np.int64)
+    mine = np.array([-1 if failed else rows.shape[0]], dtype=np.int64)
+    comm.Allgather(mine, counts)
+    if (counts < 0).any():
+        texts = comm.allgather(out if failed else "")
+        return next(t for t in texts if t)
+    sizes = 2 * counts
+    buf = np.empty(int(sizes.sum()), dtype=np.int32)
+    comm.Allgatherv([rows.reshape(-1), MPI.INT32_T], [buf, sizes, MPI.INT32_T])
+    ends = np.cumsum(counts)
+    table = buf.reshape(-1, 2)
+    return [table[e - c : e] for c, e in zip(counts, ends, strict=True)]
 
 
 def merge_results(
@@ -757,6 +790,7 @@ def run_devices(
     timeout: float | None = None,
     progress: bool = False,
     ports: Sequence[str | None] | None = None,
+    in_process: bool = True,
 ) -> RunResult:
     """Run a network mapped over several devices and return the whole network's result.
 
@@ -775,22 +809,35 @@ def run_devices(
     plan = dm.plan
     comm = mpi_world()
     if comm is not None:
-        return _as_rank(comm, dm, steps, backend, timeout, progress, ports)
+        return _as_rank(comm, dm, steps, backend, timeout, progress, ports, in_process)
     if backend == "system":
         from spikefab.sim.system_model import SystemModel
 
         models = [SystemModel(img.config) for img in dm.images]
         return run_in_process(plan, dm.images, models, steps, backend, names=dm.names)
-    return _spawn_ranks(dm, steps, backend, timeout, progress)
+    return _spawn_ranks(dm, steps, backend, timeout, progress, in_process)
 
 
-def _open(dm: DeviceMapping, k: int, backend: str, timeout: float | None, port: str | None) -> Any:
+def _open(
+    dm: DeviceMapping,
+    k: int,
+    backend: str,
+    timeout: float | None,
+    port: str | None,
+    in_process: bool,
+) -> Any:
     from spikefab.host.api import open_system
 
     name = dm.names[k]
     board = None if name == "sim" else name
     return open_system(
-        dm.images[k].config, backend, board=board, port=port, timeout=timeout, progress=False
+        dm.images[k].config,
+        backend,
+        board=board,
+        port=port,
+        timeout=timeout,
+        progress=False,
+        in_process=in_process and backend == "verilator",
     )
 
 
@@ -802,6 +849,7 @@ def _as_rank(
     timeout: float | None,
     progress: bool,
     ports: Sequence[str | None] | None,
+    in_process: bool,
 ) -> RunResult:
     if comm.size != dm.plan.devices:
         raise RuntimeError(
@@ -812,7 +860,7 @@ def _as_rank(
     bar = _bar(progress and k == 0, steps)
     device = None
     try:
-        device = _open(dm, k, backend, timeout, ports[k] if ports else None)
+        device = _open(dm, k, backend, timeout, ports[k] if ports else None, in_process)
     except Exception as e:  # the failure goes to every rank, as a device failure does
         device = _Dead(f"{type(e).__name__}: {e}")
     try:
@@ -866,7 +914,12 @@ def _bar(show: bool, steps: int) -> Any:
 
 
 def _spawn_ranks(
-    dm: DeviceMapping, steps: int, backend: str, timeout: float | None, progress: bool
+    dm: DeviceMapping,
+    steps: int,
+    backend: str,
+    timeout: float | None,
+    progress: bool,
+    in_process: bool,
 ) -> RunResult:
     """Start one MPI rank per device on this machine and collect rank 0's result."""
     import subprocess
@@ -885,19 +938,25 @@ def _spawn_ranks(
         from spikefab.sim.verilator import build_harness
 
         for config in {img.config for img in dm.images}:
-            build_harness(config, progress=progress)
+            build_harness(config, progress=progress, library=in_process)
     with tempfile.TemporaryDirectory(prefix="spikefab-ranks-") as tmp:
         d = Path(tmp)
         save_plan(d / "plan", dm.plan, dm.images, dm.names)
         out = d / "result.npz"
+        # A rank per core, each held to its core: a rank waiting in the exchange spins, and
+        # must not take the core of a rank that computes. (With more ranks than cores the
+        # system shares them out instead.)
+        bind = ["--bind-to", "core"] if dm.plan.devices <= (os.cpu_count() or 1) else []
         cmd = [
-            exe, "-n", str(dm.plan.devices), sys.executable, "-m", "spikefab.host.ranks",
+            exe, *bind, "-n", str(dm.plan.devices), sys.executable, "-m", "spikefab.host.ranks",
             str(d / "plan"), "--backend", backend, "--steps", str(steps), "--out", str(out),
         ]  # fmt: skip
         if timeout is not None:
             cmd += ["--timeout", str(timeout)]
         if progress:
             cmd.append("--progress")
+        if not in_process:
+            cmd.append("--sim-process")
         try:
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL)
         except KeyboardInterrupt:

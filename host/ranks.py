@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="rank 0's result file")
     ap.add_argument("--timeout", type=float, default=None)
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument(
+        "--sim-process",
+        action="store_true",
+        help="run each rank's Verilator simulation as a program of its own",
+    )
     args = ap.parse_args(argv)
     from mpi4py import MPI
 
@@ -33,7 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     dm = DeviceMapping(plan, [None] * plan.devices, images, names)
     try:
         result = run_devices(
-            dm, args.steps, args.backend, timeout=args.timeout, progress=args.progress
+            dm,
+            args.steps,
+            args.backend,
+            timeout=args.timeout,
+            progress=args.progress,
+            in_process=not args.sim_process,
         )
     except RunAbortedError as e:
         # the parent reads the failure from the partial result; a non-zero status would

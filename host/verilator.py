@@ -14,22 +14,30 @@ stdin/stdout::
         device.close()  # ends the simulation
 
 The simulation runs as fast as it can while the device works and sleeps while it is idle.
+
+With ``in_process=True`` the device is the harness built as a shared library and clocked in
+this process (:class:`LibraryTransport`): the host and the simulation take turns on one
+thread instead of running as two processes. That is what a multi-device run on one machine
+wants (one busy process per rank); the separate program keeps the simulation apart from the
+host (a crash of one is reported by the other) and can trace waveforms.
 """
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
 from spikefab.hdl.layouts import SystemConfig
 from spikefab.hdl.top import SIM_TIMEOUT
-from spikefab.host.link import LinkDevice, PipeTransport
+from spikefab.host.link import LinkDevice, LinkError, PipeTransport, Transport
 from spikefab.sim.verilator import build_harness
 
-__all__ = ["VerilatorTransport", "open_verilator"]
+__all__ = ["LibraryTransport", "VerilatorTransport", "open_verilator"]
 
 
 class VerilatorTransport(PipeTransport):
@@ -55,6 +63,102 @@ class VerilatorTransport(PipeTransport):
                 pipe.close()
 
 
+class LibraryTransport(Transport):
+    """The harness built as a shared library, in this process (``sim/harness/lib.cpp``).
+
+    :meth:`write` hands bytes to the device; :meth:`read` clocks the device until it has
+    nothing left to do, has finished a reply frame, has 16 KiB of replies, or has run
+    :attr:`chunk_cycles` cycles, so that the host's timeouts and Ctrl-C are seen between
+    chunks. A device with nothing to do answers nothing:
+    :meth:`read` then sleeps a little and returns no bytes, as a pipe would, and the link's
+    timeout applies.
+    """
+
+    #: Cycles clocked per call at most (about a tenth of a second of simulation).
+    chunk_cycles = 1 << 16
+    #: Requests may be sent ahead without limit: the input is a growing buffer.
+    send_ahead = 1 << 20
+
+    def __init__(self, library: str | Path, plusargs: Sequence[str] = ()):
+        lib = ctypes.CDLL(str(library))
+        lib.spikefab_harness_open.restype = ctypes.c_void_p
+        lib.spikefab_harness_open.argtypes = [
+            ctypes.c_int,
+            ctypes.POINTER(ctypes.c_char_p),
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+        ]
+        lib.spikefab_harness_write.restype = None
+        lib.spikefab_harness_write.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+        lib.spikefab_harness_read.restype = ctypes.c_size_t
+        lib.spikefab_harness_read.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_uint64,
+            ctypes.POINTER(ctypes.c_int),
+        ]
+        for fn in ("spikefab_harness_cycles", "spikefab_harness_busy_cycles"):
+            getattr(lib, fn).restype = ctypes.c_uint64
+            getattr(lib, fn).argtypes = [ctypes.c_void_p]
+        lib.spikefab_harness_close.restype = None
+        lib.spikefab_harness_close.argtypes = [ctypes.c_void_p]
+        self._lib = lib
+        args = [a.encode() for a in plusargs]
+        argv = (ctypes.c_char_p * max(1, len(args)))(*args)
+        err = ctypes.create_string_buffer(512)
+        handle = lib.spikefab_harness_open(len(args), argv, err, len(err))
+        if not handle:
+            raise LinkError(f"the Verilator simulation did not start: {err.value.decode()}")
+        self._handle: int | None = handle
+        self._buf = ctypes.create_string_buffer(1 << 16)
+        self._settled = ctypes.c_int(0)
+
+    def _live(self) -> int:
+        if self._handle is None:
+            raise LinkError("the Verilator simulation has been closed")
+        return self._handle
+
+    def write(self, data: bytes) -> None:
+        self._lib.spikefab_harness_write(self._live(), data, len(data))
+
+    def read(self, timeout: float) -> bytes:
+        n = self._lib.spikefab_harness_read(
+            self._live(), self._buf, len(self._buf), self.chunk_cycles, ctypes.byref(self._settled)
+        )
+        if n:
+            return self._buf.raw[:n]
+        if self._settled.value:
+            # nothing will come until the host sends more: wait as on a pipe, a little
+            time.sleep(min(max(0.0, timeout), 0.01))
+        return b""
+
+    @property
+    def cycles(self) -> int:
+        """Clock cycles simulated so far (reset included)."""
+        return int(self._lib.spikefab_harness_cycles(self._live()))
+
+    @property
+    def busy_cycles(self) -> int:
+        """Cycles since reset in which the design was not idle."""
+        return int(self._lib.spikefab_harness_busy_cycles(self._live()))
+
+    def close(self) -> None:
+        """End the device: the requests written are executed first, as the program does
+        at EOF, and the design's final blocks run."""
+        if self._handle is None:
+            return
+        settled = ctypes.c_int(0)
+        while True:
+            n = self._lib.spikefab_harness_read(
+                self._handle, self._buf, len(self._buf), self.chunk_cycles, ctypes.byref(settled)
+            )
+            if not n and settled.value:
+                break
+        self._lib.spikefab_harness_close(self._handle)
+        self._handle = None
+
+
 def open_verilator(
     config: SystemConfig,
     timeout: float = 10.0,
@@ -64,6 +168,7 @@ def open_verilator(
     stderr: int | IO | None = None,
     waves: str | Path | None = None,
     program: str | Path | None = None,
+    in_process: bool = False,
 ) -> LinkDevice:
     """Start the Verilator simulation of ``config`` and return the device it simulates.
 
@@ -85,7 +190,12 @@ def open_verilator(
         Write an FST waveform here, with the harness built for tracing; tracing starts off
         (``device.transport.trace(True)`` switches it on).
     program
-        A harness already built (of this system), instead of building one.
+        A harness already built (of this system), instead of building one: the program, or
+        with ``in_process`` the library.
+    in_process
+        Run the device in this process (:class:`LibraryTransport`) rather than as a program
+        of its own; ``stderr`` and ``waves`` then do not apply, and ``plusargs`` are only
+        ``+rx-timeout`` and ``+reset``.
 
     Returns
     -------
@@ -99,6 +209,19 @@ def open_verilator(
     spikefab.sim.verilator.HarnessBuildError
         When the harness does not build.
     """
+    if in_process:
+        if waves is not None:
+            raise ValueError("waveforms are traced by the harness program: in_process=False")
+        if program is None:
+            program = build_harness(config, progress=progress, library=True)
+        lib = LibraryTransport(program, [f"+rx-timeout={SIM_TIMEOUT}", *plusargs])
+        try:
+            device = LinkDevice(lib, timeout=timeout)
+        except BaseException:
+            lib.close()
+            raise
+        device.name = "the Verilator simulation (in process)"
+        return device
     if program is None:
         program = build_harness(config, progress=progress, trace=waves is not None)
     if waves is not None:

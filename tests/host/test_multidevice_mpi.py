@@ -1,9 +1,10 @@
-"""One network over several Verilator processes, one MPI rank each (contract section 11).
+"""One network over several Verilator simulations, one MPI rank each (contract section 11).
 
 The ranks are started by spikefab (``mpiexec`` from the mpich wheel), as ``spikefab run
---devices K -b verilator`` starts them; results equal the golden model spike for spike,
-probe for probe and weight for weight. A rank whose simulation is killed ends every rank
-with one line and a partial spike file.
+--devices K -b verilator`` starts them; each runs its simulation in its own process, or
+beside it (``--sim-process``). Results equal the golden model spike for spike, probe for
+probe and weight for weight. A rank whose simulation (beside it) is killed ends every rank
+with one line and a partial spike file; a rank process that is killed ends every rank.
 """
 
 from __future__ import annotations
@@ -42,13 +43,15 @@ def test_compare_balanced_over_devices(devices: int, capsys) -> None:  # type: i
     assert re.search(r"exchange: 150 rounds, [1-9][\d.]* spikes", out), out
 
 
-@pytest.mark.parametrize(("seed", "devices"), [(4, 2), (9, 3), (17, 3)])
-def test_random_partitions_on_verilator_ranks(seed: int, devices: int) -> None:
+@pytest.mark.parametrize(
+    ("seed", "devices", "in_process"), [(4, 2, True), (4, 2, False), (9, 3, True), (17, 3, True)]
+)
+def test_random_partitions_on_verilator_ranks(seed: int, devices: int, in_process: bool) -> None:
     steps = 150
     net = random_multi_net(seed, steps)
     dm = map_devices(net, devices, device_of=random_partition(net, devices, seed))
     assert dm.plan.lag >= 1  # spikes cross devices
-    got = run_devices(dm, steps, "verilator")
+    got = run_devices(dm, steps, "verilator", in_process=in_process)
     want = GoldenModel(net).run(steps)
     same(got, want)
     assert got.exchange.spikes_sent > 0  # type: ignore[attr-defined]
@@ -80,10 +83,11 @@ def harnesses(pid: int) -> list[int]:
 STEPS = 20000
 
 
-def test_a_killed_rank_ends_every_rank_with_a_partial_file(tmp_path: Path) -> None:
+def test_a_killed_simulation_ends_every_rank_with_a_partial_file(tmp_path: Path) -> None:
     out = tmp_path / "spikes.npz"
     cmd = [sys.executable, "-m", "spikefab.host.cli", "run", "balanced", "--devices", "2",
-           "-b", "verilator", "-n", str(STEPS), "-o", str(out), "--progress"]  # fmt: skip
+           "-b", "verilator", "--sim-process", "-n", str(STEPS), "-o", str(out),
+           "--progress"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     err = Stderr(proc)
     deadline = time.monotonic() + 600
@@ -116,6 +120,49 @@ def test_a_killed_rank_ends_every_rank_with_a_partial_file(tmp_path: Path) -> No
     assert cmp.equal, cmp.first
     assert partial.n_spikes == golden.n_spikes > 0
     np.testing.assert_array_equal(partial.step, golden.step)
+
+
+def ranks(pid: int) -> list[int]:
+    found = []
+    for p in descendants(pid):
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                cmdline = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"spikefab.host.ranks" in cmdline and not any(b"mpiexec" in a for a in cmdline):
+            found.append(p)
+    return found
+
+
+def test_a_killed_rank_process_ends_every_rank(tmp_path: Path) -> None:
+    """With the simulations inside the ranks, the device and its rank die together: every
+    other rank is ended within seconds and the command says a rank's process died (no
+    result to save: the dead rank held its part's spikes)."""
+    out = tmp_path / "spikes.npz"
+    cmd = [sys.executable, "-m", "spikefab.host.cli", "run", "balanced", "--devices", "2",
+           "-b", "verilator", "-n", str(10 * STEPS), "-o", str(out), "--progress"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err = Stderr(proc)
+    deadline = time.monotonic() + 600
+    while not re.search(rf"([1-9]\d{{3,}})/{10 * STEPS}", err.text):  # a thousand steps on
+        assert proc.poll() is None, err.text
+        assert time.monotonic() < deadline, err.text
+        time.sleep(0.02)
+    assert not harnesses(proc.pid)  # no simulation runs beside a rank
+    victims = ranks(proc.pid)
+    assert len(victims) == 2, victims
+    os.kill(max(victims), signal.SIGKILL)
+    t_kill = time.monotonic()
+    proc.wait(timeout=60)
+    ended = time.monotonic() - t_kill
+    stderr = err.join(proc)
+    assert ended < 10, f"the ranks took {ended:.1f} s to end"
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    lines = [ln for ln in re.split(r"[\r\n]+", stderr) if ln.strip()]
+    assert re.search(r"the 2 MPI ranks ended without a result .*a rank's process died", lines[-1])
+    assert not ranks(proc.pid) and not out.exists()
 
 
 def test_the_same_command_under_the_users_mpiexec(tmp_path: Path) -> None:

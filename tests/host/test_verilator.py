@@ -1,7 +1,9 @@
-"""The whole device in Verilator, spoken to through the harness's pipes (contract 8).
+"""The whole device in Verilator, spoken to through the harness's pipes and, in this
+process, through the harness built as a library (contract 8).
 
 The first test to run builds the harness (a minute or two, once: the build is cached, and
-concurrent workers wait for one another); most tests share one running simulation.
+concurrent workers wait for one another); most tests share one running simulation of each
+kind.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from spikefab.hdl.layouts import (
     pack,
 )
 from spikefab.hdl.protocol import ErrorCode, FrameDecoder, Op, Target, encode_frame, word_size
-from spikefab.host.link import DeviceError, LinkDevice
+from spikefab.host.link import DeviceError, LinkDevice, LinkTimeoutError
 from spikefab.host.verilator import open_verilator
 from spikefab.sim.verilator import build_harness
 
@@ -38,12 +40,16 @@ CONFIG = SystemConfig(
 TIMEOUT = 30.0
 
 
-@pytest.fixture(scope="module")
-def device():
-    dev = open_verilator(CONFIG, timeout=TIMEOUT)
+@pytest.fixture(scope="module", params=["program", "in process"])
+def device(request):
+    """One running simulation: the harness as a program on pipes, or as a library in this
+    process; every test that takes it runs on both."""
+    in_process = request.param == "in process"
+    dev = open_verilator(CONFIG, timeout=TIMEOUT, in_process=in_process)
     yield dev
     dev.close()
-    assert dev.transport.proc.returncode == 0
+    if not in_process:
+        assert dev.transport.proc.returncode == 0
 
 
 def replies(dev: LinkDevice, n: int) -> list[bytes]:
@@ -319,6 +325,40 @@ def test_injected_source_reaches_the_host(device):
     assert spikes == [(start, [C * N + 3])]
     assert steps == [(start, 1), (start + 1, 0), (start + 2, 0)]
     clear_routes(device)
+
+
+def test_silence_times_out(device):
+    """A device that has nothing to say says nothing: the host gives up after its timeout,
+    with an error naming what it waited for, rather than waiting for ever (the library's
+    device, settled, is not clocked for ever either), and the link still works."""
+    start = time.monotonic()
+    with pytest.raises(LinkTimeoutError, match=r"no reply to a reply never asked within 0\.5 s"):
+        device.receive("a reply never asked", timeout=0.5)
+    assert 0.5 <= time.monotonic() - start < 5
+    assert device.info().cores == CONFIG.cores
+
+
+def test_two_systems_in_one_process():
+    """The libraries of two systems loaded in one process keep their own Verilator runtime
+    (each binds its symbols to itself): both answer as their own system, and both run."""
+    other = SystemConfig(
+        cores=1,
+        core=CoreConfig(neurons=32, axons=16, synapses=32, delay_slots=4),
+        sources=4,
+        route_entries=32,
+    )
+    a = open_verilator(CONFIG, timeout=TIMEOUT, in_process=True)
+    b = open_verilator(other, timeout=TIMEOUT, in_process=True)
+    try:
+        assert (a.info().cores, a.info().neurons) == (CONFIG.cores, CONFIG.core.neurons)
+        assert (b.info().cores, b.info().neurons) == (other.cores, other.core.neurons)
+        for dev in (a, b, a):
+            start = dev.status()["step"]
+            dev.run(3, lambda step, ids: None)
+            assert dev.status()["step"] == start + 3
+    finally:
+        a.close()
+        b.close()
 
 
 def test_close_ends_the_simulation():
