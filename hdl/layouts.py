@@ -8,6 +8,7 @@ here; the mapper packs memory images with :func:`pack` and the host unpacks repl
 from __future__ import annotations
 
 import enum as py_enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -446,14 +447,22 @@ def expand_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return shift + np.arange(total, dtype=np.int64)
 
 
-def field_of(words: np.ndarray, layout: data.StructLayout, name: str) -> np.ndarray:
-    """Return one field of an array of packed words (sign-extended where it is signed)."""
+@functools.cache
+def _field_bits(layout: data.StructLayout, name: str) -> tuple[np.uint64, np.uint64, int, bool]:
+    """The shift, the mask, the width and the signedness of a field (asked once a step for
+    every probe, so kept)."""
     f = layout[name]
     shape = Shape.cast(f.shape)
+    return np.uint64(f.offset), np.uint64((1 << shape.width) - 1), shape.width, shape.signed
+
+
+def field_of(words: np.ndarray, layout: data.StructLayout, name: str) -> np.ndarray:
+    """Return one field of an array of packed words (sign-extended where it is signed)."""
+    shift, mask, width, signed = _field_bits(layout, name)
     w = np.asarray(words, dtype=np.uint64)
-    v = ((w >> np.uint64(f.offset)) & np.uint64((1 << shape.width) - 1)).astype(np.int64)
-    if shape.signed:
-        v = np.where(v >= 1 << (shape.width - 1), v - (1 << shape.width), v)
+    v = ((w >> shift) & mask).astype(np.int64)
+    if signed:
+        v = np.where(v >= 1 << (width - 1), v - (1 << width), v)
     return v
 
 

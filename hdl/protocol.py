@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import binascii
 import enum
+import functools
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -200,7 +201,7 @@ class Message:
     reply: str = ""
     sized: bool = False
 
-    @property
+    @functools.cached_property
     def header_size(self) -> int:
         """Bytes of the opcode and the fixed fields."""
         return 1 + sum(f.size for f in self.fields)
@@ -222,7 +223,7 @@ class Message:
     def field(self, name: str) -> Field:
         return self.fields[[f.name for f in self.fields].index(name)]
 
-    @property
+    @functools.cached_property
     def _header(self) -> struct.Struct:
         return struct.Struct("<B" + "".join(_CODES[f.size] for f in self.fields))
 

@@ -229,6 +229,7 @@ class LinkDevice:
         self._step: int | None = None  # the number of the next step, once known
         self._info: DeviceInfo | None = None  # the device's R_INFO, once asked
         self._config: SystemConfig | None = None  # its sizes, for the words' sizes
+        self._word_sizes: dict[tuple[int, int], int] = {}  # (target, mem): bytes per word
         self.transport.write(bytes([0xC0]))  # flush any partial frame on the line
 
     # frames ------------------------------------------------------------------------------
@@ -382,10 +383,13 @@ class LinkDevice:
 
     def word_size(self, target: int, mem: int) -> int:
         """Bytes of a word of ``mem`` of ``target`` on the link (asks INFO once)."""
-        if self._config is None:
-            self.info()
-        assert self._config is not None
-        return word_size(self._config, target, mem)
+        size = self._word_sizes.get((target, mem))
+        if size is None:
+            if self._config is None:
+                self.info()
+            assert self._config is not None
+            size = self._word_sizes[target, mem] = word_size(self._config, target, mem)
+        return size
 
     def _note_step(self, target: int, mem: int, addr: int, words: Sequence[int]) -> None:
         """Follow writes to the STEP register: a run's replies count steps from it."""

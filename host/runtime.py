@@ -15,7 +15,7 @@ import numpy as np
 from spikefab.hdl.layouts import NEURON_STATE, CoreMem, SystemConfig, SystemMem, SystemReg, field_of
 from spikefab.hdl.protocol import DeviceInfo, LinkError, Target
 from spikefab.mapping.image import Image
-from spikefab.mapping.network import Network
+from spikefab.mapping.network import Network, Probe
 from spikefab.sim.results import ProbeTrace, RunAbortedError, RunResult
 
 __all__ = ["Device", "DeviceRun", "check_device", "load", "read_weights", "run_network"]
@@ -209,6 +209,7 @@ class DeviceRun:
                 f"the image has no learning tables for plastic projection(s) "
                 f"{', '.join(missing)}: map the network for cores with the learning unit"
             )
+        self._plans: dict[str, list[tuple[int, int, int, np.ndarray, np.ndarray]]] = {}
         self.samples: dict[str, tuple[list[int], list[np.ndarray]]] = {
             pb.key: ([], []) for pb in self.state_probes + self.weight_probes
         }
@@ -229,43 +230,56 @@ class DeviceRun:
         if self.progress is not None:
             self.progress(1)
 
+    def _probe_plan(self, pb: Probe) -> list[tuple[int, int, int, np.ndarray, np.ndarray]]:
+        """The reads of a state probe, computed once: ``(core, first slot, count, the
+        probe's entries on that core, their slots less the first)`` per core it is on."""
+        plan = self._plans.get(pb.key)
+        if plan is None:
+            p = self.net.populations[pb.target]
+            idx = np.arange(p.size) if pb.neurons is None else np.asarray(pb.neurons)
+            cores_ = self.image.core_of[p.name][idx]
+            neurons_ = self.image.neuron_of[p.name][idx]
+            plan = []
+            for k in np.unique(cores_):
+                sel = np.flatnonzero(cores_ == k)
+                lo, hi = int(neurons_[sel].min()), int(neurons_[sel].max())
+                plan.append((int(k), lo, hi - lo + 1, sel, neurons_[sel] - lo))
+            self._plans[pb.key] = plan
+        return plan
+
     def _sample(self, t: int) -> None:
         """Read the probes of step ``t``; a sample is kept once all its words are in."""
         net, image, device = self.net, self.image, self.device
         for pb in self.state_probes:
             if t % pb.every:
                 continue
-            p = net.populations[pb.target]
-            idx = np.arange(p.size) if pb.neurons is None else pb.neurons
-            cores_, neurons_ = image.core_of[p.name][idx], image.neuron_of[p.name][idx]
-            vals = np.zeros(idx.size, dtype=np.int64)
-            ks = [int(k) for k in np.unique(cores_)]
-            left = [len(ks)]
+            plan = self._probe_plan(pb)
+            vals = np.zeros(sum(sel.size for _, _, _, sel, _ in plan), dtype=np.int64)
+            left = [len(plan)]
 
             def got(
                 words: list[int],
-                k: int,
-                pb=pb,
-                vals=vals,
-                cores_=cores_,
-                neurons_=neurons_,
-                left=left,
+                sel: np.ndarray,
+                at: np.ndarray,
+                pb: Probe = pb,
+                vals: np.ndarray = vals,
+                left: list[int] = left,
             ) -> None:
-                sel = cores_ == k
-                lo = int(neurons_[sel].min())
                 w = np.asarray(words, dtype=np.uint64)
-                vals[sel] = field_of(w, NEURON_STATE, pb.variable)[neurons_[sel] - lo]
+                vals[sel] = field_of(w[at], NEURON_STATE, pb.variable)
                 left[0] -= 1
                 if not left[0]:
                     ts, vs = self.samples[pb.key]
                     ts.append(t)
                     vs.append(vals)
 
-            for k in ks:
-                sel = cores_ == k
-                lo, hi = int(neurons_[sel].min()), int(neurons_[sel].max())
+            for k, lo, count, sel, at in plan:
                 device.read(
-                    k, CoreMem.STATE.value, lo, hi - lo + 1, then=lambda w, k=k, got=got: got(w, k)
+                    k,
+                    CoreMem.STATE.value,
+                    lo,
+                    count,
+                    then=lambda w, sel=sel, at=at, got=got: got(w, sel, at),
                 )
         due = [pb for pb in self.weight_probes if t % pb.every == 0]
         if due:
