@@ -66,6 +66,7 @@ def main() -> int:
                   f"{_spread(times)}; {image.config.cores} cores of {image.config.core.neurons} "
                   f"neurons; {one.cycles_per_step:.0f} cycles per step)")  # fmt: skip
         t1 = min(min(times) for times in singles.values())
+        t1_rank = min(singles["in process"])
         for k in ranks:
             dm = map_devices(net, k, rates=200)
             runs = []
@@ -84,7 +85,10 @@ def main() -> int:
                   f"{cores.core.neurons} neurons each; {res.cycles_per_step:.0f} cycles per "
                   "step on the slowest device)")  # fmt: skip
             print(f"    speed-up {t1 / tk:.2f}x, parallel efficiency {100 * t1 / (k * tk):.0f}% "
-                  "(against the faster one-device run)")  # fmt: skip
+                  "against the faster one-device run")  # fmt: skip
+            print(f"    speed-up {t1_rank / tk:.2f}x, parallel efficiency "
+                  f"{100 * t1_rank / (k * tk):.0f}% against one rank in process (the same "
+                  "runtime on one core)")  # fmt: skip
             print(f"    exchange: {ex.rounds} rounds of {dm.plan.lag or args.steps} steps, "
                   f"{ex.spikes_sent / args.steps:.1f} spikes and "
                   f"{ex.bytes_sent / args.steps:.0f} bytes per step")  # fmt: skip

@@ -159,9 +159,10 @@ class Device {
         return !out_.empty() && (out_.size() >= limit || cycle_ - last_tx_ >= FLUSH_GAP);
     }
 
-    // A reply frame is complete (the last byte out is END) and the design has paused since.
-    bool frame_out() const {
-        return !out_.empty() && out_.back() == END && cycle_ - last_tx_ >= FLUSH_GAP;
+    // A reply frame is complete: the last byte out is END, and no byte has followed it for
+    // `gap` cycles (at least 2: a frame that follows at once starts with END too).
+    bool frame_out(uint64_t gap) const {
+        return !out_.empty() && out_.back() == END && cycle_ - last_tx_ >= gap;
     }
 
     std::vector<uint8_t>& output() { return out_; }

@@ -22,6 +22,7 @@
 namespace {
 
 constexpr size_t OUTPUT_LIMIT = 1 << 14;  // return once this much output is waiting
+constexpr uint64_t FRAME_GAP = 2;         // ... or this many cycles after a frame's last END
 
 struct Handle {
     std::unique_ptr<VerilatedContext> ctx;
@@ -73,7 +74,7 @@ void spikefab_harness_write(void* handle, const uint8_t* data, size_t n) {
 }
 
 // Clock the device until it has nothing to do without more input, until a reply frame is
-// complete and the design has paused since, until much output is waiting, or for at most
+// complete (and no other has started), until much output is waiting, or for at most
 // max_cycles. (Unlike the program, it does not hand on output at every pause: nothing else
 // runs meanwhile, and one call per frame is cheaper than one per burst of a frame.) Copies
 // up to cap bytes of output to buf and returns how many; *settled is set to 1 when the
@@ -88,7 +89,7 @@ size_t spikefab_harness_read(void* handle, uint8_t* buf, size_t cap, uint64_t ma
         h->out_pos = 0;
         for (uint64_t i = 0; i < max_cycles && !dev.settled(); ++i) {
             dev.tick();
-            if (out.size() >= OUTPUT_LIMIT || dev.frame_out()) break;
+            if (out.size() >= OUTPUT_LIMIT || dev.frame_out(FRAME_GAP)) break;
         }
     }
     const size_t n = std::min(cap, out.size() - h->out_pos);
