@@ -795,9 +795,10 @@ def run_devices(
     """Run a network mapped over several devices and return the whole network's result.
 
     ``system`` runs every part in this process; ``verilator`` starts one MPI rank per device
-    (``mpiexec``, one Verilator process each); inside a user's ``mpiexec`` (a cluster), each
-    rank runs its own device (``serial``: the board and port of its rank) and every rank but
-    0 returns a result holding no spikes.
+    (``mpiexec``), each running its Verilator simulation in its own process (``in_process``;
+    else as a program beside it); inside a user's ``mpiexec`` (a cluster), each rank runs its
+    own device (``serial``: the board and port of its rank) and every rank but 0 returns a
+    result holding no spikes.
 
     Raises
     ------
