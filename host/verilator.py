@@ -69,15 +69,17 @@ class LibraryTransport(Transport):
     :meth:`write` hands bytes to the device; :meth:`read` clocks the device until it has
     nothing left to do, has finished a reply frame, has 16 KiB of replies, or has run
     :attr:`chunk_cycles` cycles, so that the host's timeouts and Ctrl-C are seen between
-    chunks. A device with nothing to do answers nothing:
-    :meth:`read` then sleeps a little and returns no bytes, as a pipe would, and the link's
-    timeout applies.
+    chunks. A device with nothing to do answers nothing: :meth:`read` then sleeps a little
+    and returns no bytes, as a pipe would, and the link's timeout applies.
     """
 
     #: Cycles clocked per call at most (about a tenth of a second of simulation).
     chunk_cycles = 1 << 16
-    #: Requests may be sent ahead without limit: the input is a growing buffer.
+    #: Bytes of requests sent ahead of their replies: the device's input is a buffer that
+    #: grows, so the limit only bounds the replies waiting to be read.
     send_ahead = 1 << 20
+    #: Seconds :meth:`close` lets the device finish the requests written.
+    close_timeout = 5.0
 
     def __init__(self, library: str | Path, plusargs: Sequence[str] = ()):
         lib = ctypes.CDLL(str(library))
@@ -127,7 +129,7 @@ class LibraryTransport(Transport):
             self._live(), self._buf, len(self._buf), self.chunk_cycles, ctypes.byref(self._settled)
         )
         if n:
-            return self._buf.raw[:n]
+            return ctypes.string_at(self._buf, n)
         if self._settled.value:
             # nothing will come until the host sends more: wait as on a pipe, a little
             time.sleep(min(max(0.0, timeout), 0.01))
@@ -144,12 +146,14 @@ class LibraryTransport(Transport):
         return int(self._lib.spikefab_harness_busy_cycles(self._live()))
 
     def close(self) -> None:
-        """End the device: the requests written are executed first, as the program does
-        at EOF, and the design's final blocks run."""
+        """End the device: the requests written are executed first (for at most
+        :attr:`close_timeout` seconds), as the program does at EOF, and the design's final
+        blocks run."""
         if self._handle is None:
             return
         settled = ctypes.c_int(0)
-        while True:
+        deadline = time.monotonic() + self.close_timeout
+        while time.monotonic() < deadline:
             n = self._lib.spikefab_harness_read(
                 self._handle, self._buf, len(self._buf), self.chunk_cycles, ctypes.byref(settled)
             )
