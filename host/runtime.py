@@ -15,7 +15,7 @@ import numpy as np
 from spikefab.hdl.layouts import NEURON_STATE, CoreMem, SystemConfig, SystemMem, SystemReg, field_of
 from spikefab.hdl.protocol import DeviceInfo, LinkError, Target
 from spikefab.mapping.image import Image
-from spikefab.mapping.network import Network, Probe
+from spikefab.mapping.network import Network, Probe, SpikeSource
 from spikefab.sim.results import ProbeTrace, RunAbortedError, RunResult
 
 __all__ = ["Device", "DeviceRun", "check_device", "load", "read_weights", "run_network"]
@@ -153,6 +153,11 @@ def run_network(
         raise RunAbortedError(run.partial(e), e) from e
 
 
+def _silent(source: SpikeSource) -> bool:
+    """An explicit source with no spikes."""
+    return source.kind == "explicit" and source.steps is not None and source.steps.size == 0
+
+
 class DeviceRun:
     """A run of a network on a device, advanced a block of steps at a time.
 
@@ -183,8 +188,11 @@ class DeviceRun:
         self.step = 0  # the next step to send
         self.pops = list(net.populations.values())
         self.pop_of_gid, self.idx_of_gid = image.gid_table(net)
+        # (a source that never spikes, such as a multi-device run's proxy, needs no stream)
         self.streams = {
-            p.name: p.source.stream(p.size, net.dt_ms) for p in self.pops if p.source is not None
+            p.name: p.source.stream(p.size, net.dt_ms)
+            for p in self.pops
+            if p.source is not None and not _silent(p.source)
         }
         # the source neurons recorded (all, or those of the spikes probes)
         self.src_mask: dict[str, np.ndarray] = {}
