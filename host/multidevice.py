@@ -64,6 +64,9 @@ class ExchangeStats:
     per_rank: list[dict[str, float]] = field(default_factory=list)
 
 
+_NONE = np.zeros(0, dtype=np.int64)  # no spikes from other devices for a step
+
+
 class PartRun:
     """One device's run of its part: rounds of steps, with the spikes of the others injected.
 
@@ -114,14 +117,19 @@ class PartRun:
         """Run the next ``n`` steps with what is due from the other devices; return the
         spikes the others need, as ``(step, flat id)`` rows of an int32 array."""
         t0 = self.run.step
-        extra = [
-            np.concatenate(self.pending.pop(t0 + k)) if (t0 + k) in self.pending else np.zeros(0)
-            for k in range(n)
-        ]
+        extra = []
+        for k in range(n):
+            due = self.pending.pop(t0 + k, None)
+            extra.append(_NONE if due is None else due[0] if len(due) == 1 else np.concatenate(due))
         steps, gids = self.run.advance(n, extra, wait=True)
-        flat = self.flat_of_gid[gids] if gids.size else gids
-        keep = flat >= 0
-        return np.stack([steps[keep], flat[keep]], axis=1).astype(np.int32)
+        out = np.empty((gids.size, 2), dtype=np.int32)
+        if gids.size:
+            flat = self.flat_of_gid[gids]
+            keep = flat >= 0
+            out = out[: int(keep.sum())]
+            out[:, 0] = steps[keep]
+            out[:, 1] = flat[keep]
+        return out
 
     def receive(self, spikes: np.ndarray) -> None:
         """Schedule the spikes of other devices (``(step, flat id)`` rows) that this device
