@@ -122,13 +122,11 @@ class PartRun:
             due = self.pending.pop(t0 + k, None)
             extra.append(_NONE if due is None else due[0] if len(due) == 1 else np.concatenate(due))
         steps, gids = self.run.advance(n, extra, wait=True)
-        out = np.empty((gids.size, 2), dtype=np.int32)
-        if gids.size:
-            flat = self.flat_of_gid[gids]
-            keep = flat >= 0
-            out = out[: int(keep.sum())]
-            out[:, 0] = steps[keep]
-            out[:, 1] = flat[keep]
+        flat = self.flat_of_gid[gids]
+        keep = flat >= 0
+        out = np.empty((int(keep.sum()), 2), dtype=np.int32)
+        out[:, 0] = steps[keep]
+        out[:, 1] = flat[keep]
         return out
 
     def receive(self, spikes: np.ndarray) -> None:
@@ -142,9 +140,6 @@ class PartRun:
         if not ids.size:
             return
         lag = self.plan.lag
-        if steps[0] == steps[-1] and (steps == steps[0]).all():  # a round of one step
-            self.pending.setdefault(int(steps[0]) + lag, []).append(ids)
-            return
         order = np.argsort(steps, kind="stable")  # in each step, in the order they came
         steps, ids = steps[order], ids[order]
         starts = np.flatnonzero(np.diff(steps)) + 1

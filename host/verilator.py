@@ -100,9 +100,6 @@ class LibraryTransport(Transport):
             ctypes.c_uint64,
             ctypes.POINTER(ctypes.c_int),
         ]
-        for fn in ("spikefab_harness_cycles", "spikefab_harness_busy_cycles"):
-            getattr(lib, fn).restype = ctypes.c_uint64
-            getattr(lib, fn).argtypes = [ctypes.c_void_p]
         lib.spikefab_harness_close.restype = None
         lib.spikefab_harness_close.argtypes = [ctypes.c_void_p]
         self._lib = lib
@@ -124,10 +121,17 @@ class LibraryTransport(Transport):
     def write(self, data: bytes) -> None:
         self._lib.spikefab_harness_write(self._live(), data, len(data))
 
-    def read(self, timeout: float) -> bytes:
-        n = self._lib.spikefab_harness_read(
-            self._live(), self._buf, len(self._buf), self.chunk_cycles, ctypes.byref(self._settled)
+    def _clock(self, handle: int) -> int:
+        """Clock the device (one call of the library's read); return the bytes it gave in
+        ``_buf``, and set ``_settled``."""
+        return int(
+            self._lib.spikefab_harness_read(
+                handle, self._buf, len(self._buf), self.chunk_cycles, ctypes.byref(self._settled)
+            )
         )
+
+    def read(self, timeout: float) -> bytes:
+        n = self._clock(self._live())
         if n:
             return ctypes.string_at(self._buf, n)
         if self._settled.value:
@@ -135,29 +139,15 @@ class LibraryTransport(Transport):
             time.sleep(min(max(0.0, timeout), 0.01))
         return b""
 
-    @property
-    def cycles(self) -> int:
-        """Clock cycles simulated so far (reset included)."""
-        return int(self._lib.spikefab_harness_cycles(self._live()))
-
-    @property
-    def busy_cycles(self) -> int:
-        """Cycles since reset in which the design was not idle."""
-        return int(self._lib.spikefab_harness_busy_cycles(self._live()))
-
     def close(self) -> None:
         """End the device: the requests written are executed first (for at most
         :attr:`close_timeout` seconds), as the program does at EOF, and the design's final
         blocks run."""
         if self._handle is None:
             return
-        settled = ctypes.c_int(0)
         deadline = time.monotonic() + self.close_timeout
         while time.monotonic() < deadline:
-            n = self._lib.spikefab_harness_read(
-                self._handle, self._buf, len(self._buf), self.chunk_cycles, ctypes.byref(settled)
-            )
-            if not n and settled.value:
+            if not self._clock(self._handle) and self._settled.value:
                 break
         self._lib.spikefab_harness_close(self._handle)
         self._handle = None

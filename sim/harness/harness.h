@@ -35,6 +35,7 @@ namespace spikefab {
 
 constexpr uint8_t END = 0xC0;                // SLIP frame delimiter
 constexpr uint64_t FLUSH_GAP = 16;           // output is due after this many cycles without a byte
+constexpr size_t OUTPUT_LIMIT = 1 << 14;     // ... or once this much of it is waiting
 constexpr uint64_t RX_MARGIN = 64;           // cycles after the receiver's timeout
 constexpr uint64_t STUCK_QUIET = 1u << 17;   // quiet cycles that count as idle if `idle` is stuck
 constexpr uint64_t PROBE_CYCLES = 1u << 16;  // cycles after reset in which `idle` must rise
@@ -155,8 +156,8 @@ class Device {
     bool quiet() const { return out_.empty() && settled(); }
 
     // Output should be handed on: there is a lot of it, or the design has paused.
-    bool output_due(size_t limit) const {
-        return !out_.empty() && (out_.size() >= limit || cycle_ - last_tx_ >= FLUSH_GAP);
+    bool output_due() const {
+        return !out_.empty() && (out_.size() >= OUTPUT_LIMIT || cycle_ - last_tx_ >= FLUSH_GAP);
     }
 
     // A reply frame is complete: the last byte out is END, and no byte has followed it for

@@ -21,8 +21,7 @@
 
 namespace {
 
-constexpr size_t OUTPUT_LIMIT = 1 << 14;  // return once this much output is waiting
-constexpr uint64_t FRAME_GAP = 2;         // ... or this many cycles after a frame's last END
+constexpr uint64_t FRAME_GAP = 2;  // return this many cycles after a frame's last END
 
 struct Handle {
     std::unique_ptr<VerilatedContext> ctx;
@@ -89,7 +88,7 @@ size_t spikefab_harness_read(void* handle, uint8_t* buf, size_t cap, uint64_t ma
         h->out_pos = 0;
         for (uint64_t i = 0; i < max_cycles && !dev.settled(); ++i) {
             dev.tick();
-            if (out.size() >= OUTPUT_LIMIT || dev.frame_out(FRAME_GAP)) break;
+            if (out.size() >= spikefab::OUTPUT_LIMIT || dev.frame_out(FRAME_GAP)) break;
         }
     }
     const size_t n = std::min(cap, out.size() - h->out_pos);
@@ -97,14 +96,6 @@ size_t spikefab_harness_read(void* handle, uint8_t* buf, size_t cap, uint64_t ma
     h->out_pos += n;
     *settled = h->out_pos == out.size() && dev.settled() ? 1 : 0;
     return n;
-}
-
-uint64_t spikefab_harness_cycles(void* handle) {
-    return static_cast<Handle*>(handle)->dev->cycles();
-}
-
-uint64_t spikefab_harness_busy_cycles(void* handle) {
-    return static_cast<Handle*>(handle)->dev->busy_cycles();
 }
 
 // End the device (final blocks run) and free it.

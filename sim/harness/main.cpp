@@ -51,7 +51,6 @@ namespace {
 using spikefab::Device;
 
 constexpr size_t READ_CHUNK = 1 << 16;      // bytes per read() of stdin
-constexpr size_t FLUSH_SIZE = 1 << 14;      // write stdout once this much is buffered
 constexpr uint64_t READ_EVERY = 256;        // cycles between reads while input is exhausted
 constexpr uint64_t IDLE_BATCH = 64;         // cycles clocked per poll() wake-up while idle
 constexpr int POLL_MS = 1;                  // first poll() timeout while idle ...
@@ -133,7 +132,7 @@ class Harness {
             while (!dev_->quiet()) {
                 dev_->tick();
                 if (!dev_->input_left() && dev_->cycles() - last_read_ >= READ_EVERY) refill();
-                if (dev_->output_due(FLUSH_SIZE)) flush();
+                if (dev_->output_due()) flush();
             }
             flush();
             refill();

@@ -83,6 +83,20 @@ def harnesses(pid: int) -> list[int]:
 STEPS = 20000
 
 
+def kill_and_wait(proc: subprocess.Popen, err: Stderr, victim: int) -> tuple[str, list[str]]:
+    """Kill ``victim`` and check that the command ends within 10 s, with status 1 and no
+    traceback; return its stderr and the stderr's non-empty lines."""
+    os.kill(victim, signal.SIGKILL)
+    t_kill = time.monotonic()
+    proc.wait(timeout=60)
+    ended = time.monotonic() - t_kill
+    stderr = err.join(proc)
+    assert ended < 10, f"the ranks took {ended:.1f} s to end"
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    return stderr, [ln for ln in re.split(r"[\r\n]+", stderr) if ln.strip()]
+
+
 def test_a_killed_simulation_ends_every_rank_with_a_partial_file(tmp_path: Path) -> None:
     out = tmp_path / "spikes.npz"
     cmd = [sys.executable, "-m", "spikefab.host.cli", "run", "balanced", "--devices", "2",
@@ -99,16 +113,8 @@ def test_a_killed_simulation_ends_every_rank_with_a_partial_file(tmp_path: Path)
         assert proc.poll() is None, err.text
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    victim = max(harnesses(proc.pid))
-    os.kill(victim, signal.SIGKILL)
-    t_kill = time.monotonic()
-    proc.wait(timeout=60)
-    ended = time.monotonic() - t_kill
-    stderr = err.join(proc)
-    assert ended < 10, f"the ranks took {ended:.1f} s to end"
-    assert proc.returncode == 1, stderr
-    assert "Traceback" not in stderr and "BAD TERMINATION" not in stderr, stderr
-    lines = [ln for ln in re.split(r"[\r\n]+", stderr) if ln.strip()]
+    stderr, lines = kill_and_wait(proc, err, max(harnesses(proc.pid)))
+    assert "BAD TERMINATION" not in stderr, stderr
     assert re.search(r"rank [01] \(sim, verilator\) failed after step \d+", lines[-1]), stderr
     assert "complete steps are saved" in lines[-1], stderr
     assert not harnesses(proc.pid)
@@ -152,15 +158,7 @@ def test_a_killed_rank_process_ends_every_rank(tmp_path: Path) -> None:
     assert not harnesses(proc.pid)  # no simulation runs beside a rank
     victims = ranks(proc.pid)
     assert len(victims) == 2, victims
-    os.kill(max(victims), signal.SIGKILL)
-    t_kill = time.monotonic()
-    proc.wait(timeout=60)
-    ended = time.monotonic() - t_kill
-    stderr = err.join(proc)
-    assert ended < 10, f"the ranks took {ended:.1f} s to end"
-    assert proc.returncode == 1, stderr
-    assert "Traceback" not in stderr, stderr
-    lines = [ln for ln in re.split(r"[\r\n]+", stderr) if ln.strip()]
+    _, lines = kill_and_wait(proc, err, max(victims))
     assert re.search(r"the 2 MPI ranks ended without a result .*a rank's process died", lines[-1])
     assert not ranks(proc.pid) and not out.exists()
 
